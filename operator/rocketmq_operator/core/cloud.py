@@ -1,0 +1,336 @@
+"""Wire models of the DMS for RocketMQ management API (snake_case, as the cloud spells it).
+
+Why here, in the pure core: the spec<->cloud mapping and the decisions need these shapes, and
+only pydantic may describe them, so the client, the mapping and the tests agree by construction.
+
+Requests forbid unknown fields (a typo must fail here, not at the cloud). Responses ignore unknown
+fields (the cloud documents that new ones may appear at any time) and coerce the documented type
+quirks: ``created_at`` is a string of epoch milliseconds, numbers and booleans may come as strings,
+restart ``nodes`` may be strings or ``{"name": ...}`` objects, statuses are an open set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENGINE = "reliability"
+"""The engine name the SDK and Terraform send; ``rocketmq`` is an alias the cloud also accepts."""
+
+
+class WireRequest(BaseModel):
+    """A request body: unknown fields are a bug on our side, so they are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body as the cloud expects it: unset optional fields are left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class WireResponse(BaseModel):
+    """A response body: unknown fields are ignored, never an error."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# Instance statuses (reference section 3). The set is open: an unknown one passes through.
+CREATING = "CREATING"
+CREATEFAILED = "CREATEFAILED"
+RUNNING = "RUNNING"
+ERROR = "ERROR"
+RESTARTING = "RESTARTING"
+STARTING = "STARTING"
+EXTENDING = "EXTENDING"
+EXTENDEDFAILED = "EXTENDEDFAILED"
+FREEZING = "FREEZING"
+FROZEN = "FROZEN"
+UPGRADING = "UPGRADING"
+DELETING = "DELETING"
+
+TRANSITIONAL_STATUSES = frozenset(
+    {CREATING, RESTARTING, STARTING, EXTENDING, FREEZING, UPGRADING, DELETING, "ROLLBACK", "ROLLINGBACK"}
+)
+"""States in which the cloud refuses mutations (DMS.00400026) until it settles."""
+
+
+class Tag(WireResponse):
+    key: str
+    value: str = ""
+
+
+class BssParam(WireRequest):
+    charging_mode: Literal["postPaid", "prePaid"] | None = None
+    is_auto_renew: bool | None = None
+    is_auto_pay: bool | None = None
+    period_type: Literal["month", "year"] | None = None
+    period_num: int | None = None
+
+
+class CreateInstanceRequest(WireRequest):
+    """``POST /v2/{engine}/{project_id}/instances`` (SDK CreateInstanceByEngineReq)."""
+
+    name: str
+    description: str | None = None
+    engine: str = ENGINE
+    engine_version: str
+    storage_space: int
+    vpc_id: str
+    subnet_id: str
+    security_group_id: str
+    available_zones: list[str]
+    product_id: str
+    storage_spec_code: str
+    broker_num: int | None = None
+    ssl_enable: bool | None = None
+    enterprise_project_id: str | None = None
+    enable_acl: bool | None = None
+    ipv6_enable: bool | None = None
+    proxy_enable: bool | None = None
+    enable_publicip: bool | None = None
+    publicip_id: str | None = None
+    disk_encrypted_enable: bool | None = None
+    disk_encrypted_key: str | None = None
+    arch_type: str | None = None
+    tls_mode: str | None = None
+    bss_param: BssParam | None = None
+
+
+class CreateInstanceResponse(WireResponse):
+    instance_id: str
+
+
+class InstanceView(WireResponse):
+    """One instance as show and list return it (SDK ShowInstanceResponse / InstanceDetail).
+
+    Every field but the id is optional in the SDK model; we keep the ones the operator reads.
+    """
+
+    instance_id: str
+    name: str = ""
+    status: str = ""
+    engine: str | None = None
+    engine_version: str | None = None
+    type: str | None = None
+    specification: str | None = None
+    description: str | None = None
+    product_id: str | None = None
+    storage_spec_code: str | None = None
+    storage_space: int | None = None
+    total_storage_space: int | None = None
+    used_storage_space: int | None = None
+    broker_num: int | None = None
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    security_group_id: str | None = None
+    available_zones: list[str] = Field(default_factory=list)
+    enterprise_project_id: str | None = None
+    enable_acl: bool | None = None
+    enable_publicip: bool | None = None
+    publicip_id: str | None = None
+    publicip_address: str | None = None
+    ssl_enable: bool | None = None
+    ipv6_enable: bool | None = None
+    charging_mode: int | None = None
+    created_at: int | None = None
+    namesrv_address: str | None = None
+    namesrv_domain_name: str | None = None
+    broker_address: str | None = None
+    public_namesrv_address: str | None = None
+    public_namesrv_domain_name: str | None = None
+    public_broker_address: str | None = None
+    grpc_address: str | None = None
+    grpc_domain_name: str | None = None
+    public_grpc_address: str | None = None
+    public_grpc_domain_name: str | None = None
+    tags: list[Tag] = Field(default_factory=list)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _epoch_ms_string(cls, value: Any) -> Any:
+        # The cloud sends created_at as a string holding epoch milliseconds ("1700000000000").
+        if isinstance(value, str):
+            stripped = value.strip()
+            return int(stripped) if stripped.isdigit() else None
+        return value
+
+    @field_validator("tags", "available_zones", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def tag_map(self) -> dict[str, str]:
+        return {tag.key: tag.value for tag in self.tags}
+
+
+class ListInstancesResponse(WireResponse):
+    instances: list[InstanceView] = Field(default_factory=list)
+    instance_num: int = 0
+
+    @field_validator("instances", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ListQuery(WireRequest):
+    """Query of ``GET /v2/{project_id}/instances``; every value is a string on the wire."""
+
+    engine: str = ENGINE
+    name: str | None = None
+    instance_id: str | None = None
+    status: str | None = None
+    # Always sent explicitly: without it, instances whose creation failed are hidden from the
+    # list, and an operator reading "absent" as "deleted" would release a CR too early.
+    include_failure: bool = True
+    exact_match_name: bool | None = None
+    enterprise_project_id: str | None = None
+    limit: int = Field(default=50, ge=1, le=50)
+    offset: int = Field(default=0, ge=0)
+
+    def to_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        for key, value in self.model_dump(exclude_none=True).items():
+            params[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return params
+
+
+class UpdateInstanceRequest(WireRequest):
+    """``PUT /v2/{project_id}/instances/{instance_id}``: the fields the cloud changes in place."""
+
+    name: str | None = None
+    description: str | None = None
+    security_group_id: str | None = None
+    enable_acl: bool | None = None
+    enable_publicip: bool | None = None
+    publicip_id: str | None = None
+    enterprise_project_id: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.to_wire()
+
+
+class BatchActionRequest(WireRequest):
+    """``POST /v2/{project_id}/instances/action``: exactly one of ``instances`` / ``all_failure``."""
+
+    action: Literal["delete"] = "delete"
+    instances: list[str] | None = None
+    all_failure: Literal["reliability"] | None = None
+    force_delete: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> BatchActionRequest:
+        if (self.instances is None) == (self.all_failure is None):
+            raise ValueError("give exactly one of 'instances' and 'all_failure'")
+        if self.instances is not None and not self.instances:
+            raise ValueError("'instances' must not be empty")
+        return self
+
+
+BATCH_SUCCESS = "success"
+BATCH_FAILED = "failed"
+
+
+class BatchActionResult(WireResponse):
+    instance: str
+    result: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.result.lower() == BATCH_SUCCESS
+
+
+class BatchActionResponse(WireResponse):
+    results: list[BatchActionResult] = Field(default_factory=list)
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ResizeRequest(WireRequest):
+    """``POST /v2/{engine}/{project_id}/instances/{instance_id}/extend``."""
+
+    oper_type: Literal["storage", "horizontal", "vertical"]
+    new_storage_space: int | None = None
+    new_product_id: str | None = None
+    new_broker_num: int | None = None
+    publicip_id: str | None = None
+
+
+class ResizeResponse(WireResponse):
+    job_id: str | None = None
+
+
+class RestartResponse(WireResponse):
+    instance_id: str | None = None
+    nodes: list[str] = Field(default_factory=list)
+    result: str | None = None
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _names_or_objects(cls, value: Any) -> Any:
+        # The SDK types nodes as list[str]; a documentation example shows [{"name": "broker-0"}].
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [item.get("name", "") if isinstance(item, dict) else item for item in value]
+        return value
+
+
+class TagActionRequest(WireRequest):
+    """``POST /v2/{project_id}/rocketmq/{instance_id}/tags/action``."""
+
+    action: Literal["create", "delete"]
+    tags: list[Tag]
+
+
+class TagListResponse(WireResponse):
+    tags: list[Tag] = Field(default_factory=list)
+
+
+class RecycledInstance(WireResponse):
+    instance_id: str
+    name: str | None = None
+    status: str | None = None
+    engine: str | None = None
+    in_recycle_time: int | None = None
+    save_time: int | None = None
+    auto_delete_time: int | None = None
+    product_id: str | None = None
+    error_message: str | None = None
+
+
+class RecycleBinResponse(WireResponse):
+    retention_days: int | None = None
+    default_use_recycle: bool | None = None
+    recycle_instances: list[RecycledInstance] = Field(default_factory=list)
+
+    @field_validator("recycle_instances", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class RestoreRequest(WireRequest):
+    instances: list[str]
+
+
+class RestoreResult(WireResponse):
+    instance_id: str | None = None
+    job_id: str | None = None
+    error_msg: str | None = None
+
+
+class RestoreResponse(WireResponse):
+    results: list[RestoreResult] = Field(default_factory=list)
+
+
+class ErrorBody(WireResponse):
+    """Huawei's error body; the SDK also accepts ``errorCode``/``code`` spellings and nesting."""
+
+    error_code: str | None = None
+    error_msg: str | None = None
+    request_id: str | None = None
