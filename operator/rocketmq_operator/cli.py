@@ -1,0 +1,135 @@
+"""``rocketmq-operator``: run the operator, print the CRD, report what a sweep would delete.
+
+Settings come from ``DMS_*`` environment variables (see docs/settings.md) and are validated before
+anything starts, so a bad one stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from rocketmq_operator.core import crdgen
+from rocketmq_operator.core.settings import SettingsError, from_env
+
+
+def _crd(_: argparse.Namespace) -> int:
+    sys.stdout.write(yaml.safe_dump(crdgen.crd(), sort_keys=False, width=100))
+    return 0
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    if args.log_format == "json":
+        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message_json)s}'
+        handler = logging.StreamHandler()
+        handler.setFormatter(_JsonFormatter(fmt))
+        logging.basicConfig(level=level, handlers=[handler], force=True)
+    else:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
+        )
+    # Our own modules always log at INFO at least: their lines are the operator's story.
+    logging.getLogger("rocketmq_operator").setLevel(min(level, logging.INFO))
+    # kopf logs every handler invocation at INFO; keep that for --verbose only.
+    logging.getLogger("kopf").setLevel(level if args.verbose or args.debug else logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.message_json = json.dumps(record.getMessage())
+        return super().format(record)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rocketmq_operator.wiring import handlers  # kopf is imported only when running
+
+    try:
+        settings = from_env(os.environ)
+    except SettingsError as exc:
+        print(f"rocketmq-operator: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if settings.ca_file and not os.path.isfile(settings.ca_file):
+        print(
+            f"rocketmq-operator: invalid settings: DMS_CA_FILE: no such file {settings.ca_file!r}",
+            file=sys.stderr,
+        )
+        return 2
+    _configure_logging(args)
+    options = handlers.RunOptions(
+        settings=settings,
+        namespaces=tuple(args.namespace or ()),
+        liveness_endpoint=args.liveness,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        peering=args.peering,
+        priority=args.priority,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(handlers.run(options))
+    return 0
+
+
+def _sweep_report(args: argparse.Namespace) -> int:
+    from rocketmq_operator.wiring import report
+
+    try:
+        settings = from_env(os.environ)
+    except SettingsError as exc:
+        print(f"rocketmq-operator: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        report.sweep_report(settings, cluster_id=args.cluster_id or settings.cluster_id, as_json=args.json)
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="rocketmq-operator", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator (settings from DMS_* environment variables)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", help="serve only this namespace (repeatable, globs ok)"
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)"
+    )
+    run.add_argument(
+        "--liveness", metavar="URL", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    run.add_argument("--metrics-host", default="0.0.0.0")
+    run.add_argument("--peering", default=None, help="kopf peering name, for more than one replica")
+    run.add_argument("--priority", type=int, default=0, help="kopf peering priority")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--debug", action="store_true")
+    run.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    run.set_defaults(func=_run)
+
+    crd = sub.add_parser("crd", help="print the RocketMQInstance CRD (generated from the models)")
+    crd.set_defaults(func=_crd)
+
+    sweep = sub.add_parser("sweep-report", help="list failed instances and what each sweep mode would delete")
+    sweep.add_argument("--cluster-id", default=None, help="owner-tag cluster id (default: DMS_CLUSTER_ID)")
+    sweep.add_argument("--json", action="store_true")
+    sweep.set_defaults(func=_sweep_report)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""What to do next for one CR, decided from one observation: pure functions, no I/O.
+
+Why pure (ACK decides once per pass from one observation; crossplane's reconciler decides and
+providers only do I/O): every branch of the lifecycle is a row in a table test, and the services
+that do the I/O stay thin. ``decide`` covers a live CR, ``decide_deletion`` a CR being deleted.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.mapping import Delta, create_request, diff, instance_name
+from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
+
+ABSENT = "Absent"
+PRESENT = "Present"
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The instance as the last observation saw it: present (with its view), absent, or unknown."""
+
+    state: str
+    instance: cloud.InstanceView | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def present(cls, view: cloud.InstanceView) -> Seen:
+        return cls(PRESENT, view)
+
+    @classmethod
+    def absent(cls) -> Seen:
+        return cls(ABSENT)
+
+    @classmethod
+    def unknown(cls, reason: str | None = None, message: str | None = None) -> Seen:
+        return cls(UNKNOWN, None, reason, message)
+
+
+# ---- live CRs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every decision; ``verdict`` is what the conditions should say after it."""
+
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class MarkCreatePending(Action):
+    """Persist the create-pending marker (and the name) before calling create."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Create(Action):
+    request: cloud.CreateInstanceRequest | None = None
+
+
+@dataclass(frozen=True)
+class Adopt(Action):
+    instance_id: str = ""
+
+
+@dataclass(frozen=True)
+class Update(Action):
+    delta: Delta = field(default_factory=Delta)
+
+
+@dataclass(frozen=True)
+class Recreate(Action):
+    """The failed instance is gone (swept); start a fresh create."""
+
+    failed_instance_id: str = ""
+
+
+@dataclass(frozen=True)
+class Observe(Action):
+    """Nothing to change in the cloud; mirror the observation into status."""
+
+
+def _verdict(ready: bool, reason: str, message: str, *, reconciling: bool = False, stalled: bool = False) -> Verdict:
+    return Verdict(ready=ready, reason=reason, message=message, reconciling=reconciling, stalled=stalled)
+
+
+def decide(cr: RocketMQInstance, seen: Seen) -> Action:
+    status = cr.status
+    instance_id = status.instance_id
+    if cr.paused:
+        return Observe(_verdict(_is_ready(cr, seen), "Paused", "reconciliation is paused by annotation"))
+
+    if not instance_id:
+        if cr.spec.instance_id:
+            return Adopt(
+                _verdict(False, "Adopting", f"adopting instance {cr.spec.instance_id}", reconciling=True),
+                instance_id=cr.spec.instance_id,
+            )
+        name = instance_name(cr)
+        if status.creation is None:
+            return MarkCreatePending(
+                _verdict(False, "Creating", f"creating instance {name}", reconciling=True), name=name
+            )
+        return Create(
+            _verdict(False, "Creating", f"creating instance {status.creation.name}", reconciling=True),
+            request=create_request(cr).model_copy(update={"name": status.creation.name}),
+        )
+
+    if seen.state == UNKNOWN:
+        reason = seen.error_reason or "Observing"
+        message = seen.error_message or f"waiting for the first observation of instance {instance_id}"
+        return Observe(_verdict(_previously_ready(cr), reason, message, reconciling=True))
+
+    if seen.state == ABSENT or seen.instance is None:
+        failed = status.failed_instance_ids or []
+        if instance_id in failed:
+            if cr.spec.recreate_on_failure:
+                return Recreate(
+                    _verdict(
+                        False,
+                        "Recreating",
+                        f"instance {instance_id} failed to create and was deleted; creating a new one",
+                        reconciling=True,
+                    ),
+                    failed_instance_id=instance_id,
+                )
+            return Observe(
+                _verdict(
+                    False,
+                    "CreateFailed",
+                    f"the cloud failed to create instance {instance_id}; it was "
+                    "deleted. Set spec.recreateOnFailure: true to retry, or recreate the CR",
+                    stalled=True,
+                )
+            )
+        return Observe(
+            _verdict(
+                False,
+                "InstanceMissing",
+                f"instance {instance_id} no longer exists in the cloud (deleted "
+                "outside the operator?); delete this CR, or recreate it to get a new instance",
+                stalled=True,
+            )
+        )
+
+    view = seen.instance
+    state = view.status
+    if state == cloud.CREATING:
+        return Observe(_verdict(False, "Creating", f"instance {instance_id} is CREATING", reconciling=True))
+    if state == cloud.CREATEFAILED:
+        then = "a new one will be created" if cr.spec.recreate_on_failure else "it will be deleted by the sweep"
+        return Observe(
+            _verdict(
+                False,
+                "CreateFailed",
+                f"the cloud failed to create instance {instance_id}; {then}",
+                reconciling=cr.spec.recreate_on_failure,
+                stalled=not cr.spec.recreate_on_failure,
+            )
+        )
+    if state == cloud.RUNNING:
+        delta = diff(cr, view)
+        if not delta.empty:
+            what = ", ".join(delta.fields)
+            reason = "Resizing" if delta.resize is not None else "Updating"
+            return Update(_verdict(False, reason, f"applying {what}", reconciling=True), delta=delta)
+        return Observe(_verdict(True, "Available", f"instance {instance_id} is RUNNING"))
+    if state == cloud.DELETING:
+        return Observe(
+            _verdict(
+                False,
+                "DeletingOutOfBand",
+                f"instance {instance_id} is being deleted outside the operator",
+                stalled=True,
+            )
+        )
+    if state in (cloud.EXTENDEDFAILED, cloud.FROZEN, cloud.FREEZING):
+        reason = {cloud.EXTENDEDFAILED: "ResizeFailed"}.get(state, "Frozen")
+        return Observe(_verdict(False, reason, f"instance {instance_id} is {state}", stalled=True))
+    if state == cloud.ERROR:
+        return Observe(_verdict(False, "InstanceError", f"the cloud reports instance {instance_id} as ERROR"))
+    if state in cloud.TRANSITIONAL_STATUSES:
+        return Observe(
+            _verdict(False, state.title().replace("_", ""), f"instance {instance_id} is {state}", reconciling=True)
+        )
+    return Observe(_verdict(False, "UnknownStatus", f"instance {instance_id} has status {state!r}"))
+
+
+def _is_ready(cr: RocketMQInstance, seen: Seen) -> bool:
+    return seen.state == PRESENT and seen.instance is not None and seen.instance.status == cloud.RUNNING
+
+
+def _previously_ready(cr: RocketMQInstance) -> bool:
+    ready = next((c for c in cr.status.conditions or () if c.type == "Ready"), None)
+    return ready is not None and ready.status == "True"
+
+
+# ---- policies -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    policy: DeletionPolicy
+    source: str
+    warning: str | None = None
+
+
+def resolve_policy(cr: RocketMQInstance, namespace_value: str | None, default: DeletionPolicy) -> PolicyChoice:
+    """CR, then namespace annotation, then operator default; adopted instances default to Orphan.
+
+    An unknown namespace annotation value resolves to Orphan: a typo must never delete data.
+    """
+    if cr.spec.deletion_policy is not None:
+        return PolicyChoice(cr.spec.deletion_policy, "spec.deletionPolicy")
+    if cr.spec.instance_id or cr.status.adopted:
+        return PolicyChoice(DeletionPolicy.ORPHAN, "adopted instance")
+    if namespace_value is not None:
+        try:
+            return PolicyChoice(DeletionPolicy(namespace_value.strip()), "namespace annotation")
+        except ValueError:
+            return PolicyChoice(
+                DeletionPolicy.ORPHAN,
+                "namespace annotation",
+                warning=f"namespace annotation has unknown deletion policy {namespace_value!r} "
+                "(want Delete or Orphan); keeping the instance",
+            )
+    return PolicyChoice(default, "operator default")
+
+
+# ---- CRs being deleted ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletionStep:
+    message: str
+
+
+@dataclass(frozen=True)
+class Release(DeletionStep):
+    """Drop the finalizer: nothing (more) to delete in the cloud."""
+
+    reason: str = "Deleted"
+
+
+@dataclass(frozen=True)
+class FindByName(DeletionStep):
+    """A create may have reached the cloud without its id being recorded: look it up first."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Submit(DeletionStep):
+    instance_id: str = ""
+    force_delete: bool = False
+
+
+@dataclass(frozen=True)
+class AwaitGone(DeletionStep):
+    """Accepted by the cloud: wait until observation shows the instance gone."""
+
+    instance_id: str = ""
+
+
+@dataclass(frozen=True)
+class HoldBack(DeletionStep):
+    """The cloud refuses to delete an instance that is still being created: wait for it to settle."""
+
+    instance_id: str = ""
+
+
+RESUBMIT_AFTER_SECONDS = 120.0
+"""An accepted delete whose instance is still not DELETING after this long is sent again."""
+
+
+def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, seen: Seen, *, now: float) -> DeletionStep:
+    instance_id = cr.status.instance_id or cr.spec.instance_id
+    if policy.policy == DeletionPolicy.ORPHAN:
+        what = f"instance {instance_id}" if instance_id else "no instance"
+        return Release(f"deletion policy Orphan ({policy.source}): {what} left in the cloud", reason="Orphaned")
+    if not instance_id:
+        if cr.status.creation is not None:
+            return FindByName(
+                f"looking up instance {cr.status.creation.name} (create was in flight)",
+                name=cr.status.creation.name,
+            )
+        return Release("no cloud instance was created", reason="NothingToDelete")
+    if seen.state == ABSENT:
+        return Release(f"instance {instance_id} is gone from the cloud", reason="Deleted")
+    if seen.state == UNKNOWN or seen.instance is None:
+        return AwaitGone(seen.error_message or f"waiting to observe instance {instance_id}", instance_id=instance_id)
+    state = seen.instance.status
+    if state == cloud.CREATING:
+        return HoldBack(
+            f"instance {instance_id} is still CREATING; it will be deleted when it settles",
+            instance_id=instance_id,
+        )
+    deletion = cr.status.deletion
+    accepted = deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id
+    if state == cloud.DELETING:
+        return AwaitGone(f"instance {instance_id} is DELETING", instance_id=instance_id)
+    if accepted and deletion is not None and deletion.submitted_at:
+        age = now - _epoch(deletion.submitted_at)
+        if age < RESUBMIT_AFTER_SECONDS:
+            return AwaitGone(
+                f"deletion of instance {instance_id} accepted; waiting for the cloud", instance_id=instance_id
+            )
+    return Submit(f"deleting instance {instance_id}", instance_id=instance_id, force_delete=cr.spec.force_delete)
+
+
+def _epoch(timestamp: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def isoformat(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

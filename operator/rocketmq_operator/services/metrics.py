@@ -1,0 +1,92 @@
+"""Prometheus metrics of the operator, in one registry the wiring serves over HTTP.
+
+Why one class: every service records into the same named series, tests read them back from an
+isolated registry, and nothing registers into prometheus_client's global default registry at
+import time (two operators in one test process must not collide).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 30, 40, 50, 75, 100, 200, 500)
+
+
+class Metrics:
+    """The operator's metrics. Implements ``ports.protocol.CallRecorder`` for the cloud client."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.api_calls = Counter(
+            "rocketmq_operator_cloud_api_calls",
+            "Cloud API calls by operation and outcome (ok, or the error reason).",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.api_call_seconds = Histogram(
+            "rocketmq_operator_cloud_api_call_seconds",
+            "Duration of cloud API calls.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "rocketmq_operator_delete_batch_size",
+            "Instance ids per batch delete call.",
+            ["trigger"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_results = Counter(
+            "rocketmq_operator_delete_batch_results",
+            "Per-instance results of batch delete calls.",
+            ["result"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "rocketmq_operator_delete_queue_depth",
+            "Instance ids waiting for the next batch delete call.",
+            registry=r,
+        )
+        self.release_seconds = Histogram(
+            "rocketmq_operator_deletion_release_seconds",
+            "Seconds from a CR's deletionTimestamp to the operator releasing its finalizer.",
+            ["policy"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sweeps = Counter(
+            "rocketmq_operator_sweeps",
+            "Failed-instance sweeps run, by mode.",
+            ["mode"],
+            registry=r,
+        )
+        self.swept_instances = Counter(
+            "rocketmq_operator_swept_instances",
+            "Failed instances the sweep submitted for deletion (or would have, in report mode).",
+            ["mode"],
+            registry=r,
+        )
+        self.observed_instances = Gauge(
+            "rocketmq_operator_observed_instances",
+            "Instances in the latest list snapshot of the account.",
+            registry=r,
+        )
+        self.snapshots = Counter(
+            "rocketmq_operator_observer_snapshots",
+            "List snapshots taken, by outcome (consistent, inconsistent, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.reconciles = Counter(
+            "rocketmq_operator_reconciles",
+            "Reconcile steps, by action taken.",
+            ["action"],
+            registry=r,
+        )
+
+    def record(self, *, operation: str, outcome: str, seconds: float) -> None:
+        self.api_calls.labels(operation=operation, outcome=outcome).inc()
+        self.api_call_seconds.labels(operation=operation).observe(seconds)

@@ -1,0 +1,571 @@
+"""Carries out the core's decisions for one CR: the only place that acts on a RocketMQInstance.
+
+Why a service apart from the kopf handlers: it is plain asyncio over the cloud port, the observer
+and the batcher, so it is tested without kopf; handlers only turn a ``StepResult`` into a status
+patch, events, and "run me again in N seconds".
+
+Each call does at most one mutating step and returns. Steps that must be persisted before the
+next one (the create-pending marker before the create call; the batch result before the
+finalizer goes) are separate calls, so a crash between them loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rocketmq_operator.core import cloud, conditions, decisions
+from rocketmq_operator.core.decisions import Seen
+from rocketmq_operator.core.mapping import (
+    endpoints,
+    has_owner_tags,
+    owned_by_cr,
+    owner_tags,
+)
+from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.ports import errors
+from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+CREATE_CLOCK_SKEW_SECONDS = 120.0
+"""An untagged instance with our pending name, created at most this long before the marker, is ours."""
+
+TERMINAL_RETRY_SECONDS = 600.0
+"""How long a CR stalled on a terminal cloud error waits before the same request is tried again."""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class StepResult:
+    """What a step wants written and when it wants to run again."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    released: bool = False
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.events.append(Event(type_, reason, message))
+
+
+def _now_iso(clock: Callable[[], float]) -> str:
+    return decisions.isoformat(clock())
+
+
+class Reconciler:
+    """Acts for every RocketMQInstance of one account."""
+
+    def __init__(
+        self,
+        *,
+        client: ExternalClient,
+        observer: observing.Observer,
+        batcher: batching.DeletionBatcher,
+        settings: OperatorSettings,
+        cluster_id: Callable[[], str],
+        metrics: Metrics,
+        sweep_outcomes: Callable[[str], batching.DeleteOutcome | None] = lambda _id: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._observer = observer
+        self._batcher = batcher
+        self._settings = settings
+        self._cluster_id = cluster_id
+        self._metrics = metrics
+        self._sweep_outcomes = sweep_outcomes
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        # A show after a mutation is fresher than the last list walk; remember it so the next pass
+        # does not re-apply a change the cloud already took.
+        self._fresh: dict[str, tuple[float, cloud.InstanceView]] = {}
+        self._stalled_until: dict[str, tuple[float, int]] = {}
+
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, cr: RocketMQInstance) -> None:
+        """Drop per-CR memory once the CR is gone."""
+        self._locks.pop(cr.metadata.uid, None)
+        self._stalled_until.pop(cr.metadata.uid, None)
+        if cr.status.instance_id:
+            self._fresh.pop(cr.status.instance_id, None)
+
+    # ---- observation ------------------------------------------------------------------------
+
+    def _seen(self, instance_id: str) -> Seen:
+        observation = self._observer.lookup(instance_id)
+        fresh = self._fresh.get(instance_id)
+        if fresh is not None and (observation.observed_at is None or fresh[0] >= observation.observed_at):
+            return Seen.present(fresh[1])
+        if fresh is not None:
+            self._fresh.pop(instance_id, None)
+        return _to_seen(observation)
+
+    async def _seen_now(self, instance_id: str) -> Seen:
+        """Where freshness matters (just created or adopted): one show call if the cache lacks it."""
+        seen = self._seen(instance_id)
+        if seen.state != decisions.UNKNOWN:
+            return seen
+        observation = await self._observer.show(instance_id)
+        if observation.instance is not None:
+            self._fresh[instance_id] = (self._clock(), observation.instance)
+        return _to_seen(observation)
+
+    # ---- live CRs ---------------------------------------------------------------------------
+
+    async def prepare(self, cr: RocketMQInstance) -> StepResult:
+        """First create step: persist the pending marker (and nothing else) if a create is due."""
+        async with self._lock(cr.metadata.uid):
+            if cr.status.instance_id or cr.spec.instance_id or cr.status.creation is not None or cr.paused:
+                return StepResult()
+            action = decisions.decide(cr, Seen.unknown())
+            return self._status_for(cr, action, None, StepResult())
+
+    async def reconcile(self, cr: RocketMQInstance) -> StepResult:
+        async with self._lock(cr.metadata.uid):
+            instance_id = cr.status.instance_id
+            original_failed = cr.status.failed_instance_ids or []
+            if instance_id and instance_id not in original_failed and self._sweep_outcomes(instance_id):
+                # The sweep deleted it before a pass of ours saw CREATEFAILED: still a failed create.
+                failed = [*original_failed, instance_id]
+                cr = cr.model_copy(
+                    update={"status": cr.status.model_copy(update={"failed_instance_ids": failed})}
+                )
+            seen = await self._seen_now(instance_id) if instance_id else Seen.unknown()
+            action = decisions.decide(cr, seen)
+            result = StepResult()
+            self._metrics.reconciles.labels(action=type(action).__name__).inc()
+            view = seen.instance
+            if self._stalled(cr, action):
+                return result
+            try:
+                view = await self._act(cr, action, seen, result) or view
+            except errors.CloudError as exc:
+                return self._failed(cr, action, exc, view)
+            self._note_sweep(cr, result)
+            result = self._status_for(cr, action, view, result)
+            if (
+                cr.status.failed_instance_ids or []
+            ) != original_failed and "failedInstanceIds" not in result.status:
+                result.status["failedInstanceIds"] = cr.status.failed_instance_ids
+            return result
+
+    def _stalled(self, cr: RocketMQInstance, action: decisions.Action) -> bool:
+        """Don't repeat a request that failed terminally, until the spec changes or time passes."""
+        if not isinstance(action, decisions.Create | decisions.Update | decisions.Adopt):
+            return False
+        until = self._stalled_until.get(cr.metadata.uid)
+        if until is None:
+            return False
+        deadline, generation = until
+        if generation != cr.metadata.generation or self._clock() >= deadline:
+            del self._stalled_until[cr.metadata.uid]
+            return False
+        return True
+
+    async def _act(
+        self, cr: RocketMQInstance, action: decisions.Action, seen: Seen, result: StepResult
+    ) -> cloud.InstanceView | None:
+        if isinstance(action, decisions.MarkCreatePending | decisions.Observe):
+            return None
+        if isinstance(action, decisions.Create):
+            return await self._create(cr, action, result)
+        if isinstance(action, decisions.Adopt):
+            return await self._adopt(cr, action.instance_id, result)
+        if isinstance(action, decisions.Update):
+            return await self._update(cr, action, seen, result)
+        if isinstance(action, decisions.Recreate):
+            result.status.update(
+                {
+                    "instanceId": None,
+                    "instanceName": None,
+                    "creation": None,
+                    "cloudStatus": None,
+                    "endpoints": None,
+                }
+            )
+            result.event("Normal", "Recreating", action.verdict.message)
+            result.requeue_after = 0.0
+            return None
+        raise AssertionError(f"unhandled action {action!r}")
+
+    async def _create(
+        self, cr: RocketMQInstance, action: decisions.Create, result: StepResult
+    ) -> cloud.InstanceView | None:
+        assert action.request is not None
+        assert cr.status.creation is not None
+        request = action.request
+        try:
+            instance_id = await self._client.create_instance(request)
+        except errors.NameConflict:
+            view = await self._find_own(cr, request.name)
+            if view is None:
+                raise
+            result.event(
+                "Normal",
+                "Adopted",
+                f"found instance {view.instance_id} ({request.name}) created by an "
+                "earlier attempt; adopting it instead of creating another",
+            )
+            instance_id = view.instance_id
+        else:
+            result.event(
+                "Normal", "Created", f"cloud accepted creation of instance {instance_id} ({request.name})"
+            )
+        result.status.update({"instanceId": instance_id, "instanceName": request.name, "creation": None})
+        await self._ensure_owner_tags(cr, instance_id, result)
+        return await self._show_fresh(instance_id)
+
+    async def _find_own(self, cr: RocketMQInstance, name: str) -> cloud.InstanceView | None:
+        """The instance named ``name`` if it is this CR's (by owner tag, or untagged and new enough)."""
+        page = await self._client.list_instances(cloud.ListQuery(name=name, exact_match_name=True))
+        marker = cr.status.creation
+        since = decisions._epoch(marker.pending_since) if marker else 0.0
+        for view in page.instances:
+            if view.name != name:
+                continue
+            if owned_by_cr(view, cr.metadata.uid):
+                return view
+            if view.tags and has_owner_tags(view):
+                continue  # someone else's (another CR or cluster)
+            created = (view.created_at or 0) / 1000.0
+            if marker is not None and created >= since - CREATE_CLOCK_SKEW_SECONDS:
+                return view
+        return None
+
+    async def _ensure_owner_tags(self, cr: RocketMQInstance, instance_id: str, result: StepResult) -> None:
+        try:
+            await self._client.create_tags(instance_id, owner_tags(cr, self._cluster_id()))
+            if cr.spec.tags:
+                await self._client.create_tags(
+                    instance_id, [cloud.Tag(key=k, value=v) for k, v in sorted(cr.spec.tags.items())]
+                )
+        except errors.CloudError as exc:
+            # The id is recorded already, so nothing is lost: the next pass sees the tags missing.
+            logger.warning("tagging instance %s failed: %s", instance_id, exc)
+            result.event("Warning", "TaggingFailed", f"could not tag instance {instance_id}: {exc}")
+
+    async def _show_fresh(self, instance_id: str) -> cloud.InstanceView | None:
+        observation = await self._observer.show(instance_id)
+        if observation.instance is not None:
+            self._fresh[instance_id] = (self._clock(), observation.instance)
+        return observation.instance
+
+    async def _adopt(
+        self, cr: RocketMQInstance, instance_id: str, result: StepResult
+    ) -> cloud.InstanceView | None:
+        try:
+            view = await self._client.show_instance(instance_id)
+        except errors.NotFound as exc:
+            raise errors.InvalidRequest(
+                f"instance {instance_id} named in spec.instanceId does not exist in project "
+                f"{self._client.account.project_id}",
+                operation="adopt",
+                status=exc.status,
+                code=exc.code,
+            ) from exc
+        self._fresh[instance_id] = (self._clock(), view)
+        result.status.update({"instanceId": instance_id, "instanceName": view.name, "adopted": True})
+        result.event("Normal", "Adopted", f"adopted existing instance {instance_id} ({view.name})")
+        return view
+
+    async def _update(
+        self, cr: RocketMQInstance, action: decisions.Update, seen: Seen, result: StepResult
+    ) -> cloud.InstanceView | None:
+        instance_id = cr.status.instance_id
+        assert instance_id
+        delta = action.delta
+        try:
+            if not delta.update.is_empty():
+                await self._client.update_instance(instance_id, delta.update)
+            if delta.tags_to_delete:
+                await self._client.delete_tags(instance_id, delta.tags_to_delete)
+            if delta.tags_to_create:
+                await self._client.create_tags(instance_id, delta.tags_to_create)
+            if delta.resize is not None:
+                await self._client.resize_instance(instance_id, delta.resize)
+        except errors.WrongState as exc:
+            # The cloud is busy with this instance (another task running): try on a later pass.
+            result.event("Normal", "UpdateDeferred", f"cloud refused the change for now: {exc}")
+            result.requeue_after = self._settings.poll_interval_seconds
+            return seen.instance
+        result.event(
+            "Normal", "Resizing" if delta.resize else "Updated", f"applied {', '.join(delta.fields)}"
+        )
+        return await self._show_fresh(instance_id)
+
+    def _failed(
+        self,
+        cr: RocketMQInstance,
+        action: decisions.Action,
+        exc: errors.CloudError,
+        view: cloud.InstanceView | None,
+    ) -> StepResult:
+        result = StepResult()
+        verb = type(action).__name__.lower()
+        if isinstance(exc, errors.NameConflict):
+            message = (
+                f"an instance named {cr.status.creation.name if cr.status.creation else '?'} already exists "
+                "and is not owned by this CR; set spec.name to another name"
+            )
+            reason, terminal = "NameConflict", True
+        else:
+            message, reason, terminal = f"{verb} failed: {exc}", exc.reason, exc.terminal
+        if terminal:
+            self._stalled_until[cr.metadata.uid] = (
+                self._clock() + TERMINAL_RETRY_SECONDS,
+                cr.metadata.generation,
+            )
+            verdict = conditions.Verdict(ready=False, reason=reason, message=message, stalled=True)
+            result.event("Warning", reason, message)
+        else:
+            verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=True)
+            retry = (
+                exc.retry_after if isinstance(exc, errors.Throttled) else self._settings.poll_interval_seconds
+            )
+            result.requeue_after = retry
+        logger.warning("%s: %s", cr.ref, message)
+        return self._status_for(cr, decisions.Observe(verdict), view, result)
+
+    def _note_sweep(self, cr: RocketMQInstance, result: StepResult) -> None:
+        """Record on the CR what the sweep did with its failed instance."""
+        for instance_id in [cr.status.instance_id, *(cr.status.failed_instance_ids or [])]:
+            if not instance_id:
+                continue
+            outcome = self._sweep_outcomes(instance_id)
+            if outcome is None:
+                continue
+            previous = cr.status.deletion
+            if (
+                previous is not None
+                and previous.batch_id == outcome.batch_id
+                and previous.instance_id == instance_id
+            ):
+                continue
+            result.status["deletion"] = _deletion_status(
+                outcome, attempts=1, trigger="SweepCreateFailed", force_delete=True
+            )
+            result.event(
+                "Normal" if outcome.result == batching.ACCEPTED else "Warning",
+                "SweptCreateFailed",
+                f"failed instance {instance_id}: {outcome.message}",
+            )
+
+    def _status_for(
+        self,
+        cr: RocketMQInstance,
+        action: decisions.Action,
+        view: cloud.InstanceView | None,
+        result: StepResult,
+    ) -> StepResult:
+        status = result.status
+        now = _now_iso(self._clock)
+        if isinstance(action, decisions.MarkCreatePending):
+            status["creation"] = {"name": action.name, "pendingSince": now, "attempts": 0}
+            result.requeue_after = 0.0
+            result.event("Normal", "Creating", f"creating cloud instance {action.name}")
+        if view is not None and (status.get("instanceId", cr.status.instance_id) == view.instance_id):
+            previous_status = cr.status.cloud_status
+            status.update(
+                {
+                    "instanceName": view.name or None,
+                    "cloudStatus": view.status or None,
+                    "endpoints": endpoints(view).to_wire() or None,
+                    "storageSpace": view.total_storage_space
+                    if view.total_storage_space is not None
+                    else view.storage_space,
+                    "brokerNum": view.broker_num,
+                    "productId": view.product_id,
+                }
+            )
+            if previous_status != view.status and previous_status is not None:
+                kind = (
+                    "Warning"
+                    if view.status in (cloud.CREATEFAILED, cloud.ERROR, cloud.EXTENDEDFAILED)
+                    else "Normal"
+                )
+                result.event(
+                    kind,
+                    f"Cloud{(view.status or 'Unknown').title()}",
+                    f"instance {view.instance_id}: {previous_status} -> {view.status}",
+                )
+            if view.status == cloud.CREATEFAILED and view.instance_id not in (
+                cr.status.failed_instance_ids or []
+            ):
+                status["failedInstanceIds"] = [*(cr.status.failed_instance_ids or []), view.instance_id]
+        generation = cr.metadata.generation or None
+        fresh = action.verdict.conditions(generation=generation, now=now)
+        merged = conditions.merge(cr.status.conditions, fresh)
+        if not conditions.same(cr.status.conditions, merged):
+            status["conditions"] = [c.to_wire() for c in merged]
+        if cr.status.observed_generation != generation:
+            status["observedGeneration"] = generation
+        return _without_noop(cr, result)
+
+    # ---- CRs being deleted ------------------------------------------------------------------
+
+    async def finalize(
+        self, cr: RocketMQInstance, *, namespace_policy: str | None, default_policy: DeletionPolicy
+    ) -> StepResult:
+        async with self._lock(cr.metadata.uid):
+            choice = decisions.resolve_policy(cr, namespace_policy, default_policy)
+            result = StepResult()
+            if choice.warning:
+                result.event("Warning", "UnknownDeletionPolicy", choice.warning)
+            instance_id = cr.status.instance_id or cr.spec.instance_id
+            seen = (
+                await self._deletion_seen(cr, instance_id)
+                if choice.policy == DeletionPolicy.DELETE
+                else Seen.absent()
+            )
+            step = decisions.decide_deletion(cr, choice, seen, now=self._clock())
+            try:
+                await self._deletion_step(cr, step, result)
+            except errors.CloudError as exc:
+                result.requeue_after = _backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
+                self._deleting_conditions(
+                    cr, result, "DeleteFailed", f"{type(step).__name__}: {exc}", ok=False
+                )
+            return result
+
+    async def _deletion_seen(self, cr: RocketMQInstance, instance_id: str | None) -> Seen:
+        if not instance_id:
+            return Seen.unknown()
+        deletion = cr.status.deletion
+        if deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id:
+            since = decisions._epoch(deletion.submitted_at or "")
+            observation = await self._observer.observe_fresh(
+                instance_id, since=since, timeout=self._settings.delete_confirm_wait_seconds
+            )
+            return _to_seen(observation)
+        return await self._seen_now(instance_id)
+
+    async def _deletion_step(
+        self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult
+    ) -> None:
+        if isinstance(step, decisions.Release):
+            result.released = True
+            result.event("Normal", step.reason, step.message)
+            if cr.status.instance_id:
+                self._fresh.pop(cr.status.instance_id, None)
+            return
+        if isinstance(step, decisions.FindByName):
+            view = await self._find_own(cr, step.name)
+            if view is None:
+                result.released = True
+                result.event(
+                    "Normal", "NothingToDelete", f"no instance named {step.name} exists; nothing to delete"
+                )
+                return
+            result.status.update(
+                {"instanceId": view.instance_id, "instanceName": view.name, "creation": None}
+            )
+            result.event("Normal", "Adopted", f"found instance {view.instance_id} created before a crash")
+            result.requeue_after = 0.0
+            return
+        if isinstance(step, decisions.HoldBack):
+            result.status["deletion"] = {
+                **_previous_deletion(cr),
+                "instanceId": step.instance_id,
+                "result": "HeldBack",
+                "lastError": step.message,
+            }
+            self._deleting_conditions(cr, result, "WaitingForCreate", step.message, ok=True)
+            result.requeue_after = min(self._settings.poll_interval_seconds, 30.0)
+            return
+        if isinstance(step, decisions.AwaitGone):
+            self._deleting_conditions(cr, result, "Deleting", step.message, ok=True)
+            result.requeue_after = self._settings.verify_interval_seconds
+            return
+        assert isinstance(step, decisions.Submit)
+        self._deleting_conditions(cr, result, "Deleting", step.message, ok=True)
+        outcome = await self._batcher.submit(step.instance_id, force_delete=step.force_delete)
+        attempts = (cr.status.deletion.attempts if cr.status.deletion else 0) + 1
+        result.status["deletion"] = _deletion_status(
+            outcome, attempts=attempts, trigger="CRDeleted", force_delete=step.force_delete
+        )
+        if outcome.result == batching.ACCEPTED:
+            result.event("Normal", "DeleteAccepted", f"instance {step.instance_id}: {outcome.message}")
+            self._deleting_conditions(cr, result, "DeleteAccepted", outcome.message, ok=True)
+            result.requeue_after = 0.0
+        elif outcome.result == batching.NOT_FOUND:
+            result.event("Normal", "DeleteNotFound", f"instance {step.instance_id} is already gone")
+            self._deleting_conditions(cr, result, "Deleting", outcome.message, ok=True)
+            result.requeue_after = 0.0
+        else:
+            reason = "DeleteHeldBack" if outcome.result == batching.WRONG_STATE else "DeleteFailed"
+            result.event("Warning", reason, f"instance {step.instance_id}: {outcome.message}")
+            self._deleting_conditions(cr, result, reason, outcome.message, ok=False)
+            result.requeue_after = _backoff(attempts, outcome.error)
+
+    def _deleting_conditions(
+        self, cr: RocketMQInstance, result: StepResult, reason: str, message: str, *, ok: bool
+    ) -> None:
+        verdict = conditions.Verdict(
+            ready=False, reason=reason, message=message, reconciling=ok, stalled=False
+        )
+        fresh = verdict.conditions(generation=cr.metadata.generation or None, now=_now_iso(self._clock))
+        merged = conditions.merge(cr.status.conditions, fresh)
+        if not conditions.same(cr.status.conditions, merged):
+            result.status["conditions"] = [c.to_wire() for c in merged]
+
+
+def _to_seen(observation: observing.Observation) -> Seen:
+    if observation.state == observing.PRESENT and observation.instance is not None:
+        return Seen.present(observation.instance)
+    if observation.state == observing.ABSENT:
+        return Seen.absent()
+    error = observation.error
+    return Seen.unknown(error.reason if error else None, str(error) if error else None)
+
+
+def _deletion_status(
+    outcome: batching.DeleteOutcome, *, attempts: int, trigger: str, force_delete: bool
+) -> dict[str, Any]:
+    return {
+        "instanceId": outcome.instance_id,
+        "batchId": outcome.batch_id,
+        "batchSize": outcome.batch_size,
+        "submittedAt": decisions.isoformat(outcome.submitted_at),
+        "result": outcome.result,
+        "attempts": attempts,
+        "lastError": None if outcome.result == batching.ACCEPTED else outcome.message,
+        "forceDelete": force_delete,
+        "trigger": trigger,
+    }
+
+
+def _previous_deletion(cr: RocketMQInstance) -> dict[str, Any]:
+    return cr.status.deletion.to_wire() if cr.status.deletion else {}
+
+
+def _backoff(attempts: int, error: errors.CloudError | None) -> float:
+    """Jittered exponential backoff, 2 s doubling to 5 min; never sooner than a Retry-After."""
+    base = min(300.0, 2.0 * 2.0 ** max(0, attempts - 1))
+    delay = base * random.uniform(0.5, 1.5)
+    if isinstance(error, errors.Throttled):
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def _without_noop(cr: RocketMQInstance, result: StepResult) -> StepResult:
+    """Drop status fields whose value is what the CR already says, so a quiet pass writes nothing."""
+    current = cr.status.to_wire()
+    result.status = {k: v for k, v in result.status.items() if current.get(k) != v}
+    return result

@@ -1,0 +1,174 @@
+"""The periodic sweep of instances whose creation failed.
+
+Why a sweep: a CREATEFAILED instance still counts against the project's quota and clutters the
+console, and nobody deletes it unless asked. The sweep feeds the failed instances this operator
+owns (owner tags, or a CR's recorded id) to the same deletion batcher as CR deletions, so they
+share batch calls, and keeps each outcome for the owning CR to record.
+
+The project-wide form (``all_failure``) deletes *every* failed instance in the project, including
+ones nobody here owns, and returns no per-instance results: it runs only when the settings turn it
+on explicitly; ``report`` mode only says what it would delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.core.mapping import owned_by_cluster
+from rocketmq_operator.core.settings import SweepMode
+from rocketmq_operator.ports import errors
+from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+_OUTCOMES_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """One sweep: which failed instances are ours (and were submitted) and which are foreign."""
+
+    at: float
+    mode: str
+    owned: tuple[str, ...] = ()
+    foreign: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    project_wide_call: bool = False
+    outcomes: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def select_failed(
+    failed: Iterable[cloud.InstanceView], *, cluster_id: str, known_ids: Collection[str]
+) -> tuple[list[cloud.InstanceView], list[cloud.InstanceView]]:
+    """Split CREATEFAILED instances into (owned, foreign). Ownership is positive evidence only."""
+    owned, foreign = [], []
+    for view in failed:
+        if view.status != cloud.CREATEFAILED:
+            continue
+        if owned_by_cluster(view, cluster_id) or view.instance_id in known_ids:
+            owned.append(view)
+        else:
+            foreign.append(view)
+    return owned, foreign
+
+
+class Sweeper:
+    def __init__(
+        self,
+        *,
+        client: ExternalClient,
+        observer: observing.Observer,
+        batcher: batching.DeletionBatcher,
+        interval: float,
+        mode: SweepMode,
+        cluster_id: Callable[[], str],
+        known_ids: Callable[[], Collection[str]],
+        metrics: Metrics,
+        min_failed_age: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._observer = observer
+        self._batcher = batcher
+        self._interval = interval
+        self._mode = mode
+        self._cluster_id = cluster_id
+        self._known_ids = known_ids
+        self._metrics = metrics
+        self._min_failed_age = min_failed_age
+        self._clock = clock
+        self._first_seen_failed: dict[str, float] = {}
+        self._outcomes: dict[str, batching.DeleteOutcome] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.last_report: SweepReport | None = None
+
+    def outcome_for(self, instance_id: str) -> batching.DeleteOutcome | None:
+        return self._outcomes.get(instance_id)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="failed-instance-sweep")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep_once()
+            except Exception:  # the sweep must never die; the next interval tries again
+                logger.exception("sweep failed")
+
+    async def sweep_once(self) -> SweepReport:
+        now = self._clock()
+        failed = self._observer.failed_instances()
+        current = {view.instance_id for view in failed}
+        for gone in set(self._first_seen_failed) - current:
+            del self._first_seen_failed[gone]
+        for instance_id in current:
+            self._first_seen_failed.setdefault(instance_id, now)
+        owned, foreign = select_failed(failed, cluster_id=self._cluster_id(), known_ids=self._known_ids())
+        # Give the owning CR a pass to record CREATEFAILED before the instance disappears.
+        due = [v for v in owned if now - self._first_seen_failed[v.instance_id] >= self._min_failed_age]
+        waiting = tuple(sorted(v.instance_id for v in owned if v not in due))
+        self._metrics.sweeps.labels(mode=self._mode.name.lower()).inc()
+        outcomes = await asyncio.gather(
+            *(
+                self._batcher.submit(v.instance_id, force_delete=True, trigger="SweepCreateFailed")
+                for v in due
+            )
+        )
+        for outcome in outcomes:
+            self._remember(outcome)
+        self._metrics.swept_instances.labels(mode="owned").inc(len(due))
+        report = SweepReport(
+            at=now,
+            mode=self._mode.value,
+            owned=tuple(sorted(v.instance_id for v in due)),
+            foreign=tuple(sorted(v.instance_id for v in foreign)),
+            waiting=waiting,
+            outcomes={o.instance_id: o.result for o in outcomes},
+        )
+        if foreign and self._mode == SweepMode.REPORT:
+            logger.info(
+                "sweep report: the project-wide sweep would delete %d failed instances not owned here: %s",
+                len(foreign),
+                ", ".join(report.foreign),
+            )
+            self._metrics.swept_instances.labels(mode="report").inc(len(foreign))
+        elif foreign and self._mode == SweepMode.PROJECT_WIDE:
+            try:
+                await self._client.delete_all_failed(force_delete=True)
+            except errors.CloudError as exc:
+                logger.warning("project-wide sweep failed: %s", exc)
+                report = replace(report, error=str(exc))
+            else:
+                logger.info(
+                    "project-wide sweep: asked the cloud to delete every failed instance (%d not owned here)",
+                    len(foreign),
+                )
+                self._metrics.swept_instances.labels(mode="project_wide").inc(len(foreign))
+                report = replace(report, project_wide_call=True)
+        if due:
+            logger.info("sweep: submitted %d owned failed instances: %s", len(due), ", ".join(report.owned))
+        self.last_report = report
+        return report
+
+    def _remember(self, outcome: batching.DeleteOutcome) -> None:
+        self._outcomes[outcome.instance_id] = outcome
+        while len(self._outcomes) > _OUTCOMES_KEPT:
+            self._outcomes.pop(next(iter(self._outcomes)))

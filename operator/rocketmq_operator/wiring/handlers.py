@@ -1,0 +1,223 @@
+"""The kopf wiring: the only module that imports kopf.
+
+Every handler is a few lines: validate the body into a model, call the reconciler, turn its
+``StepResult`` into a status patch, Kubernetes Events and "run again in N seconds". Long-lived
+objects are built in ``on.startup`` into ``memo`` and closed in ``on.cleanup``; the registry is
+built by a function, so importing this module registers nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pydantic
+
+from rocketmq_operator.core import decisions
+from rocketmq_operator.core.resource import (
+    ANNOTATION_PREFIX,
+    DELETION_POLICY_ANNOTATION,
+    GROUP,
+    PLURAL,
+    VERSION,
+    RocketMQInstance,
+)
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.services.reconciling import StepResult
+from rocketmq_operator.wiring.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = f"{GROUP}/finalizer"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    settings: OperatorSettings
+    namespaces: tuple[str, ...] = ()
+    liveness_endpoint: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    peering: str | None = None
+    priority: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _parse(body: Mapping[str, Any]) -> RocketMQInstance:
+    try:
+        return RocketMQInstance.model_validate(_plain(body))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
+        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+
+
+def _apply(result: StepResult, patch: kopf.Patch, body: kopf.Body) -> None:
+    for key, value in result.status.items():
+        patch.status[key] = value
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime: Runtime = memo["runtime"]
+    return runtime
+
+
+def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str:
+    if options.settings.cluster_id:
+        return options.settings.cluster_id
+    for uid, _policy in namespaces.get("kube-system", ()):
+        return uid
+    return "unknown-cluster"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    # Handler progress in annotations (not status), so our status schema stays ours alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # We post our own Events for every cloud-side transition; kopf's log-to-event mirroring would
+    # add one API write per retry log line.
+    settings.posting.level = logging.CRITICAL
+    # Reconnect quickly after an API server restart; re-list often enough to heal lost events.
+    settings.watching.reconnect_backoff = 1.0
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+
+
+def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+    opts = options.settings
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+        configure(settings)
+        ns_info: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
+        instance_owners: kopf.Index[str, str] = kwargs["instance_owners"]
+
+        def known_ids() -> Collection[str]:
+            return set(instance_owners.keys())
+
+        memo["runtime"] = await Runtime.start(
+            opts,
+            cluster_id=lambda: _cluster_id(options, ns_info),
+            known_ids=known_ids,
+            metrics_port=options.metrics_port,
+            metrics_host=options.metrics_host,
+        )
+        logger.info(
+            "operator started: endpoint %s, project %s, batch size %d, window %.2fs, poll %.1fs, sweep %s",
+            opts.endpoint,
+            opts.project_id,
+            opts.batch_max_size,
+            opts.batch_window_seconds,
+            opts.poll_interval_seconds,
+            opts.sweep_project_wide.name.lower(),
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime = memo.get("runtime")
+        if runtime is not None:
+            await runtime.aclose()
+
+    @kopf.on.probe(id="cloud", registry=registry)
+    def cloud_probe(memo: kopf.Memo, **_: Any) -> str:
+        runtime = memo.get("runtime")
+        if runtime is None:
+            return "starting"
+        error = runtime.observer.last_error
+        return f"last list failed: {error.reason}" if error is not None else "ok"
+
+    @kopf.index("namespaces", registry=registry)
+    def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
+        return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
+
+    @kopf.index(**crs)
+    def instance_owners(namespace: str | None, name: str, status: Mapping[str, Any], **_: Any) -> dict[str, str] | None:
+        instance_id = status.get("instanceId")
+        return {instance_id: f"{namespace}/{name}"} if instance_id else None
+
+    @kopf.on.create(**crs, id="prepare")
+    async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        _apply(await _runtime(memo).reconciler.prepare(_parse(body)), patch, body)
+
+    @kopf.on.create(**crs, id="provision")
+    @kopf.on.update(**crs, id="apply")
+    @kopf.on.resume(**crs, id="resume")
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        result = await _runtime(memo).reconciler.reconcile(_parse(body))
+        _apply(result, patch, body)
+        if result.requeue_after is not None and result.requeue_after < opts.poll_interval_seconds:
+            raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
+
+    @kopf.timer(**crs, interval=opts.poll_interval_seconds, initial_delay=opts.poll_interval_seconds)
+    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        _apply(await _runtime(memo).reconciler.reconcile(_parse(body)), patch, body)
+
+    @kopf.on.delete(**crs, id="finalize")
+    async def finalize(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **kwargs: Any
+    ) -> None:
+        runtime = _runtime(memo)
+        ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
+        policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
+        cr = _parse(body)
+        result = await runtime.reconciler.finalize(
+            cr, namespace_policy=policy, default_policy=opts.default_deletion_policy
+        )
+        _apply(result, patch, body)
+        if result.released:
+            started = cr.metadata.deletion_timestamp
+            if started:
+                seconds = max(0.0, _now() - decisions._epoch(started))
+                chosen = decisions.resolve_policy(cr, policy, opts.default_deletion_policy).policy
+                runtime.metrics.release_seconds.labels(policy=chosen.value).observe(seconds)
+            runtime.reconciler.forget(cr)
+            return
+        delay = result.requeue_after if result.requeue_after is not None else opts.verify_interval_seconds
+        message = result.events[-1].message if result.events else "waiting for the cloud to delete the instance"
+        raise kopf.TemporaryError(message, delay=delay)
+
+    return registry
+
+
+def _now() -> float:
+    return datetime.datetime.now(datetime.UTC).timestamp()
+
+
+async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) -> None:
+    """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
+    registry = build_registry(options)
+    standalone = options.peering is None
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=options.liveness_endpoint,
+        standalone=standalone,
+        peering_name=options.peering,
+        priority=options.priority,
+        stop_flag=stop_flag,
+        memo=kopf.Memo(),
+    )

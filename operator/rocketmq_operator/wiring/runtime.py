@@ -1,0 +1,123 @@
+"""Builds and closes the operator's long-lived objects for one account.
+
+Why apart from the handlers: what the operator is made of (client, observer, batcher, sweeper,
+reconciler, metrics endpoint) is plain construction, testable and reusable without kopf; the
+handlers only keep the result in kopf's ``memo`` (no import-time globals).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from rocketmq_operator.adapters import dms_client, signing
+from rocketmq_operator.adapters.retrying import RetryPolicy
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.services.batching import DeletionBatcher
+from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.observing import Observer
+from rocketmq_operator.services.reconciling import Reconciler
+from rocketmq_operator.services.sweeping import Sweeper
+
+logger = logging.getLogger(__name__)
+
+
+def credentials_from(settings: OperatorSettings) -> signing.Credentials:
+    if settings.access_key is not None and settings.secret_key is not None:
+        return signing.AkSkCredentials(
+            settings.access_key.get_secret_value(),
+            settings.secret_key.get_secret_value(),
+            security_token=settings.security_token.get_secret_value() if settings.security_token else None,
+        )
+    assert settings.auth_token is not None  # guaranteed by OperatorSettings' validator
+    return signing.TokenCredentials(settings.auth_token.get_secret_value())
+
+
+def build_client(settings: OperatorSettings, metrics: Metrics) -> dms_client.DmsClient:
+    timeout = settings.request_timeout_seconds
+    return dms_client.build_client(
+        endpoint=settings.endpoint,
+        project_id=settings.project_id,
+        credentials=credentials_from(settings),
+        ca_file=settings.ca_file,
+        verify=not settings.insecure_skip_tls_verify,
+        timeouts=dms_client.Timeouts(connect=min(10.0, timeout), read=timeout, write=timeout, pool=timeout),
+        rate=settings.rate_limit_rps,
+        burst=settings.rate_limit_burst,
+        retry=RetryPolicy(max_attempts=settings.max_retries + 1),
+        recorder=metrics,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    metrics: Metrics
+    client: dms_client.DmsClient
+    observer: Observer
+    batcher: DeletionBatcher
+    sweeper: Sweeper
+    reconciler: Reconciler
+    metrics_server: Any = None
+
+    @classmethod
+    async def start(
+        cls,
+        settings: OperatorSettings,
+        *,
+        cluster_id: Callable[[], str],
+        known_ids: Callable[[], Collection[str]],
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
+    ) -> Runtime:
+        metrics = Metrics()
+        client = build_client(settings, metrics)
+        observer = Observer(
+            client,
+            interval=settings.poll_interval_seconds,
+            min_gap=settings.verify_interval_seconds,
+            metrics=metrics,
+        )
+        batcher = DeletionBatcher(
+            client, window=settings.batch_window_seconds, max_size=settings.batch_max_size, metrics=metrics
+        )
+        sweeper = Sweeper(
+            client=client,
+            observer=observer,
+            batcher=batcher,
+            interval=settings.sweep_interval_seconds,
+            mode=settings.sweep_project_wide,
+            cluster_id=cluster_id,
+            known_ids=known_ids,
+            metrics=metrics,
+            min_failed_age=2 * settings.poll_interval_seconds,
+        )
+        reconciler = Reconciler(
+            client=client,
+            observer=observer,
+            batcher=batcher,
+            settings=settings,
+            cluster_id=cluster_id,
+            metrics=metrics,
+            sweep_outcomes=sweeper.outcome_for,
+        )
+        server = None
+        if metrics_port is not None:
+            server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+            logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+        await observer.start()
+        await sweeper.start()
+        return cls(settings, metrics, client, observer, batcher, sweeper, reconciler, server)
+
+    async def aclose(self) -> None:
+        await self.sweeper.aclose()
+        await self.batcher.aclose()
+        await self.observer.aclose()
+        await self.client.aclose()
+        if self.metrics_server is not None:
+            server = self.metrics_server[0] if isinstance(self.metrics_server, tuple) else self.metrics_server
+            server.shutdown()

@@ -1,0 +1,202 @@
+"""What the operator decides to do next, from one CR and one observation (pure, table-driven)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rocketmq_operator.core import cloud, decisions
+from rocketmq_operator.core.decisions import Seen
+from rocketmq_operator.core.resource import PAUSED_ANNOTATION, DeletionPolicy
+
+from .builders import cr, view
+
+NOW = 1_790_000_000.0
+PENDING = {"creation": {"name": "team-a-orders-abcdef12", "pendingSince": "2026-11-27T10:00:00Z"}}
+
+
+class TestCreating:
+    def test_a_new_cr_first_persists_the_pending_marker(self) -> None:
+        action = decisions.decide(cr(), Seen.unknown())
+        assert isinstance(action, decisions.MarkCreatePending)
+        assert action.name.startswith("team-a-orders-")
+        assert action.verdict.reason == "Creating" and action.verdict.reconciling
+
+    def test_with_the_marker_persisted_it_creates_with_the_marker_name(self) -> None:
+        action = decisions.decide(cr(status={"creation": {"name": "my-name-1", "pendingSince": "x"}}), Seen.unknown())
+        assert isinstance(action, decisions.Create)
+        assert action.request is not None and action.request.name == "my-name-1"
+
+    def test_spec_instance_id_adopts_instead_of_creating(self) -> None:
+        action = decisions.decide(cr(spec={"instanceId": "i-9"}), Seen.unknown())
+        assert isinstance(action, decisions.Adopt) and action.instance_id == "i-9"
+
+    def test_paused_never_creates(self) -> None:
+        action = decisions.decide(cr(annotations={PAUSED_ANNOTATION: "true"}), Seen.unknown())
+        assert isinstance(action, decisions.Observe) and action.verdict.reason == "Paused"
+
+
+class TestObserving:
+    @pytest.mark.parametrize(
+        ("status", "reason", "ready", "reconciling", "stalled"),
+        [
+            (cloud.CREATING, "Creating", False, True, False),
+            (cloud.RUNNING, "Available", True, False, False),
+            (cloud.CREATEFAILED, "CreateFailed", False, False, True),
+            (cloud.EXTENDING, "Extending", False, True, False),
+            (cloud.RESTARTING, "Restarting", False, True, False),
+            (cloud.EXTENDEDFAILED, "ResizeFailed", False, False, True),
+            (cloud.FROZEN, "Frozen", False, False, True),
+            (cloud.ERROR, "InstanceError", False, False, False),
+            (cloud.DELETING, "DeletingOutOfBand", False, False, True),
+            ("SOMETHING_NEW", "UnknownStatus", False, False, False),
+        ],
+    )
+    def test_cloud_status_maps_to_conditions(
+        self, status: str, reason: str, ready: bool, reconciling: bool, stalled: bool
+    ) -> None:
+        action = decisions.decide(cr(status={"instanceId": "i-1"}), Seen.present(view(status=status)))
+        assert isinstance(action, decisions.Observe)
+        v = action.verdict
+        assert (v.reason, v.ready, v.reconciling, v.stalled) == (reason, ready, reconciling, stalled)
+
+    def test_unknown_observation_keeps_ready_as_it_was(self) -> None:
+        ready = [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "t"}]
+        action = decisions.decide(cr(status={"instanceId": "i-1", "conditions": ready}), Seen.unknown("Throttled"))
+        assert action.verdict.ready and action.verdict.reason == "Throttled"
+
+    def test_instance_gone_outside_the_operator_is_stalled_not_recreated(self) -> None:
+        action = decisions.decide(cr(status={"instanceId": "i-1"}), Seen.absent())
+        assert isinstance(action, decisions.Observe)
+        assert action.verdict.reason == "InstanceMissing" and action.verdict.stalled
+
+    def test_swept_failed_instance_is_recreated_only_when_asked(self) -> None:
+        status = {"instanceId": "i-1", "failedInstanceIds": ["i-1"]}
+        kept = decisions.decide(cr(status=status), Seen.absent())
+        assert isinstance(kept, decisions.Observe) and kept.verdict.reason == "CreateFailed"
+        spec = {**cr().spec.to_wire(), "recreateOnFailure": True}
+        again = decisions.decide(cr(spec=spec, status=status), Seen.absent())
+        assert isinstance(again, decisions.Recreate) and again.failed_instance_id == "i-1"
+
+
+class TestUpdating:
+    def test_mutable_field_change_becomes_an_update(self) -> None:
+        spec = {**cr().spec.to_wire(), "securityGroupId": "sg-2", "enableAcl": True}
+        action = decisions.decide(cr(spec=spec, status={"instanceId": "i-1"}), Seen.present(view()))
+        assert isinstance(action, decisions.Update)
+        assert action.delta.update.to_wire() == {"security_group_id": "sg-2", "enable_acl": True}
+        assert action.delta.resize is None
+
+    def test_storage_growth_becomes_a_resize(self) -> None:
+        spec = {**cr().spec.to_wire(), "storageSpace": 600}
+        action = decisions.decide(cr(spec=spec, status={"instanceId": "i-1"}), Seen.present(view()))
+        assert isinstance(action, decisions.Update) and action.verdict.reason == "Resizing"
+        assert action.delta.resize is not None
+        assert action.delta.resize.to_wire() == {"oper_type": "storage", "new_storage_space": 600}
+
+    def test_changes_wait_while_the_instance_is_busy(self) -> None:
+        spec = {**cr().spec.to_wire(), "storageSpace": 600}
+        action = decisions.decide(cr(spec=spec, status={"instanceId": "i-1"}), Seen.present(view(status="EXTENDING")))
+        assert isinstance(action, decisions.Observe)
+
+    def test_paused_never_updates(self) -> None:
+        spec = {**cr().spec.to_wire(), "storageSpace": 600}
+        paused = cr(spec=spec, status={"instanceId": "i-1"}, annotations={PAUSED_ANNOTATION: "true"})
+        assert isinstance(decisions.decide(paused, Seen.present(view())), decisions.Observe)
+
+
+class TestPolicies:
+    @pytest.mark.parametrize(
+        ("spec_policy", "adopted", "namespace_value", "default", "expected", "source"),
+        [
+            ("Orphan", False, "Delete", DeletionPolicy.DELETE, DeletionPolicy.ORPHAN, "spec.deletionPolicy"),
+            ("Delete", True, "Orphan", DeletionPolicy.ORPHAN, DeletionPolicy.DELETE, "spec.deletionPolicy"),
+            (None, False, "Orphan", DeletionPolicy.DELETE, DeletionPolicy.ORPHAN, "namespace annotation"),
+            (None, False, None, DeletionPolicy.ORPHAN, DeletionPolicy.ORPHAN, "operator default"),
+            (None, False, None, DeletionPolicy.DELETE, DeletionPolicy.DELETE, "operator default"),
+            (None, True, "Delete", DeletionPolicy.DELETE, DeletionPolicy.ORPHAN, "adopted instance"),
+        ],
+    )
+    def test_precedence_is_cr_then_namespace_then_default(
+        self,
+        spec_policy: str | None,
+        adopted: bool,
+        namespace_value: str | None,
+        default: DeletionPolicy,
+        expected: DeletionPolicy,
+        source: str,
+    ) -> None:
+        spec = {**cr().spec.to_wire(), **({"deletionPolicy": spec_policy} if spec_policy else {})}
+        if adopted:
+            spec["instanceId"] = "i-1"
+        choice = decisions.resolve_policy(cr(spec=spec), namespace_value, default)
+        assert (choice.policy, choice.source) == (expected, source)
+
+    def test_unknown_namespace_value_keeps_the_instance_and_warns(self) -> None:
+        choice = decisions.resolve_policy(cr(), "Retain", DeletionPolicy.DELETE)
+        assert choice.policy is DeletionPolicy.ORPHAN
+        assert choice.warning is not None and "Retain" in choice.warning
+
+
+DELETE = decisions.PolicyChoice(DeletionPolicy.DELETE, "operator default")
+ORPHAN = decisions.PolicyChoice(DeletionPolicy.ORPHAN, "spec.deletionPolicy")
+
+
+class TestDeleting:
+    def test_orphan_releases_at_once(self) -> None:
+        step = decisions.decide_deletion(
+            cr(status={"instanceId": "i-1"}, deleting=True), ORPHAN, Seen.unknown(), now=NOW
+        )
+        assert isinstance(step, decisions.Release) and step.reason == "Orphaned"
+
+    def test_no_instance_and_no_pending_create_releases(self) -> None:
+        step = decisions.decide_deletion(cr(deleting=True), DELETE, Seen.unknown(), now=NOW)
+        assert isinstance(step, decisions.Release) and step.reason == "NothingToDelete"
+
+    def test_a_pending_create_is_looked_up_before_release(self) -> None:
+        step = decisions.decide_deletion(cr(status=PENDING, deleting=True), DELETE, Seen.unknown(), now=NOW)
+        assert isinstance(step, decisions.FindByName) and step.name == "team-a-orders-abcdef12"
+
+    def test_running_instance_is_submitted_with_the_force_flag(self) -> None:
+        spec = {**cr().spec.to_wire(), "forceDelete": True}
+        step = decisions.decide_deletion(
+            cr(spec=spec, status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view()), now=NOW
+        )
+        assert isinstance(step, decisions.Submit) and step.instance_id == "i-1" and step.force_delete
+
+    def test_creating_instance_is_held_back(self) -> None:
+        step = decisions.decide_deletion(
+            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view(status="CREATING")), now=NOW
+        )
+        assert isinstance(step, decisions.HoldBack)
+
+    def test_accepted_deletion_waits_instead_of_resubmitting(self) -> None:
+        status = {
+            "instanceId": "i-1",
+            "deletion": {"instanceId": "i-1", "result": "Accepted", "submittedAt": decisions.isoformat(NOW - 10)},
+        }
+        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
+        assert isinstance(step, decisions.AwaitGone)
+
+    def test_accepted_long_ago_but_still_running_is_resubmitted(self) -> None:
+        status = {
+            "instanceId": "i-1",
+            "deletion": {"instanceId": "i-1", "result": "Accepted", "submittedAt": decisions.isoformat(NOW - 600)},
+        }
+        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
+        assert isinstance(step, decisions.Submit)
+
+    def test_deleting_instance_is_awaited(self) -> None:
+        step = decisions.decide_deletion(
+            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view(status="DELETING")), now=NOW
+        )
+        assert isinstance(step, decisions.AwaitGone)
+
+    def test_only_confirmed_absence_releases(self) -> None:
+        deleting = cr(status={"instanceId": "i-1"}, deleting=True)
+        assert isinstance(decisions.decide_deletion(deleting, DELETE, Seen.absent(), now=NOW), decisions.Release)
+        assert isinstance(decisions.decide_deletion(deleting, DELETE, Seen.unknown(), now=NOW), decisions.AwaitGone)
+
+    def test_failed_and_errored_results_are_resubmitted(self) -> None:
+        status = {"instanceId": "i-1", "deletion": {"instanceId": "i-1", "result": "Failed", "attempts": 2}}
+        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
+        assert isinstance(step, decisions.Submit)
