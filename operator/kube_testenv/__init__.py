@@ -16,7 +16,7 @@ from .binaries import Binaries, BinariesError, build_binaries, kubectl_path, loc
 from .certs import Certificates, generate_certificates
 from .controlplane import DEFAULT_CONTROLLERS, ControlPlane, ControlPlaneError
 from .existing import existing_kubeconfig, use_existing_cluster
-from .kubeconfig import current_server_url, render_kubeconfig, write_kubeconfig
+from .kubeconfig import current_server_url, read_kubeconfig, render_kubeconfig, with_token, write_kubeconfig
 from .kubectl import KubectlError, run_kubectl
 from .processes import ManagedProcess, ProcessError, free_ports, live_processes, stop_all, wait_for
 
@@ -38,10 +38,12 @@ __all__ = [
     "kubectl_path",
     "live_processes",
     "locate_binaries",
+    "read_kubeconfig",
     "render_kubeconfig",
     "run_kubectl",
     "stop_all",
     "use_existing_cluster",
     "wait_for",
+    "with_token",
     "write_kubeconfig",
 ]

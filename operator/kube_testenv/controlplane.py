@@ -33,7 +33,7 @@ from . import readiness
 from .binaries import Binaries, locate_binaries
 from .certs import Certificates, generate_certificates
 from .existing import existing_kubeconfig, use_existing_cluster
-from .kubeconfig import current_server_url, render_kubeconfig, write_kubeconfig
+from .kubeconfig import current_server_url, read_kubeconfig, render_kubeconfig, with_token, write_kubeconfig
 from .kubectl import run_kubectl
 from .processes import ManagedProcess, ProcessError, free_ports, wait_for
 
@@ -164,7 +164,14 @@ class ControlPlane:
         timeout: float = 120.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the venv's kubectl with this control plane's kubeconfig; raises KubectlError if ``check``."""
-        return run_kubectl(self.kubeconfig_path, *args, input=input, check=check, timeout=timeout)
+        cache_dir = None if self.use_existing or self._workdir is None else self._workdir / "kubectl-cache"
+        return run_kubectl(
+            self.kubeconfig_path, *args, input=input, check=check, timeout=timeout, cache_dir=cache_dir
+        )
+
+    def token_kubeconfig(self, token: str, path: Path) -> Path:
+        """Write a kubeconfig for this cluster that authenticates with ``token`` (e.g. a ServiceAccount's)."""
+        return write_kubeconfig(path, with_token(read_kubeconfig(self.kubeconfig_path), token))
 
     def api_client(self) -> ApiClient:
         """A new ``kubernetes`` client (admin) for this control plane; the caller closes it."""

@@ -51,6 +51,33 @@ def render_kubeconfig(
     }
 
 
+def with_token(config: dict[str, Any], token: str, *, name: str = "token-user") -> dict[str, Any]:
+    """The same cluster, current context's namespace included, but authenticating with a bearer token.
+
+    For acting as a ServiceAccount (``kubectl create token``): a client certificate would win over the
+    token, since the apiserver tries x509 first, so the user entry is replaced, not amended.
+    """
+    context_name = config.get("current-context")
+    context = next(c["context"] for c in config.get("contexts") or [] if c["name"] == context_name)
+    cluster = next(c for c in config.get("clusters") or [] if c["name"] == context["cluster"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {**context, "user": name}}],
+        "current-context": name,
+        "preferences": {},
+    }
+
+
+def read_kubeconfig(path: Path) -> dict[str, Any]:
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a kubeconfig")
+    return config
+
+
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     """Write atomically (a reader never sees half a file) and private (it holds a key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +91,7 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
 
 def current_server_url(path: Path) -> str:
     """The ``server`` of the current context's cluster, for messages and readiness checks."""
-    config = yaml.safe_load(path.read_text()) or {}
+    config = read_kubeconfig(path)
     context_name = config.get("current-context")
     contexts = {c["name"]: c.get("context", {}) for c in config.get("contexts") or []}
     clusters = {c["name"]: c.get("cluster", {}) for c in config.get("clusters") or []}

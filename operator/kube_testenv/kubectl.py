@@ -25,12 +25,15 @@ def run_kubectl(
     input: str | None = None,
     check: bool = True,
     timeout: float = 120.0,
+    cache_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``kubectl --kubeconfig=<kubeconfig> <args>``; raises :class:`KubectlError` if ``check`` and it fails.
 
-    ``input`` is named as in :func:`subprocess.run`.
+    ``input`` is named as in :func:`subprocess.run`. ``cache_dir`` keeps kubectl's discovery cache out of
+    ``~/.kube/cache``, which would otherwise collect one folder per throwaway control plane.
     """
-    argv = [str(kubectl_path()), f"--kubeconfig={kubeconfig}", *args]
+    cache = [f"--cache-dir={cache_dir}"] if cache_dir is not None else []
+    argv = [str(kubectl_path()), f"--kubeconfig={kubeconfig}", *cache, *args]
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
     result = subprocess.run(
         argv, input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False

@@ -39,7 +39,8 @@ _log_dir_key = pytest.StashKey[Path]()
 
 
 def _uses_control_plane(item: pytest.Item) -> bool:
-    return FIXTURE in getattr(item, "fixturenames", ())
+    names = getattr(item, "fixturenames", ())
+    return FIXTURE in names or "control_plane_binaries" in names
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -70,13 +71,25 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
+def control_plane_binaries(request: pytest.FixtureRequest) -> Binaries:
+    """The etcd/kube-apiserver/kube-controller-manager/helm folder (built if needed)."""
+    binaries = request.config.stash.get(_binaries_key, None)
+    if isinstance(binaries, BaseException):
+        raise binaries
+    if binaries is None:
+        binaries = locate_binaries()
+        request.config.stash[_binaries_key] = binaries
+    return binaries
+
+
+@pytest.fixture(scope="session")
 def control_plane(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
     """A running control plane (or the existing cluster), shared by the whole session."""
-    binaries = request.config.stash.get(_binaries_key, None)
-    if isinstance(binaries, BaseException):
-        raise binaries
+    binaries = None
+    if not use_existing_cluster():
+        binaries = request.getfixturevalue("control_plane_binaries")
     log_dir = tmp_path_factory.mktemp("controlplane-logs")
     cp = ControlPlane(binaries=binaries, log_dir=log_dir)
     if not cp.use_existing:
