@@ -125,3 +125,30 @@ def make_client(
         sleep=clock.sleep,
         jitter=lambda: jitter,
     )
+
+
+def huawei_sdk_authorization(request: httpx.Request, *, ak: str = AK, sk: str = SK) -> str:
+    """What Huawei's own Signer computes for a request as *received* (a server-side check).
+
+    Only the headers the request names in SignedHeaders are given to it, as a verifying gateway
+    would do; if the client signed anything other than the bytes it sent, the two disagree.
+    """
+    from urllib.parse import parse_qsl
+
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.sdk_request import SdkRequest
+    from huaweicloudsdkcore.signer.signer import Signer
+
+    signed = request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    sdk = SdkRequest(
+        method=request.method,
+        schema=request.url.scheme,
+        host=request.url.netloc.decode(),
+        resource_path=request.url.raw_path.split(b"?")[0].decode(),
+        query_params=parse_qsl(request.url.query.decode(), keep_blank_values=True),
+        header_params={name: request.headers[name] for name in signed},
+        body=request.content,
+    )
+    Signer(BasicCredentials(ak, sk)).sign(sdk)
+    authorization: str = sdk.header_params["Authorization"]
+    return authorization

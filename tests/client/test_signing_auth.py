@@ -105,9 +105,7 @@ class TestAkSkAuth:
 
 class TestTokenAuth:
     def test_sends_the_token_and_signs_nothing(self) -> None:
-        sent = _sign(
-            httpx.Request("GET", "https://h/v2/x"), signing.TokenAuth(signing.TokenCredentials(IAM_TOKEN))
-        )
+        sent = _sign(httpx.Request("GET", "https://h/v2/x"), signing.TokenAuth(signing.TokenCredentials(IAM_TOKEN)))
 
         assert sent.headers["X-Auth-Token"] == IAM_TOKEN
         assert "Authorization" not in sent.headers

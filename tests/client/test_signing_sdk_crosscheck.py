@@ -76,9 +76,7 @@ def _ours(req: dict[str, Any]) -> httpx.Request:
         headers=req["headers"],
         content=req["body"],
     )
-    auth = signing.AkSkAuth(
-        signing.AkSkCredentials(AK, SK), clock=lambda: datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    )
+    auth = signing.AkSkAuth(signing.AkSkCredentials(AK, SK), clock=lambda: datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     return next(auth.sync_auth_flow(request))
 
 

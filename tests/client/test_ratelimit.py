@@ -1,0 +1,131 @@
+"""The per-account token bucket: steady rate, bursts, FIFO waiting, and the shared 429 pause."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from client_kit import FakeClock
+
+from rocketmq_operator.adapters.ratelimit import TokenBucket
+
+
+def _bucket(clock: FakeClock, rate: float = 2.0, burst: int = 3) -> TokenBucket:
+    return TokenBucket(rate, burst, clock=clock, sleep=clock.sleep)
+
+
+async def test_a_full_bucket_lets_a_burst_through_without_waiting() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, burst=3)
+
+    for _ in range(3):
+        await bucket.acquire()
+
+    assert clock.sleeps == []
+
+
+async def test_beyond_the_burst_callers_are_spaced_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=2.0, burst=3)
+    times = []
+
+    for _ in range(6):
+        await bucket.acquire()
+        times.append(clock.now - 1000.0)
+
+    assert times == pytest.approx([0, 0, 0, 0.5, 1.0, 1.5])
+
+
+async def test_a_quiet_period_refills_up_to_the_burst_and_no_more() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=2.0, burst=3)
+    for _ in range(3):
+        await bucket.acquire()
+
+    clock.now += 60.0  # a long quiet time earns only `burst` tokens
+    for _ in range(3):
+        await bucket.acquire()
+    assert clock.sleeps == []
+    await bucket.acquire()
+    assert clock.sleeps == [pytest.approx(0.5)]
+
+
+async def test_concurrent_callers_are_served_in_arrival_order() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=1.0, burst=1)
+    order: list[int] = []
+
+    async def caller(n: int) -> None:
+        await bucket.acquire()
+        order.append(n)
+
+    await asyncio.gather(*(caller(n) for n in range(5)))
+
+    assert order == [0, 1, 2, 3, 4]
+    assert clock.now - 1000.0 == pytest.approx(4.0)  # one per second after the first
+
+
+async def test_pause_holds_every_caller_until_it_ends() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=10.0, burst=5)
+    await bucket.acquire()
+
+    bucket.pause(3.0)
+    assert bucket.paused_until == pytest.approx(1003.0)
+    await bucket.acquire()
+
+    assert clock.now == pytest.approx(1003.0)
+
+
+async def test_after_a_pause_traffic_resumes_with_one_call_not_a_stampede() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=2.0, burst=5)
+    bucket.pause(10.0)
+
+    await bucket.acquire()
+    resumed = clock.now
+    await bucket.acquire()
+
+    assert resumed == pytest.approx(1010.0)
+    assert clock.now - resumed == pytest.approx(0.5)  # the rest follow at the rate
+
+
+async def test_a_shorter_pause_never_cuts_a_longer_one() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock)
+    bucket.pause(5.0)
+    bucket.pause(1.0)
+
+    assert bucket.paused_until == pytest.approx(1005.0)
+
+
+async def test_a_pause_during_a_wait_is_honoured_by_the_waiter() -> None:
+    clock = FakeClock()
+
+    async def sleep_then_pause(seconds: float) -> None:
+        # Another caller's 429 arrives while this one waits for its token.
+        await clock.sleep(seconds)
+        if len(clock.sleeps) == 1:
+            bucket.pause(4.0)
+
+    bucket = TokenBucket(1.0, 1, clock=clock, sleep=sleep_then_pause)
+    await bucket.acquire()  # a fresh bucket: immediate
+    await bucket.acquire()  # waits 1 s for a token, meets the pause, waits it out
+
+    assert clock.sleeps == [pytest.approx(1.0), pytest.approx(4.0)]
+    assert clock.now == pytest.approx(1005.0)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (-1.0, 1), (1.0, 0)])
+def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        TokenBucket(rate, burst)
+
+
+async def test_defaults_to_the_running_loops_clock() -> None:
+    bucket = TokenBucket(1000.0, 1)
+    await bucket.acquire()
+    bucket.pause(0.01)
+    assert bucket.paused_until == pytest.approx(asyncio.get_running_loop().time() + 0.01, abs=0.005)
+    await bucket.acquire()
+    assert asyncio.get_running_loop().time() >= bucket.paused_until
