@@ -1,0 +1,392 @@
+"""The deletion batcher: deletions that arrive together leave as one batch action call.
+
+Why it exists: a ``kubectl delete`` of many CRs, a namespace teardown, a GitOps prune or the sweep
+of failed instances produce many deletions within moments. Sending each as its own call spends the
+account's rate limit N times over; the cloud offers ``POST /v2/{project_id}/instances/action``,
+which deletes a list of instances in one call and reports one result per instance. The batcher
+collects the ids submitted within a short window, sends them in one call, and hands each caller
+the result of its own instance.
+
+Shape (kopf's ``poster``): producers only enqueue and wait on a future; the network is touched
+only by flush tasks, so a producer never waits for another producer's call and several calls may
+be in flight at once (the client's token bucket paces them). One batcher serves one account; its
+pending ids are grouped by ``force_delete``, so each group is one key ``(account, force_delete)``
+of the design.
+
+What the results mean: ``Accepted`` is *accepted*, not gone; the caller releases its CR only once
+observation shows the instance absent. Every submitted future is resolved exactly once, whatever
+happens: per-instance results, a failed call, cancellation, or ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = "Accepted"
+"""The cloud answered ``success`` for this id: the deletion was accepted, the instance is not gone yet."""
+FAILED = "Failed"
+"""The cloud answered ``failed`` for this id."""
+NOT_FOUND = "NotFound"
+"""The cloud says the instance does not exist: the deletion counts as done."""
+WRONG_STATE = "WrongState"
+"""The cloud refused this id in its current status (DMS.00400026), e.g. it is still CREATING."""
+ERROR = "Error"
+"""The whole call failed (throttled, transport, 5xx, malformed ...); ``error`` says why."""
+NO_RESULT = "NoResult"
+"""The call succeeded but its response had no entry for this id."""
+
+RESULTS = (ACCEPTED, FAILED, NOT_FOUND, WRONG_STATE, ERROR, NO_RESULT)
+
+# A call refused with one of these cannot tell which id is to blame (or the cloud has a batch size
+# limit below ours, which is undocumented), so a multi-id call is split in halves to isolate it.
+_AMBIGUOUS_REFUSALS = (errors.InvalidRequest, errors.NotFound, errors.WrongState)
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """What became of one submitted instance id."""
+
+    instance_id: str
+    result: str
+    batch_id: str
+    """Short id of the batch call that carried this id (the same for all ids of one call)."""
+    batch_size: int
+    """How many ids the call that carried this id had."""
+    submitted_at: float
+    """Wall-clock epoch seconds at which that call was sent."""
+    error: errors.CloudError | None = None
+
+    @property
+    def message(self) -> str:
+        """A sentence for a CR's status or an Event."""
+        where = f"batch {self.batch_id} ({_instances(self.batch_size)})" if self.batch_id else "no batch"
+        if self.result == ACCEPTED:
+            return f"accepted in {where}"
+        if self.result == FAILED:
+            return f"failed in {where}: the cloud reported 'failed' for this instance"
+        if self.result == NO_RESULT:
+            return f"no result for this instance in {where}"
+        reason = {NOT_FOUND: "not found", WRONG_STATE: "refused in its current state"}.get(self.result, "error")
+        detail = f": {self.error}" if self.error is not None else ""
+        return f"{reason} in {where}{detail}"
+
+
+def _instances(count: int) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
+
+
+def _new_batch_id() -> str:
+    return f"b-{secrets.token_hex(4)}"
+
+
+@dataclass
+class _Waiter:
+    """One pending id: the future all its submitters share, and why it was first submitted."""
+
+    future: asyncio.Future[DeleteOutcome]
+    trigger: str
+
+
+@dataclass
+class _Group:
+    """The pending ids of one ``force_delete`` value, in submission order."""
+
+    force_delete: bool
+    waiters: dict[str, _Waiter] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+
+
+class DeletionBatcher:
+    """Coalesces the deletions of one account into batch action calls.
+
+    Args:
+        client: the cloud client of the account.
+        window: seconds from the first id entering an empty group until the group is sent.
+        max_size: ids per call; a group reaching it is sent at once.
+        metrics: where to record batch sizes, per-id results and the queue depth.
+        trigger_label: the ``trigger`` label of this batcher's batch size observations.
+        clock: wall clock (epoch seconds) for ``DeleteOutcome.submitted_at``. The window itself is
+            measured on the event loop's clock, so a virtual-time loop drives it in tests.
+    """
+
+    def __init__(
+        self,
+        client: protocol.ExternalClient,
+        *,
+        window: float,
+        max_size: int,
+        metrics: Metrics | None = None,
+        trigger_label: str = "delete",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window < 0:
+            raise ValueError(f"window must be >= 0, not {window!r}")
+        if max_size < 1:
+            raise ValueError(f"max_size must be >= 1, not {max_size!r}")
+        self._client = client
+        self._window = window
+        self._max_size = max_size
+        self._effective_max_size = max_size
+        self._metrics = metrics
+        self._trigger_label = trigger_label
+        self._clock = clock
+        self._groups: dict[bool, _Group] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._limit_warned = False
+
+    @property
+    def effective_max_size(self) -> int:
+        """The size limit in force: ``max_size``, or lower once the cloud showed it refuses more."""
+        return self._effective_max_size
+
+    def queue_depth(self) -> int:
+        """Ids waiting for their call to be sent (not those already in flight)."""
+        return sum(len(group.waiters) for group in self._groups.values())
+
+    async def submit(self, instance_id: str, *, force_delete: bool, trigger: str = "CRDeleted") -> DeleteOutcome:
+        """Queue one instance for deletion and wait for its own result.
+
+        Submitting an id that is already pending joins its existing future; submitting it after
+        its call was sent starts a new one (a repeated delete is harmless). Cancelling the caller
+        does not withdraw the id: others may share its future, and the deletion was asked for.
+        """
+        if self._closed:
+            return DeleteOutcome(
+                instance_id=instance_id,
+                result=ERROR,
+                batch_id="",
+                batch_size=0,
+                submitted_at=self._clock(),
+                error=errors.CloudError("the deletion batcher is closed", operation="delete_many"),
+            )
+        future = self._enqueue(instance_id, force_delete=force_delete, trigger=trigger)
+        # Shielded: one submitter giving up must not cancel the result its twins are waiting for.
+        return await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        """Stop: pending ids get an ``Error`` outcome, in-flight calls are cancelled and do too."""
+        self._closed = True
+        closed = errors.CloudError("the deletion batcher closed before sending this id", operation="delete_many")
+        for force_delete in list(self._groups):
+            group = self._groups.pop(force_delete)
+            if group.timer is not None:
+                group.timer.cancel()
+            now = self._clock()
+            for instance_id, waiter in group.waiters.items():
+                self._resolve(
+                    waiter,
+                    DeleteOutcome(instance_id, ERROR, "", 0, now, error=closed),
+                )
+        self._report_depth()
+        tasks = list(self._in_flight)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # Producer side: never awaits anything but the future.
+
+    def _enqueue(self, instance_id: str, *, force_delete: bool, trigger: str) -> asyncio.Future[DeleteOutcome]:
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(force_delete)
+        if group is None:
+            group = _Group(force_delete=force_delete)
+            self._groups[force_delete] = group
+            # The window runs from the first id of the group, so a steady trickle cannot delay a
+            # call forever.
+            group.timer = loop.call_later(self._window, self._flush, force_delete)
+        waiter = group.waiters.get(instance_id)
+        if waiter is None:
+            waiter = _Waiter(future=loop.create_future(), trigger=trigger)
+            group.waiters[instance_id] = waiter
+            self._report_depth()
+        if len(group.waiters) >= self._effective_max_size:
+            self._flush(force_delete)
+        return waiter.future
+
+    def _flush(self, force_delete: bool) -> None:
+        group = self._groups.pop(force_delete, None)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        self._report_depth()
+        items = list(group.waiters.items())
+        # A group can outgrow the limit only if the limit was lowered while it was pending.
+        size = self._effective_max_size
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(items), size):
+            chunk = dict(items[start : start + size])
+            task = loop.create_task(self._send(chunk, force_delete=force_delete), name="delete-batch")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    # Flush side: the only code that talks to the cloud.
+
+    async def _send(self, waiters: dict[str, _Waiter], *, force_delete: bool) -> None:
+        try:
+            await self._call(waiters, force_delete=force_delete)
+        finally:
+            # Reached with unresolved waiters only when cancelled mid-call (aclose): the call may
+            # or may not have reached the cloud, so the outcome is unknown and the caller retries.
+            interrupted = errors.CloudError(
+                "the batch call was interrupted before its answer arrived; outcome unknown",
+                operation="delete_many",
+            )
+            now = self._clock()
+            for instance_id, waiter in waiters.items():
+                if not waiter.future.done():
+                    self._resolve(
+                        waiter,
+                        DeleteOutcome(instance_id, ERROR, "", len(waiters), now, error=interrupted),
+                    )
+
+    async def _call(self, waiters: dict[str, _Waiter], *, force_delete: bool) -> bool:
+        """Send ``waiters`` as one call and resolve them; True if the cloud took it as one call."""
+        ids = list(waiters)
+        batch_id = _new_batch_id()
+        submitted_at = self._clock()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if self._metrics is not None:
+            self._metrics.batch_size.labels(trigger=self._trigger_label).observe(len(ids))
+
+        def outcome(instance_id: str, result: str, error: errors.CloudError | None = None) -> DeleteOutcome:
+            return DeleteOutcome(instance_id, result, batch_id, len(ids), submitted_at, error=error)
+
+        try:
+            results = await self._client.delete_many(ids, force_delete=force_delete)
+        except errors.CloudError as exc:
+            self._log_call(batch_id, waiters, force_delete, loop.time() - started, error=exc)
+            if len(ids) > 1 and isinstance(exc, _AMBIGUOUS_REFUSALS):
+                await self._split(waiters, force_delete=force_delete, cause=exc)
+            else:
+                result = _result_of_refusal(exc)
+                for instance_id, waiter in waiters.items():
+                    self._resolve(waiter, outcome(instance_id, result, exc))
+            return False
+        except Exception as exc:
+            # A bug below us must not strand the waiters; they get an error they can retry on.
+            logger.exception("batch %s: delete_many raised an unexpected error", batch_id)
+            wrapped = errors.CloudError(f"unexpected {type(exc).__name__}: {exc}", operation="delete_many")
+            for instance_id, waiter in waiters.items():
+                self._resolve(waiter, outcome(instance_id, ERROR, wrapped))
+            return False
+
+        routed = _route(ids, results)
+        self._log_call(batch_id, waiters, force_delete, loop.time() - started, routed=routed)
+        for instance_id, waiter in waiters.items():
+            self._resolve(waiter, outcome(instance_id, routed[instance_id]))
+        return True
+
+    async def _split(self, waiters: dict[str, _Waiter], *, force_delete: bool, cause: errors.CloudError) -> None:
+        items = list(waiters.items())
+        middle = (len(items) + 1) // 2
+        # In sequence, not concurrently: a refused batch often means more refusals are coming,
+        # and doubling the calls in flight would only spend the rate limit faster.
+        left_ok = await self._call(dict(items[:middle]), force_delete=force_delete)
+        right_ok = await self._call(dict(items[middle:]), force_delete=force_delete)
+        if isinstance(cause, errors.InvalidRequest) and left_ok and right_ok:
+            # The whole was refused and both halves were taken: the size was the problem.
+            self._learn_limit(middle, cause)
+
+    def _learn_limit(self, size: int, cause: errors.CloudError) -> None:
+        if size >= self._effective_max_size:
+            return
+        self._effective_max_size = size
+        log = logger.info if self._limit_warned else logger.warning
+        self._limit_warned = True
+        log(
+            "The cloud refused a batch delete that it accepted in halves of %d ids (%s); "
+            "sending at most %d ids per call from now on (configured: %d)",
+            size,
+            cause,
+            size,
+            self._max_size,
+        )
+
+    def _resolve(self, waiter: _Waiter, outcome: DeleteOutcome) -> None:
+        if waiter.future.done():
+            return
+        waiter.future.set_result(outcome)
+        if self._metrics is not None:
+            self._metrics.batch_results.labels(result=outcome.result).inc()
+
+    def _report_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.set(self.queue_depth())
+
+    def _log_call(
+        self,
+        batch_id: str,
+        waiters: Mapping[str, _Waiter],
+        force_delete: bool,
+        seconds: float,
+        *,
+        routed: Mapping[str, str] | None = None,
+        error: errors.CloudError | None = None,
+    ) -> None:
+        triggers: dict[str, int] = {}
+        for waiter in waiters.values():
+            triggers[waiter.trigger] = triggers.get(waiter.trigger, 0) + 1
+        why = ",".join(f"{name}={count}" for name, count in sorted(triggers.items()))
+        if error is not None:
+            logger.warning(
+                "batch %s: delete of %s (force_delete=%s, %s) refused as a whole after %.3fs: %s",
+                batch_id,
+                _instances(len(waiters)),
+                force_delete,
+                why,
+                seconds,
+                error,
+            )
+            return
+        counts = dict.fromkeys((ACCEPTED, FAILED, NO_RESULT), 0)
+        for result in (routed or {}).values():
+            counts[result] += 1
+        logger.info(
+            "batch %s: delete of %s (force_delete=%s, %s): %d accepted, %d failed, %d without result in %.3fs",
+            batch_id,
+            _instances(len(waiters)),
+            force_delete,
+            why,
+            counts[ACCEPTED],
+            counts[FAILED],
+            counts[NO_RESULT],
+            seconds,
+        )
+
+
+def _route(ids: Sequence[str], results: Sequence[cloud.BatchActionResult]) -> dict[str, str]:
+    """Each sent id's result, by its own ``results[]`` entry; the first entry wins if repeated."""
+    by_id: dict[str, cloud.BatchActionResult] = {}
+    for entry in results:
+        by_id.setdefault(entry.instance, entry)
+    unexpected = by_id.keys() - set(ids)
+    if unexpected:
+        logger.debug("batch response reported on ids it was not sent: %s", sorted(unexpected))
+    routed: dict[str, str] = {}
+    for instance_id in ids:
+        own = by_id.get(instance_id)
+        routed[instance_id] = NO_RESULT if own is None else ACCEPTED if own.accepted else FAILED
+    return routed
+
+
+def _result_of_refusal(exc: errors.CloudError) -> str:
+    """The result of a call refused as a whole, for each id it carried."""
+    if isinstance(exc, errors.NotFound):
+        return NOT_FOUND
+    if isinstance(exc, errors.WrongState):
+        return WRONG_STATE
+    return ERROR

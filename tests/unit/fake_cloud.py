@@ -1,0 +1,278 @@
+"""An in-memory cloud and a virtual clock for pure unit tests of the services.
+
+Why: the batcher and the observer are about *timing* (windows, intervals, gaps) and about *what
+the cloud does between calls* (instances appearing and vanishing while a list is paged). Real
+sleeps make tests slow and flaky, and a mock framework cannot express a cloud that changes state.
+So, as kopf's ``looptime`` and httpx's ``MockTransport`` do:
+
+- ``virtual_time`` runs an async test on an event loop whose clock jumps straight to the next
+  timer whenever nothing is ready: ``await asyncio.sleep(60)`` returns at once with the loop's
+  ``time()`` 60 s later. It also fails the test if it leaves tasks running.
+- ``FakeCloud`` implements ``ExternalClient`` over a dict, logs every call with its virtual time,
+  and has knobs for the behaviours the services must survive: a batch size limit, whole-call
+  errors, per-id ``failed`` or missing results, and hooks that mutate the cloud between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import selectors
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, ParamSpec
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.ports import errors, protocol
+
+EPOCH = 1_700_000_000.0
+"""Wall-clock seconds at virtual loop time 0, so stamps look like real epoch times."""
+
+P = ParamSpec("P")
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """A selector that, instead of blocking until the next timer, tells the loop to jump there."""
+
+    def __init__(self, advance: Callable[[float], None]) -> None:
+        super().__init__()
+        self._advance = advance
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = super().select(0)
+        if ready:
+            return ready
+        if timeout is None:
+            # No timer at all: only another thread can wake the loop, so wait for it for real.
+            return super().select(None)
+        if timeout > 0:
+            self._advance(timeout)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock only moves when every task is waiting for a timer."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        super().__init__(selector=_JumpingSelector(self._advance))
+
+    def time(self) -> float:
+        return self._now
+
+    def _advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+def loop_clock() -> float:
+    """A wall clock that follows the running loop's (virtual) time."""
+    return EPOCH + asyncio.get_running_loop().time()
+
+
+def virtual_time(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async test on a ``VirtualTimeLoop``; fail it if it leaks tasks.
+
+    The wrapped test is a plain function to pytest, so pytest-asyncio leaves it alone.
+    """
+
+    @functools.wraps(test)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        async def main() -> list[str]:
+            await test(*args, **kwargs)
+            current = asyncio.current_task()
+            leaked = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+            for task in leaked:
+                task.cancel()
+            await asyncio.gather(*leaked, return_exceptions=True)
+            return [task.get_name() for task in leaked]
+
+        with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+            leaked = runner.run(main())
+        assert not leaked, f"the test left tasks running: {leaked}"
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call the fake cloud served (or refused)."""
+
+    at: float  # virtual loop time
+    operation: str
+    ids: tuple[str, ...] = ()
+    force_delete: bool | None = None
+    offset: int | None = None
+    limit: int | None = None
+
+
+def instance(instance_id: str, *, status: str = cloud.RUNNING, name: str | None = None) -> cloud.InstanceView:
+    return cloud.InstanceView(instance_id=instance_id, name=name or f"rmq-{instance_id}", status=status)
+
+
+@dataclass
+class FakeCloud:
+    """An in-memory DMS for RocketMQ account that implements ``ExternalClient``.
+
+    Knobs:
+        batch_limit: refuse (InvalidRequest) batch calls carrying more ids than this.
+        unknown_ids: how a batch call treats an id it does not know: refuse the whole call with
+            NotFound (``"refuse"``, what a strict cloud does) or report it ``failed``.
+        failed_ids / omitted_ids: ids whose batch result is ``failed`` / missing from the response.
+        call_errors: errors to raise, in order, from the next calls of an operation, before they
+            do anything (``{"delete_many": [Throttled(...)]}``).
+        before_list: called with the query before each list page is served, to mutate the cloud
+            between the pages of one walk.
+        latency: virtual seconds each call takes.
+    """
+
+    instances: dict[str, cloud.InstanceView] = field(default_factory=dict)
+    batch_limit: int | None = None
+    unknown_ids: Literal["refuse", "failed"] = "refuse"
+    failed_ids: set[str] = field(default_factory=set)
+    omitted_ids: set[str] = field(default_factory=set)
+    call_errors: dict[str, list[errors.CloudError]] = field(default_factory=dict)
+    before_list: Callable[[cloud.ListQuery], None] | None = None
+    latency: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    _account: protocol.Account = field(default_factory=lambda: protocol.Account("https://dms.test", "p-1"))
+
+    # Helpers for tests.
+
+    def add(self, *views: cloud.InstanceView) -> None:
+        for view in views:
+            self.instances[view.instance_id] = view
+
+    def add_running(self, count: int, *, prefix: str = "i-") -> list[str]:
+        ids = [f"{prefix}{n:04d}" for n in range(len(self.instances), len(self.instances) + count)]
+        self.add(*(instance(instance_id) for instance_id in ids))
+        return ids
+
+    def remove(self, *instance_ids: str) -> None:
+        for instance_id in instance_ids:
+            del self.instances[instance_id]
+
+    def calls_of(self, operation: str) -> list[Call]:
+        return [call for call in self.calls if call.operation == operation]
+
+    async def _serve(self, call: Call) -> None:
+        self.calls.append(call)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        pending = self.call_errors.get(call.operation)
+        if pending:
+            raise pending.pop(0)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    # ExternalClient.
+
+    @property
+    def account(self) -> protocol.Account:
+        return self._account
+
+    async def create_instance(self, request: cloud.CreateInstanceRequest) -> str:
+        await self._serve(Call(self._now(), "create_instance"))
+        if any(view.name == request.name for view in self.instances.values()):
+            raise errors.NameConflict("name exists", status=400, code="DMS.00400060")
+        instance_id = f"i-{len(self.instances):04d}"
+        self.add(instance(instance_id, status=cloud.CREATING, name=request.name))
+        return instance_id
+
+    async def show_instance(self, instance_id: str) -> cloud.InstanceView:
+        await self._serve(Call(self._now(), "show_instance", ids=(instance_id,)))
+        return self._get(instance_id)
+
+    async def list_instances(self, query: cloud.ListQuery) -> cloud.ListInstancesResponse:
+        await self._serve(Call(self._now(), "list_instances", offset=query.offset, limit=query.limit))
+        if self.before_list is not None:
+            self.before_list(query)
+        matching = [
+            view for view in self.instances.values() if query.include_failure or view.status != cloud.CREATEFAILED
+        ]
+        page = matching[query.offset : query.offset + query.limit]
+        return cloud.ListInstancesResponse(instances=page, instance_num=len(matching))
+
+    async def update_instance(self, instance_id: str, request: cloud.UpdateInstanceRequest) -> None:
+        await self._serve(Call(self._now(), "update_instance", ids=(instance_id,)))
+        view = self._get(instance_id)
+        self.instances[instance_id] = view.model_copy(update=request.to_wire())
+
+    async def delete_instance(self, instance_id: str) -> None:
+        await self._serve(Call(self._now(), "delete_instance", ids=(instance_id,)))
+        self._get(instance_id)
+        del self.instances[instance_id]
+
+    async def delete_many(
+        self, instance_ids: Sequence[str], *, force_delete: bool | None = None
+    ) -> list[cloud.BatchActionResult]:
+        ids = tuple(instance_ids)
+        await self._serve(Call(self._now(), "delete_many", ids=ids, force_delete=force_delete))
+        if self.batch_limit is not None and len(ids) > self.batch_limit:
+            raise errors.InvalidRequest("too many instances", status=400, code="DMS.00400004")
+        unknown = [instance_id for instance_id in ids if instance_id not in self.instances]
+        if unknown and self.unknown_ids == "refuse":
+            raise errors.NotFound(f"{unknown[0]} does not exist", status=404, code="DMS.00404022")
+        creating = [i for i in ids if i in self.instances and self.instances[i].status == cloud.CREATING]
+        if creating:
+            raise errors.WrongState(f"{creating[0]} is {cloud.CREATING}", status=400, code="DMS.00400026")
+        results: list[cloud.BatchActionResult] = []
+        for instance_id in ids:
+            if instance_id in self.omitted_ids:
+                continue
+            if instance_id in self.failed_ids or instance_id in unknown:
+                results.append(cloud.BatchActionResult(instance=instance_id, result=cloud.BATCH_FAILED))
+                continue
+            del self.instances[instance_id]
+            results.append(cloud.BatchActionResult(instance=instance_id, result=cloud.BATCH_SUCCESS))
+        return results
+
+    async def delete_all_failed(self, *, force_delete: bool | None = None) -> None:
+        await self._serve(Call(self._now(), "delete_all_failed", force_delete=force_delete))
+        for instance_id, view in list(self.instances.items()):
+            if view.status == cloud.CREATEFAILED:
+                del self.instances[instance_id]
+
+    async def resize_instance(self, instance_id: str, request: cloud.ResizeRequest) -> cloud.ResizeResponse:
+        await self._serve(Call(self._now(), "resize_instance", ids=(instance_id,)))
+        self._get(instance_id)
+        return cloud.ResizeResponse(job_id=f"job-{len(self.calls)}")
+
+    async def restart_instance(self, instance_id: str) -> cloud.RestartResponse:
+        await self._serve(Call(self._now(), "restart_instance", ids=(instance_id,)))
+        self._get(instance_id)
+        return cloud.RestartResponse(instance_id=instance_id, result="success")
+
+    async def create_tags(self, instance_id: str, tags: Sequence[cloud.Tag]) -> None:
+        await self._serve(Call(self._now(), "create_tags", ids=(instance_id,)))
+        view = self._get(instance_id)
+        merged = {tag.key: tag for tag in [*view.tags, *tags]}
+        self.instances[instance_id] = view.model_copy(update={"tags": list(merged.values())})
+
+    async def delete_tags(self, instance_id: str, tags: Sequence[cloud.Tag]) -> None:
+        await self._serve(Call(self._now(), "delete_tags", ids=(instance_id,)))
+        view = self._get(instance_id)
+        gone = {tag.key for tag in tags}
+        kept = [tag for tag in view.tags if tag.key not in gone]
+        self.instances[instance_id] = view.model_copy(update={"tags": kept})
+
+    async def list_tags(self, instance_id: str) -> list[cloud.Tag]:
+        await self._serve(Call(self._now(), "list_tags", ids=(instance_id,)))
+        return list(self._get(instance_id).tags)
+
+    async def list_recycle_bin(self) -> cloud.RecycleBinResponse:
+        await self._serve(Call(self._now(), "list_recycle_bin"))
+        return cloud.RecycleBinResponse(retention_days=1, default_use_recycle=False)
+
+    async def restore_from_recycle_bin(self, instance_ids: Sequence[str]) -> list[cloud.RestoreResult]:
+        await self._serve(Call(self._now(), "restore_from_recycle_bin", ids=tuple(instance_ids)))
+        return [cloud.RestoreResult(instance_id=i, error_msg="not in the recycle bin") for i in instance_ids]
+
+    async def aclose(self) -> None:
+        return None
+
+    def _get(self, instance_id: str) -> cloud.InstanceView:
+        try:
+            return self.instances[instance_id]
+        except KeyError:
+            raise errors.NotFound(f"{instance_id} does not exist", status=404, code="DMS.00404022") from None
