@@ -1,0 +1,373 @@
+"""The observer: one shared, list-based picture of an account's instances.
+
+Why it exists: every CR needs to know whether its instance exists and in what status, but asking
+the cloud once per CR per poll interval makes the cost grow with the number of CRs and spends the
+account's rate limit. Instead one background loop walks the paged instance list once per interval
+and every CR reads the resulting snapshot; show calls are kept for the few places where freshness
+matters (right after a create, or to confirm an absence the snapshot cannot vouch for).
+
+The hard part is absence. Releasing a CR's finalizer because its instance "is not listed" is only
+safe if the walk could not have skipped it, and offset paging skips items when instances are
+deleted while the walk runs (a deletion before the current offset shifts later items down). So the
+walk reads overlapping pages and checks the overlap; a snapshot whose pages do not line up is
+marked inconsistent, and absence from it is confirmed with a show call before anyone trusts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+ABSENT = "Absent"
+PRESENT = "Present"
+UNKNOWN = "Unknown"
+
+_MAX_PAGE_SIZE = 50  # the list API's documented maximum ``limit``
+_ERROR_BACKOFF_BASE = 1.0  # seconds before the first early re-walk after a failed walk
+_EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One complete walk of the instance list."""
+
+    started_at: float
+    """Wall clock when the first page was requested: nothing older than this can be in it."""
+    finished_at: float
+    instances: Mapping[str, cloud.InstanceView]
+    """By instance id, in list order; read-only."""
+    consistent: bool
+    """The pages lined up, so an instance missing from ``instances`` is really absent."""
+    calls: int
+    """List calls the walk took."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What is known about one instance, and how fresh it is."""
+
+    state: str
+    """``Absent``, ``Present`` or ``Unknown``."""
+    instance: cloud.InstanceView | None
+    observed_at: float | None
+    """``started_at`` of the snapshot it came from, or the time of the show call."""
+    error: errors.CloudError | None = None
+
+
+class Observer:
+    """Keeps a snapshot of one account's instances fresh, with one paged walk per interval.
+
+    Args:
+        client: the cloud client of the account.
+        interval: seconds between the starts of regular walks.
+        min_gap: the least seconds between the starts of two walks, however many callers ask for
+            a fresh snapshot; callers within the gap share the next walk.
+        page_size: list page size (2 to 50): pages overlap by one item, so a walk of N instances
+            takes ceil((N - 1) / (page_size - 1)) calls.
+        metrics: where to count snapshots and the number of instances seen.
+        clock: wall clock (epoch seconds) for the ``started_at`` / ``observed_at`` stamps. Walks
+            are scheduled on the event loop's clock, so a virtual-time loop drives them in tests.
+    """
+
+    def __init__(
+        self,
+        client: protocol.ExternalClient,
+        *,
+        interval: float,
+        min_gap: float = 1.0,
+        page_size: int = 50,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, not {interval!r}")
+        if min_gap < 0:
+            raise ValueError(f"min_gap must be >= 0, not {min_gap!r}")
+        # One item of overlap per page: a page of one would never advance.
+        if not 2 <= page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be within 2..{_MAX_PAGE_SIZE}, not {page_size!r}")
+        self._client = client
+        self._interval = interval
+        self._min_gap = min_gap
+        self._page_size = page_size
+        self._metrics = metrics
+        self._clock = clock
+        self._latest: Snapshot | None = None
+        self._last_error: errors.CloudError | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._waiters: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
+        self._wake = asyncio.Event()
+        self._last_walk_start: float | None = None  # loop time
+        self._not_before = -math.inf  # loop time; set after a failed walk
+        self._failures = 0
+        self._random = random.Random()
+
+    async def start(self) -> None:
+        """Start the background loop: a walk at once, then one every ``interval``."""
+        if self._closed:
+            raise RuntimeError("the observer is closed")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="instance-observer")
+
+    async def aclose(self) -> None:
+        """Stop the loop; whoever waits for a snapshot gets ``None``."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        waiters, self._waiters = self._waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    def latest(self) -> Snapshot | None:
+        return self._latest
+
+    @property
+    def last_error(self) -> errors.CloudError | None:
+        """Why the last walk failed; ``None`` once a walk succeeds."""
+        return self._last_error
+
+    def lookup(self, instance_id: str) -> Observation:
+        """The instance as the latest snapshot saw it, without any I/O.
+
+        Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``.
+        """
+        snapshot = self._latest
+        if snapshot is None:
+            return Observation(UNKNOWN, None, None, error=self._last_error)
+        instance = snapshot.instances.get(instance_id)
+        if instance is not None:
+            return Observation(PRESENT, instance, snapshot.started_at)
+        if snapshot.consistent:
+            return Observation(ABSENT, None, snapshot.started_at)
+        return Observation(UNKNOWN, None, snapshot.started_at)
+
+    def failed_instances(self) -> list[cloud.InstanceView]:
+        """Instances whose creation failed, as the latest snapshot listed them."""
+        snapshot = self._latest
+        if snapshot is None:
+            return []
+        return [view for view in snapshot.instances.values() if view.status == cloud.CREATEFAILED]
+
+    # The timeout is part of the contract (callers pass their own budget), hence ASYNC109.
+    async def snapshot_after(self, t: float, *, timeout: float) -> Snapshot | None:  # noqa: ASYNC109
+        """A snapshot whose walk started at or after ``t`` (wall clock).
+
+        Asks the loop to walk early, but walks never start closer than ``min_gap`` apart, so
+        concurrent callers share one walk. Returns ``None`` on timeout, when the walk that would
+        have served the caller failed (see ``last_error``), or when the observer closes.
+        """
+        snapshot = self._latest
+        if snapshot is not None and snapshot.started_at >= t:
+            return snapshot
+        if self._closed:
+            return None
+        future: asyncio.Future[Snapshot | None] = asyncio.get_running_loop().create_future()
+        entry = (t, future)
+        self._waiters.append(entry)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    async def observe_fresh(self, instance_id: str, *, since: float, timeout: float) -> Observation:  # noqa: ASYNC109
+        """The instance as seen by a walk started at or after ``since``.
+
+        Absence from a consistent snapshot is trusted. Absence from an inconsistent one may be an
+        artefact of paging, so one show call decides it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        snapshot = await self.snapshot_after(since, timeout=timeout)
+        if snapshot is None:
+            error = self._last_error or errors.CloudError(
+                f"no list snapshot started at or after {since:.3f} within {timeout:g}s",
+                operation="list_instances",
+            )
+            return Observation(UNKNOWN, None, None, error=error)
+        instance = snapshot.instances.get(instance_id)
+        if instance is not None:
+            return Observation(PRESENT, instance, snapshot.started_at)
+        if snapshot.consistent:
+            return Observation(ABSENT, None, snapshot.started_at)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                return await self.show(instance_id)
+        except TimeoutError:
+            return Observation(
+                UNKNOWN,
+                None,
+                None,
+                error=errors.CloudError(
+                    f"confirming the absence of {instance_id} timed out", operation="show_instance"
+                ),
+            )
+
+    async def show(self, instance_id: str) -> Observation:
+        """One show call: for where freshness matters more than cost (right after a create)."""
+        observed_at = self._clock()
+        try:
+            view = await self._client.show_instance(instance_id)
+        except errors.NotFound:
+            return Observation(ABSENT, None, observed_at)
+        except errors.CloudError as exc:
+            return Observation(UNKNOWN, None, None, error=exc)
+        return Observation(PRESENT, view, observed_at)
+
+    # The loop.
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            await self._until_due(next_tick)
+            started = loop.time()
+            self._last_walk_start = started
+            await self._walk_once()
+            # From the start, not the end, of this walk: walk durations do not accumulate.
+            next_tick = started + self._interval
+
+    async def _until_due(self, next_tick: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            due = next_tick
+            if self._waiters and self._last_walk_start is not None:
+                due = min(due, self._last_walk_start + self._min_gap)
+            due = max(due, self._not_before)
+            delay = due - loop.time()
+            if delay <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def _walk_once(self) -> None:
+        """One walk; failures are recorded and logged, never raised (the loop must go on)."""
+        started_at = self._clock()
+        try:
+            snapshot = await self._walk(started_at)
+        except errors.CloudError as exc:
+            self._failed(exc, started_at)
+        except Exception as exc:
+            logger.exception("Listing instances failed unexpectedly")
+            self._failed(
+                errors.CloudError(f"unexpected {type(exc).__name__}: {exc}", operation="list_instances"),
+                started_at,
+            )
+        else:
+            self._succeeded(snapshot)
+
+    async def _walk(self, started_at: float) -> Snapshot:
+        page_size = self._page_size
+        collected: dict[str, cloud.InstanceView] = {}
+        offset = 0
+        calls = 0
+        instance_num: int | None = None
+        most_reported = 0
+        previous_last: str | None = None
+        doubts: list[str] = []
+        while True:
+            query = cloud.ListQuery(limit=page_size, offset=offset)
+            page = await self._client.list_instances(query)
+            calls += 1
+            items = page.instances
+            if instance_num is not None and page.instance_num != instance_num:
+                doubts.append(f"instance_num changed from {instance_num} to {page.instance_num}")
+            instance_num = page.instance_num
+            most_reported = max(most_reported, instance_num)
+            if previous_last is not None and (not items or items[0].instance_id != previous_last):
+                # The page should start with the previous page's last item. It does not, so items
+                # moved between the two calls and one may have slipped past the walk unseen.
+                doubts.append(f"page at offset {offset} does not start with {previous_last}")
+            for item in items:
+                collected[item.instance_id] = item
+            # The end: a short page; or a full one that, on a walk with nothing moving, brings the
+            # count exactly to what the cloud reports (saves a call that could only come back empty).
+            if len(items) < page_size or (not doubts and len(collected) == instance_num):
+                break
+            if calls > most_reported // (page_size - 1) + _EXTRA_PAGES:
+                raise errors.MalformedResponse(
+                    f"the instance list did not end after {calls} full pages (instance_num {most_reported})",
+                    operation="list_instances",
+                )
+            previous_last = items[-1].instance_id
+            offset += page_size - 1
+        if len(collected) != instance_num:
+            doubts.append(f"{len(collected)} instances listed, instance_num says {instance_num}")
+        if doubts:
+            logger.info("Instance list snapshot is inconsistent (absence not trusted): %s", "; ".join(doubts))
+        return Snapshot(
+            started_at=started_at,
+            finished_at=self._clock(),
+            instances=types.MappingProxyType(collected),
+            consistent=not doubts,
+            calls=calls,
+        )
+
+    def _succeeded(self, snapshot: Snapshot) -> None:
+        if self._latest is None:
+            logger.info(
+                "First instance list snapshot: %d instances in %d calls",
+                len(snapshot.instances),
+                snapshot.calls,
+            )
+        self._latest = snapshot
+        self._last_error = None
+        self._failures = 0
+        self._not_before = -math.inf
+        if self._metrics is not None:
+            self._metrics.snapshots.labels(outcome="consistent" if snapshot.consistent else "inconsistent").inc()
+            self._metrics.observed_instances.set(len(snapshot.instances))
+        self._serve_waiters(snapshot.started_at, snapshot)
+
+    def _failed(self, exc: errors.CloudError, started_at: float) -> None:
+        self._last_error = exc
+        self._failures += 1
+        # Early walks (asked for by waiters) back off exponentially up to the interval, so a broken
+        # cloud is not hammered at min_gap; throttling also honours the cloud's own Retry-After.
+        delay = min(self._interval, max(self._min_gap, _ERROR_BACKOFF_BASE) * 2 ** min(self._failures - 1, 16))
+        if isinstance(exc, errors.Throttled):
+            delay = max(delay, exc.retry_after) * self._random.uniform(1.0, 1.5)
+        self._not_before = asyncio.get_running_loop().time() + delay
+        if self._metrics is not None:
+            self._metrics.snapshots.labels(outcome="error").inc()
+        logger.warning(
+            "Listing instances failed (%s); keeping the previous snapshot, next walk in >= %.1fs",
+            exc,
+            delay,
+        )
+        # Whoever this walk was meant to serve learns now, rather than at its timeout.
+        self._serve_waiters(started_at, None)
+
+    def _serve_waiters(self, started_at: float, snapshot: Snapshot | None) -> None:
+        remaining: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
+        for t, future in self._waiters:
+            if t <= started_at:
+                if not future.done():
+                    future.set_result(snapshot)
+            else:
+                remaining.append((t, future))
+        self._waiters = remaining
