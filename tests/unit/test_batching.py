@@ -387,6 +387,8 @@ class TestNoWaiterIsEverLost:
         assert len(fake.calls_of("delete_many")) == 1
         assert {o.result for o in outcomes} == {batching.ERROR}
         assert all(o.error is not None and "outcome unknown" in str(o.error) for o in outcomes)
+        assert {(o.batch_size, o.submitted_at) for o in outcomes} == {(2, EPOCH + 0.5)}
+        assert outcomes[0].batch_id == outcomes[1].batch_id != ""
         assert asyncio.get_running_loop().time() == pytest.approx(1.0)
 
     @virtual_time
@@ -475,3 +477,9 @@ class TestMetricsAndMessages:
         outcome = batching.DeleteOutcome("i-1", result, "b-1a2b", 50, EPOCH, error=error)
 
         assert expected in outcome.message
+
+    def test_an_error_before_any_call_says_so(self) -> None:
+        closed = errors.CloudError("the deletion batcher is closed")
+        outcome = batching.DeleteOutcome("i-1", batching.ERROR, "", 0, EPOCH, error=closed)
+
+        assert outcome.message == "error in no batch call: the deletion batcher is closed"

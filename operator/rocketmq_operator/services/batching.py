@@ -70,7 +70,7 @@ class DeleteOutcome:
     @property
     def message(self) -> str:
         """A sentence for a CR's status or an Event."""
-        where = f"batch {self.batch_id} ({_instances(self.batch_size)})" if self.batch_id else "no batch"
+        where = f"batch {self.batch_id} ({_instances(self.batch_size)})" if self.batch_id else "no batch call"
         if self.result == ACCEPTED:
             return f"accepted in {where}"
         if self.result == FAILED:
@@ -96,6 +96,8 @@ class _Waiter:
 
     future: asyncio.Future[DeleteOutcome]
     trigger: str
+    sent_in: tuple[str, int, float] | None = None
+    """(batch id, size, submitted at) of the call carrying it, once one does."""
 
 
 @dataclass
@@ -244,12 +246,12 @@ class DeletionBatcher:
                 "the batch call was interrupted before its answer arrived; outcome unknown",
                 operation="delete_many",
             )
-            now = self._clock()
             for instance_id, waiter in waiters.items():
                 if not waiter.future.done():
+                    batch_id, size, submitted_at = waiter.sent_in or ("", 0, self._clock())
                     self._resolve(
                         waiter,
-                        DeleteOutcome(instance_id, ERROR, "", len(waiters), now, error=interrupted),
+                        DeleteOutcome(instance_id, ERROR, batch_id, size, submitted_at, error=interrupted),
                     )
 
     async def _call(self, waiters: dict[str, _Waiter], *, force_delete: bool) -> bool:
@@ -265,6 +267,8 @@ class DeletionBatcher:
         def outcome(instance_id: str, result: str, error: errors.CloudError | None = None) -> DeleteOutcome:
             return DeleteOutcome(instance_id, result, batch_id, len(ids), submitted_at, error=error)
 
+        for waiter in waiters.values():
+            waiter.sent_in = (batch_id, len(ids), submitted_at)
         try:
             results = await self._client.delete_many(ids, force_delete=force_delete)
         except errors.CloudError as exc:

@@ -196,7 +196,8 @@ class Observer:
         """The instance as seen by a walk started at or after ``since``.
 
         Absence from a consistent snapshot is trusted. Absence from an inconsistent one may be an
-        artefact of paging, so one show call decides it.
+        artefact of paging, so one show call decides it. ``Unknown``, with the error, when no such
+        snapshot arrives within ``timeout``, when its walk fails, or when the show call fails.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
