@@ -166,18 +166,32 @@ def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | No
     return None
 
 
+_UNTRUSTED = "; if the endpoint uses a private CA, pass its certificate as ca_file"
+_WRONG_HOST = "; the certificate is for another host: check the endpoint"
+# OpenSSL's X509_V_ERR_* codes: which failures a CA bundle fixes, and which a correct host name does.
+_CERTIFICATE_HINTS: Final[dict[object, str]] = {
+    2: _UNTRUSTED,  # unable to get issuer certificate
+    18: _UNTRUSTED,  # self-signed certificate
+    19: _UNTRUSTED,  # self-signed certificate in chain
+    20: _UNTRUSTED,  # unable to get local issuer certificate
+    21: _UNTRUSTED,  # unable to verify the first certificate
+    62: _WRONG_HOST,  # hostname mismatch
+    64: _WRONG_HOST,  # IP address mismatch
+}
+
+
 def error_from_transport(exc: httpx.HTTPError, *, operation: str) -> errors.TransportError:
     """The error for a failure below HTTP: nothing usable came back."""
     target = ""
     with contextlib.suppress(RuntimeError):  # an httpx error raised before it had a request
-        target = f" {exc.request.method} {exc.request.url.host}{exc.request.url.path}"
+        url = exc.request.url
+        target = f" {exc.request.method} {url.netloc.decode('ascii')}{url.path}"
     bad_certificate = certificate_failure(exc)
     if bad_certificate is not None:
-        reason = getattr(bad_certificate, "verify_message", None) or str(bad_certificate)
+        reason = str(getattr(bad_certificate, "verify_message", None) or bad_certificate).rstrip(".")
+        hint = _CERTIFICATE_HINTS.get(getattr(bad_certificate, "verify_code", None), "")
         return errors.TransportError(
-            f"TLS certificate verification failed for{target}: {reason}; if the endpoint uses a "
-            "private CA, pass its certificate as ca_file",
-            operation=operation,
+            f"TLS certificate verification failed for{target}: {reason}{hint}", operation=operation
         )
     detail = str(exc) or type(exc).__name__
     return errors.TransportError(f"{type(exc).__name__} on{target}: {_shorten(detail)}", operation=operation)
