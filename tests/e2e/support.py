@@ -1,0 +1,164 @@
+"""Helpers for end-to-end tests: the RocketMQInstance resource through the real API server."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from devstack import OperatorProcess, SimulatorAdmin, SimulatorProcess
+from kube_testenv import ControlPlane
+
+GROUP, VERSION, PLURAL = "dms.rocketmq-operator.io", "v1alpha1", "rocketmqinstances"
+T = TypeVar("T")
+
+SPEC: dict[str, Any] = {
+    "engineVersion": "5.x",
+    "productId": "rocketmq.b2.large.4",
+    "storageSpecCode": "dms.physical.storage.high.v2",
+    "storageSpace": 300,
+    "brokerNum": 1,
+    "vpcId": "vpc-e2e",
+    "subnetId": "subnet-e2e",
+    "securityGroupId": "sg-e2e",
+    "availableZones": ["az-1"],
+}
+
+
+def wait_for(predicate: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            found: dict[str, Any] = c
+            return found
+    return None
+
+
+def is_true(obj: dict[str, Any] | None, kind: str) -> bool:
+    c = condition(obj, kind)
+    return c is not None and c.get("status") == "True"
+
+
+class Cluster:
+    """CRs, namespaces and events through the Python client; kubectl through the control plane."""
+
+    def __init__(self, control_plane: ControlPlane, api_client: client.ApiClient) -> None:
+        self.control_plane = control_plane
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return self.control_plane.kubectl(*args, input=input, check=check).stdout
+
+    def namespace(self, prefix: str, *, annotations: dict[str, str] | None = None) -> str:
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, annotations=annotations))
+        self.core.create_namespace(body)
+        return name
+
+    def create(
+        self,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any] | None = None,
+        *,
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RocketMQInstance",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": SPEC if spec is None else spec,
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body, field_validation="Strict"
+        )
+        return created
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return found
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ]
+        return items
+
+    def patch(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, body
+        )
+        return patched
+
+    def delete(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def wait_ready(self, namespace: str, name: str, *, timeout: float = 60.0) -> dict[str, Any]:
+        return wait_for(
+            lambda: obj if is_true(obj := self.get(namespace, name), "Ready") else None,
+            timeout=timeout,
+            what=f"{namespace}/{name} Ready",
+        )
+
+    def wait_gone(self, namespace: str, names: Iterable[str], *, timeout: float = 120.0) -> None:
+        pending = set(names)
+
+        def gone() -> bool:
+            for name in list(pending):
+                if self.get(namespace, name) is None:
+                    pending.discard(name)
+            return not pending
+
+        wait_for(gone, timeout=timeout, what=f"CRs gone: {sorted(pending)}")
+
+    def events(self, namespace: str, name: str | None = None) -> list[dict[str, Any]]:
+        selector = f"involvedObject.name={name}" if name else None
+        items = self.core.list_namespaced_event(namespace, field_selector=selector).items
+        return [
+            {"reason": e.reason, "message": e.message, "type": e.type, "name": e.involved_object.name} for e in items
+        ]
+
+
+@dataclass
+class Stack:
+    """A simulator and an operator serving namespaces that start with ``prefix``."""
+
+    cluster: Cluster
+    simulator: SimulatorProcess
+    operator: OperatorProcess
+    prefix: str
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sim(self) -> SimulatorAdmin:
+        return self.simulator.admin
+
+    def namespace(self, *, annotations: dict[str, str] | None = None) -> str:
+        return self.cluster.namespace(self.prefix, annotations=annotations)
+
+    def sim_instance(self, instance_id: str) -> dict[str, Any] | None:
+        return self.sim.instance(instance_id)
+
+    def batch_calls(self, since: int = 0) -> list[dict[str, Any]]:
+        return [c for c in self.sim.calls(since) if c.get("operation") == "batch_action"]
