@@ -85,9 +85,7 @@ def _binaries(_: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kube_testenv", description="A local Kubernetes control plane."
-    )
+    parser = argparse.ArgumentParser(prog="python -m kube_testenv", description="A local Kubernetes control plane.")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run a local control plane until Ctrl-C")
     up.add_argument(

@@ -52,9 +52,7 @@ class Binaries:
     def check(self) -> None:
         """Fail early, naming the folder, instead of with a cryptic exec error later."""
         missing = [
-            p.name
-            for p in (self.etcd, self.kube_apiserver, self.kube_controller_manager)
-            if not os.access(p, os.X_OK)
+            p.name for p in (self.etcd, self.kube_apiserver, self.kube_controller_manager) if not os.access(p, os.X_OK)
         ]
         if missing:
             raise BinariesError(f"{self.folder} lacks executable {', '.join(missing)}")

@@ -79,9 +79,7 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
-) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
@@ -121,9 +119,7 @@ def _leaf(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     if san is not None:
         builder = builder.add_extension(san, critical=False)
@@ -156,15 +152,10 @@ def generate_certificates(directory: Path) -> Certificates:
         .sign(ca_key, hashes.SHA256())
     )
     san = x509.SubjectAlternativeName(
-        [x509.DNSName(n) for n in SERVING_DNS]
-        + [x509.IPAddress(ipaddress.ip_address(a)) for a in SERVING_IPS]
+        [x509.DNSName(n) for n in SERVING_DNS] + [x509.IPAddress(ipaddress.ip_address(a)) for a in SERVING_IPS]
     )
-    serving_cert, serving_key = _leaf(
-        _name("kube-apiserver"), ca_name, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, san
-    )
-    admin_cert, admin_key = _leaf(
-        _name(ADMIN_USER, ADMIN_GROUP), ca_name, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH
-    )
+    serving_cert, serving_key = _leaf(_name("kube-apiserver"), ca_name, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, san)
+    admin_cert, admin_key = _leaf(_name(ADMIN_USER, ADMIN_GROUP), ca_name, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
     sa_key = _new_key()
 
     certs = Certificates(

@@ -165,9 +165,7 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         """Run the venv's kubectl with this control plane's kubeconfig; raises KubectlError if ``check``."""
         cache_dir = None if self.use_existing or self._workdir is None else self._workdir / "kubectl-cache"
-        return run_kubectl(
-            self.kubeconfig_path, *args, input=input, check=check, timeout=timeout, cache_dir=cache_dir
-        )
+        return run_kubectl(self.kubeconfig_path, *args, input=input, check=check, timeout=timeout, cache_dir=cache_dir)
 
     def token_kubeconfig(self, token: str, path: Path) -> Path:
         """Write a kubeconfig for this cluster that authenticates with ``token`` (e.g. a ServiceAccount's)."""
@@ -223,11 +221,7 @@ class ControlPlane:
         for process in reversed(self.processes):
             process.stop()
         self._etcd = self._apiserver = self._controller_manager = None
-        if (
-            not self.use_existing
-            and self._kubeconfig_out is not None
-            and self._kubeconfig == self._kubeconfig_out
-        ):
+        if not self.use_existing and self._kubeconfig_out is not None and self._kubeconfig == self._kubeconfig_out:
             # A stale kubeconfig pointing at a dead port only misleads whoever finds it later.
             self._kubeconfig_out.unlink(missing_ok=True)
         if self._owns_workdir and self._workdir is not None:
@@ -272,9 +266,7 @@ class ControlPlane:
             self._stop_processes()
             self._owns_workdir = False
             if isinstance(error, Exception) and not isinstance(error, ControlPlaneError):
-                raise ControlPlaneError(
-                    f"control plane did not start (workdir {workdir}): {error}"
-                ) from error
+                raise ControlPlaneError(f"control plane did not start (workdir {workdir}): {error}") from error
             raise
 
     def _stop_processes(self) -> None:

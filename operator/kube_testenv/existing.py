@@ -35,9 +35,7 @@ def existing_kubeconfig(workdir: Path, environ: Mapping[str, str] | None = None)
         paths = [Path.home() / ".kube" / "config"]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"{USE_EXISTING_ENV} is set but kubeconfig {', '.join(missing)} does not exist"
-        )
+        raise FileNotFoundError(f"{USE_EXISTING_ENV} is set but kubeconfig {', '.join(missing)} does not exist")
     if len(paths) == 1:
         return paths[0]
     # --kubeconfig takes one file; only the environment variable takes a list.

@@ -33,9 +33,7 @@ def render_kubeconfig(
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": name, "cluster": {"server": server_url, "certificate-authority-data": _b64(ca_pem)}}
-        ],
+        "clusters": [{"name": name, "cluster": {"server": server_url, "certificate-authority-data": _b64(ca_pem)}}],
         "users": [
             {
                 "name": name,

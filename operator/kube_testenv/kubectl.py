@@ -35,9 +35,7 @@ def run_kubectl(
     cache = [f"--cache-dir={cache_dir}"] if cache_dir is not None else []
     argv = [str(kubectl_path()), f"--kubeconfig={kubeconfig}", *cache, *args]
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
-    result = subprocess.run(
-        argv, input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
+    result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if check and result.returncode != 0:
         raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
     return result

@@ -196,21 +196,25 @@ def stop_all(grace: float = DEFAULT_GRACE_SECONDS) -> None:
         process.stop(grace)
 
 
-_guards_installed = False
+_atexit_registered = False
+_signal_handlers_installed = False
+_guards_lock = threading.Lock()
 
 
 def _install_exit_guards() -> None:
-    global _guards_installed
-    if _guards_installed:
-        return
-    _guards_installed = True
-    atexit.register(stop_all)
-    # signal.signal only works in the main thread; elsewhere atexit and PDEATHSIG still apply.
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        _previous_handlers[signum] = signal.getsignal(signum)
-        signal.signal(signum, _on_signal)
+    global _atexit_registered, _signal_handlers_installed
+    with _guards_lock:
+        if not _atexit_registered:
+            atexit.register(stop_all)
+            _atexit_registered = True
+        # signal.signal only works in the main thread; a start from another thread relies on atexit and
+        # PDEATHSIG until the next start from the main thread installs the handlers.
+        if _signal_handlers_installed or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            _previous_handlers[signum] = signal.getsignal(signum)
+            signal.signal(signum, _on_signal)
+        _signal_handlers_installed = True
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

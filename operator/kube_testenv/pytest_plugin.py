@@ -83,9 +83,7 @@ def control_plane_binaries(request: pytest.FixtureRequest) -> Binaries:
 
 
 @pytest.fixture(scope="session")
-def control_plane(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
+def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A running control plane (or the existing cluster), shared by the whole session."""
     binaries = None
     if not use_existing_cluster():
@@ -131,9 +129,7 @@ def unique_namespace(request: pytest.FixtureRequest, kube_api_client: ApiClient)
     name = f"{stem}-{secrets.token_hex(3)}"
     core = client.CoreV1Api(kube_api_client)
     core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={"kube-testenv/test-namespace": "true"})
-        )
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"kube-testenv/test-namespace": "true"}))
     )
     try:
         yield name

@@ -18,9 +18,7 @@ from pathlib import Path
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
-def tls_context(
-    ca_cert: Path, client_cert: Path | None = None, client_key: Path | None = None
-) -> ssl.SSLContext:
+def tls_context(ca_cert: Path, client_cert: Path | None = None, client_key: Path | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca_cert))
     if client_cert is not None:
         context.load_cert_chain(str(client_cert), str(client_key) if client_key is not None else None)

@@ -74,7 +74,7 @@ def test_a_new_namespace_gets_default_service_account_and_root_ca(
         "ConfigMap kube-root-ca.crt",
         lambda: not gone(lambda: core.read_namespaced_config_map("kube-root-ca.crt", unique_namespace)),
     )
-    ca = core.read_namespaced_config_map("kube-root-ca.crt", unique_namespace).data["ca.crt"]
+    ca = (core.read_namespaced_config_map("kube-root-ca.crt", unique_namespace).data or {})["ca.crt"]
     if control_plane.certificates is not None:
         assert ca == control_plane.certificates.ca_pem().decode()
 
@@ -86,6 +86,7 @@ def test_garbage_collector_deletes_dependents_of_a_deleted_owner(
     owner = core.create_namespaced_config_map(
         unique_namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )
+    assert owner.metadata is not None
     dependent = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

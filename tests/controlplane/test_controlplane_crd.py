@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -79,6 +79,14 @@ class Crd:
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": {"name": name}, "spec": spec}
 
 
+def rejection_body(error: ApiException) -> tuple[str, list[dict[str, str]]]:
+    """The Status object the apiserver answered with: its raw text and its ``details.causes``."""
+    body = error.body
+    assert isinstance(body, str)
+    causes: list[dict[str, str]] = json.loads(body)["details"]["causes"]
+    return body, causes
+
+
 @pytest.fixture(scope="module")
 def crd(control_plane: ControlPlane, kube_api_client: client.ApiClient) -> Iterator[Crd]:
     """A test CRD in a group of its own, so runs against a shared cluster never collide."""
@@ -91,7 +99,8 @@ def crd(control_plane: ControlPlane, kube_api_client: client.ApiClient) -> Itera
 
 def test_crd_becomes_established(crd: Crd, control_plane: ControlPlane, kube_api_client: client.ApiClient) -> None:
     status = client.ApiextensionsV1Api(kube_api_client).read_custom_resource_definition(crd.name).status
-    conditions = {c.type: c.status for c in status.conditions}
+    assert status is not None
+    conditions = {c.type: c.status for c in status.conditions or []}
     assert conditions["Established"] == "True"
     assert conditions["NamesAccepted"] == "True"
     # ... and the new resource is served: discovery lists it.
@@ -125,10 +134,10 @@ def test_schema_violation_is_rejected_through_the_python_client(
             crd.group, crd.version, unique_namespace, crd.plural, crd.widget("typed", size="three")
         )
     assert rejected.value.status == 422
-    causes = json.loads(rejected.value.body)["details"]["causes"]
+    body, causes = rejection_body(rejected.value)
     # The second cause says that CEL rules were skipped because the object is already invalid.
     assert [c["reason"] for c in causes if c["field"] == "spec.size"] == ["FieldValueTypeInvalid"]
-    assert "spec.size in body must be of type integer" in rejected.value.body
+    assert "spec.size in body must be of type integer" in body
 
 
 def test_cel_rule_violation_is_rejected_through_kubectl(
@@ -149,7 +158,7 @@ def test_cel_rule_violation_is_rejected_through_the_python_client(
     with pytest.raises(ApiException) as rejected:
         api.create_namespaced_custom_object(crd.group, crd.version, unique_namespace, crd.plural, widget)
     assert rejected.value.status == 422
-    causes = json.loads(rejected.value.body)["details"]["causes"]
+    _, causes = rejection_body(rejected.value)
     assert [(c["field"], c["message"].endswith("must be at least minReplicas")) for c in causes] == [
         ("spec.maxReplicas", True)
     ]
@@ -165,7 +174,9 @@ def test_finalizer_holds_a_deleted_object_until_removed(
 
     control_plane.kubectl("delete", "-n", unique_namespace, f"{crd.name}/held", "--wait=false")
 
-    held = api.get_namespaced_custom_object(crd.group, crd.version, unique_namespace, crd.plural, "held")
+    held = cast(
+        dict[str, Any], api.get_namespaced_custom_object(crd.group, crd.version, unique_namespace, crd.plural, "held")
+    )
     assert held["metadata"]["deletionTimestamp"]
     assert held["metadata"]["finalizers"] == [FINALIZER]
     # A second look a moment later: it is held, not merely slow to go.

@@ -40,6 +40,7 @@ def allowed_by_review(api: client.ApiClient, namespace: str) -> bool:
             )
         )
     )
+    assert review.status is not None
     return bool(review.status.allowed)
 
 
@@ -122,15 +123,18 @@ def test_token_request_through_the_python_client_authenticates(
         unique_namespace,
         client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
     )
+    assert issued.status is not None and issued.status.token
     as_robot = control_plane.token_kubeconfig(issued.status.token, tmp_path / "robot.kubeconfig")
 
     robot = config.new_client_from_config(config_file=str(as_robot))  # type: ignore[no-untyped-call]
     try:
         review = client.AuthenticationV1Api(robot).create_self_subject_review(client.V1SelfSubjectReview())
+        assert review.status is not None
+        assert review.status.user_info is not None
         assert review.status.user_info.username == f"system:serviceaccount:{unique_namespace}:{SA}"
         # Not granted anything: the token authenticates, and RBAC still applies to it.
         with pytest.raises(client.ApiException) as forbidden:
             client.CoreV1Api(robot).list_namespaced_config_map(unique_namespace)
         assert forbidden.value.status == 403
     finally:
-        robot.close()  # type: ignore[no-untyped-call]
+        robot.close()
