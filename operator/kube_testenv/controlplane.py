@@ -115,6 +115,8 @@ class ControlPlane:
         self._controller_manager: ManagedProcess | None = None
         self.startup_seconds: float | None = None
         """Seconds from :meth:`start` to ready, binaries lookup included."""
+        self.startup_phases: dict[str, float] = {}
+        """Seconds each component took from spawn to ready (the last attempt's), for slow-start reports."""
 
     # -- public state -------------------------------------------------------------------------------
 
@@ -218,9 +220,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every child (controller-manager first, etcd last) and remove what start created."""
-        for process in reversed(self.processes):
-            process.stop()
-        self._etcd = self._apiserver = self._controller_manager = None
+        self._stop_processes()
         if not self.use_existing and self._kubeconfig_out is not None and self._kubeconfig == self._kubeconfig_out:
             # A stale kubeconfig pointing at a dead port only misleads whoever finds it later.
             self._kubeconfig_out.unlink(missing_ok=True)
@@ -262,11 +262,14 @@ class ControlPlane:
                     if attempt == _PORT_ATTEMPTS or "address already in use" not in str(error):
                         raise
         except BaseException as error:
-            # Keep the workdir: its logs are the only explanation of what went wrong.
             self._stop_processes()
+            if self._owns_workdir and not self._log_dir.is_relative_to(workdir):
+                shutil.rmtree(workdir, ignore_errors=True)
+            # Otherwise the workdir stays: its logs are the only explanation of what went wrong.
             self._owns_workdir = False
+            self._workdir = None
             if isinstance(error, Exception) and not isinstance(error, ControlPlaneError):
-                raise ControlPlaneError(f"control plane did not start (workdir {workdir}): {error}") from error
+                raise ControlPlaneError(f"control plane did not start (logs in {self._log_dir}): {error}") from error
             raise
 
     def _stop_processes(self) -> None:
@@ -301,6 +304,7 @@ class ControlPlane:
             ],
             log_path=log_dir / "etcd.log",
         )
+        phase = time.monotonic()
         self._etcd.start()
         wait_for(
             f"etcd {etcd_url}/health",
@@ -308,6 +312,8 @@ class ControlPlane:
             timeout=self.start_timeout,
             watched=[self._etcd],
         )
+        self.startup_phases["etcd"] = time.monotonic() - phase
+        phase = time.monotonic()
 
         self._apiserver = ManagedProcess(
             "kube-apiserver",
@@ -366,6 +372,8 @@ class ControlPlane:
             ],
             log_path=log_dir / "kube-controller-manager.log",
         )
+        self.startup_phases["kube-apiserver"] = time.monotonic() - phase
+        phase = time.monotonic()
         self._controller_manager.start()
         if "serviceaccount-controller" in self.controllers:
             admin = readiness.tls_context(certs.ca_cert, certs.admin_cert, certs.admin_key)
@@ -378,6 +386,7 @@ class ControlPlane:
                 watched=self.processes,
             )
 
+        self.startup_phases["kube-controller-manager"] = time.monotonic() - phase
         if self._kubeconfig_out is not None:
             kubeconfig = write_kubeconfig(self._kubeconfig_out, admin_config)
         self._server_url = server_url

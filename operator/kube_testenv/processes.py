@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import ctypes
 import functools
+import itertools
 import os
 import queue
 import signal
@@ -85,7 +86,10 @@ class _Spawner:
 
 _spawner = _Spawner()
 _live: set[ManagedProcess] = set()
-_live_lock = threading.Lock()
+_start_order = itertools.count(1)
+# Re-entrant: the signal handler runs stop_all() in the main thread, possibly while that same thread holds
+# the lock inside start(); a plain Lock would deadlock there.
+_live_lock = threading.RLock()
 _previous_handlers: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
 DEFAULT_GRACE_SECONDS = 5.0
 
@@ -108,6 +112,7 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self._sequence = 0
 
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, pid={self.pid})"
@@ -138,6 +143,7 @@ class ManagedProcess:
 
             with _live_lock:
                 self._popen = _spawner.spawn(spawn)
+                self._sequence = next(_start_order)
                 _live.add(self)
 
     def poll(self) -> int | None:
@@ -172,6 +178,8 @@ class ManagedProcess:
                 except subprocess.TimeoutExpired:
                     _signal_group(popen.pid, signal.SIGKILL)
                     popen.wait()
+            # Anything the child forked into its group and left behind (a wrapper script's children).
+            _signal_group(popen.pid, signal.SIGKILL)
             return popen.returncode
         finally:
             with _live_lock:
@@ -187,7 +195,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 def live_processes() -> list[ManagedProcess]:
     """Children started by this module and not yet stopped, oldest first."""
     with _live_lock:
-        return sorted(_live, key=lambda p: p.pid or 0)
+        return sorted(_live, key=lambda p: p._sequence)
 
 
 def stop_all(grace: float = DEFAULT_GRACE_SECONDS) -> None:
