@@ -167,7 +167,8 @@ def generate_certificates(directory: Path) -> Certificates:
         admin_cert=directory / "admin.crt",
         admin_key=directory / "admin.key",
         service_account_key=directory / "sa.key",
-        # kube-apiserver cannot derive the verification key from a PKCS#8 private key file.
+        # kube-apiserver cannot derive the verification key from a PKCS#8 EC private key (only from RSA
+        # or SEC1 "EC PRIVATE KEY" files), so it gets the public key on its own.
         service_account_public_key=directory / "sa.pub",
     )
     files: dict[Path, bytes] = {

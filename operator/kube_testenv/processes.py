@@ -220,7 +220,12 @@ def _install_exit_guards() -> None:
         if _signal_handlers_installed or threading.current_thread() is not threading.main_thread():
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
-            _previous_handlers[signum] = signal.getsignal(signum)
+            previous = signal.getsignal(signum)
+            # An ignored signal stays ignored (nohup, or SIGINT for a shell's background job): whoever
+            # arranged that does not want us to stop on it.
+            if previous == signal.SIG_IGN:
+                continue
+            _previous_handlers[signum] = previous
             signal.signal(signum, _on_signal)
         _signal_handlers_installed = True
 
@@ -230,7 +235,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     previous = _previous_handlers.get(signum)
     if callable(previous):
         previous(signum, frame)
-    elif previous != signal.SIG_IGN:
+    else:
         # SIG_DFL would end the process without running finally blocks or atexit (temp dirs would stay);
         # SystemExit ends it too, but through them.
         raise SystemExit(128 + signum)
