@@ -53,6 +53,8 @@ class OperatorProcess:
         self.restarts = 0
 
     def start(self, timeout: float = 60.0) -> None:
+        if self.restarts == 0:
+            self.log_path.unlink(missing_ok=True)
         self.process.start()
         self.wait_ready(timeout)
 

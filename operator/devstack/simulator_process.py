@@ -119,6 +119,8 @@ class SimulatorProcess:
         return self._admin
 
     def start(self, timeout: float = 30.0) -> str:
+        # The log is appended to; a stale "listening on" line from an earlier run must not be read.
+        self.process.log_path.unlink(missing_ok=True)
         self.process.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -34,13 +34,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(_JsonFormatter(fmt))
         logging.basicConfig(level=level, handlers=[handler], force=True)
     else:
-        logging.basicConfig(
-            level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
-        )
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True)
     # Our own modules always log at INFO at least: their lines are the operator's story.
     logging.getLogger("rocketmq_operator").setLevel(min(level, logging.INFO))
     # kopf logs every handler invocation at INFO; keep that for --verbose only.
     logging.getLogger("kopf").setLevel(level if args.verbose or args.debug else logging.WARNING)
+    # One INFO line per HTTP request is too much at scale; our client records calls as metrics.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.debug else logging.WARNING)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -97,12 +97,8 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the operator (settings from DMS_* environment variables)")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n", "--namespace", action="append", help="serve only this namespace (repeatable, globs ok)"
-    )
-    scope.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)"
-    )
+    scope.add_argument("-n", "--namespace", action="append", help="serve only this namespace (repeatable, globs ok)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)")
     run.add_argument(
         "--liveness", metavar="URL", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )

@@ -39,7 +39,7 @@ FAST_SETTINGS = {
     "DMS_RATE_LIMIT_RPS": "200",
     "DMS_RATE_LIMIT_BURST": "200",
 }
-FAST_SIMULATOR = ["--create-seconds", "1", "--delete-seconds", "1"]
+FAST_SIMULATOR = ["--create-seconds", "1", "--delete-seconds", "1", "--quota", "100000"]
 
 
 @pytest.fixture(scope="module")

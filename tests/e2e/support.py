@@ -71,6 +71,9 @@ class Cluster:
         self.core.create_namespace(body)
         return name
 
+    def namespaces(self) -> set[str]:
+        return {n.metadata.name for n in self.core.list_namespace().items}
+
     def create(
         self,
         namespace: str,
@@ -162,3 +165,52 @@ class Stack:
 
     def batch_calls(self, since: int = 0) -> list[dict[str, Any]]:
         return [c for c in self.sim.calls(since) if c.get("operation") == "batch_action"]
+
+
+class Recorder:
+    """Records every watch event of RocketMQInstances in one namespace, with its arrival time."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        import threading
+
+        from kubernetes import watch
+
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self._watch = watch.Watch()
+        self._cluster = cluster
+        self._namespace = namespace
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"recorder-{namespace}")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for event in self._watch.stream(
+                    self._cluster.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self._namespace,
+                    PLURAL,
+                    timeout_seconds=5,
+                ):
+                    self.events.append((time.time(), event["type"], event["object"]))
+                    if self._stop.is_set():
+                        return
+            except Exception:  # a dropped watch is simply restarted
+                time.sleep(0.1)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._watch.stop()
+        self._thread.join(timeout=10)
+
+    def history(self, name: str) -> list[tuple[float, str, dict[str, Any]]]:
+        return [e for e in self.events if e[2]["metadata"]["name"] == name]
+
+    def deleted_at(self, name: str) -> float | None:
+        return next((t for t, kind, _ in self.history(name) if kind == "DELETED"), None)

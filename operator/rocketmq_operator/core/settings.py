@@ -85,6 +85,8 @@ class OperatorSettings(BaseModel):
             raise ValueError("DMS_ACCESS_KEY is required with DMS_SECRET_KEY")
         if not any(aksk) and self.auth_token is None:
             raise ValueError("no credentials: set DMS_ACCESS_KEY and DMS_SECRET_KEY, or DMS_AUTH_TOKEN")
+        if self.ca_file and self.insecure_skip_tls_verify:
+            raise ValueError("DMS_CA_FILE and DMS_INSECURE_SKIP_TLS_VERIFY contradict each other: set one")
         return self
 
 

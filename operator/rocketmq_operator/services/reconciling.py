@@ -144,9 +144,7 @@ class Reconciler:
             if instance_id and instance_id not in original_failed and self._sweep_outcomes(instance_id):
                 # The sweep deleted it before a pass of ours saw CREATEFAILED: still a failed create.
                 failed = [*original_failed, instance_id]
-                cr = cr.model_copy(
-                    update={"status": cr.status.model_copy(update={"failed_instance_ids": failed})}
-                )
+                cr = cr.model_copy(update={"status": cr.status.model_copy(update={"failed_instance_ids": failed})})
             seen = await self._seen_now(instance_id) if instance_id else Seen.unknown()
             action = decisions.decide(cr, seen)
             result = StepResult()
@@ -160,9 +158,7 @@ class Reconciler:
                 return self._failed(cr, action, exc, view)
             self._note_sweep(cr, result)
             result = self._status_for(cr, action, view, result)
-            if (
-                cr.status.failed_instance_ids or []
-            ) != original_failed and "failedInstanceIds" not in result.status:
+            if (cr.status.failed_instance_ids or []) != original_failed and "failedInstanceIds" not in result.status:
                 result.status["failedInstanceIds"] = cr.status.failed_instance_ids
             return result
 
@@ -225,9 +221,7 @@ class Reconciler:
             )
             instance_id = view.instance_id
         else:
-            result.event(
-                "Normal", "Created", f"cloud accepted creation of instance {instance_id} ({request.name})"
-            )
+            result.event("Normal", "Created", f"cloud accepted creation of instance {instance_id} ({request.name})")
         result.status.update({"instanceId": instance_id, "instanceName": request.name, "creation": None})
         await self._ensure_owner_tags(cr, instance_id, result)
         return await self._show_fresh(instance_id)
@@ -267,9 +261,7 @@ class Reconciler:
             self._fresh[instance_id] = (self._clock(), observation.instance)
         return observation.instance
 
-    async def _adopt(
-        self, cr: RocketMQInstance, instance_id: str, result: StepResult
-    ) -> cloud.InstanceView | None:
+    async def _adopt(self, cr: RocketMQInstance, instance_id: str, result: StepResult) -> cloud.InstanceView | None:
         try:
             view = await self._client.show_instance(instance_id)
         except errors.NotFound as exc:
@@ -305,9 +297,7 @@ class Reconciler:
             result.event("Normal", "UpdateDeferred", f"cloud refused the change for now: {exc}")
             result.requeue_after = self._settings.poll_interval_seconds
             return seen.instance
-        result.event(
-            "Normal", "Resizing" if delta.resize else "Updated", f"applied {', '.join(delta.fields)}"
-        )
+        result.event("Normal", "Resizing" if delta.resize else "Updated", f"applied {', '.join(delta.fields)}")
         return await self._show_fresh(instance_id)
 
     def _failed(
@@ -336,9 +326,7 @@ class Reconciler:
             result.event("Warning", reason, message)
         else:
             verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=True)
-            retry = (
-                exc.retry_after if isinstance(exc, errors.Throttled) else self._settings.poll_interval_seconds
-            )
+            retry = exc.retry_after if isinstance(exc, errors.Throttled) else self._settings.poll_interval_seconds
             result.requeue_after = retry
         logger.warning("%s: %s", cr.ref, message)
         return self._status_for(cr, decisions.Observe(verdict), view, result)
@@ -352,11 +340,7 @@ class Reconciler:
             if outcome is None:
                 continue
             previous = cr.status.deletion
-            if (
-                previous is not None
-                and previous.batch_id == outcome.batch_id
-                and previous.instance_id == instance_id
-            ):
+            if previous is not None and previous.batch_id == outcome.batch_id and previous.instance_id == instance_id:
                 continue
             result.status["deletion"] = _deletion_status(
                 outcome, attempts=1, trigger="SweepCreateFailed", force_delete=True
@@ -395,19 +379,13 @@ class Reconciler:
                 }
             )
             if previous_status != view.status and previous_status is not None:
-                kind = (
-                    "Warning"
-                    if view.status in (cloud.CREATEFAILED, cloud.ERROR, cloud.EXTENDEDFAILED)
-                    else "Normal"
-                )
+                kind = "Warning" if view.status in (cloud.CREATEFAILED, cloud.ERROR, cloud.EXTENDEDFAILED) else "Normal"
                 result.event(
                     kind,
                     f"Cloud{(view.status or 'Unknown').title()}",
                     f"instance {view.instance_id}: {previous_status} -> {view.status}",
                 )
-            if view.status == cloud.CREATEFAILED and view.instance_id not in (
-                cr.status.failed_instance_ids or []
-            ):
+            if view.status == cloud.CREATEFAILED and view.instance_id not in (cr.status.failed_instance_ids or []):
                 status["failedInstanceIds"] = [*(cr.status.failed_instance_ids or []), view.instance_id]
         generation = cr.metadata.generation or None
         fresh = action.verdict.conditions(generation=generation, now=now)
@@ -430,18 +408,14 @@ class Reconciler:
                 result.event("Warning", "UnknownDeletionPolicy", choice.warning)
             instance_id = cr.status.instance_id or cr.spec.instance_id
             seen = (
-                await self._deletion_seen(cr, instance_id)
-                if choice.policy == DeletionPolicy.DELETE
-                else Seen.absent()
+                await self._deletion_seen(cr, instance_id) if choice.policy == DeletionPolicy.DELETE else Seen.absent()
             )
             step = decisions.decide_deletion(cr, choice, seen, now=self._clock())
             try:
                 await self._deletion_step(cr, step, result)
             except errors.CloudError as exc:
                 result.requeue_after = _backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
-                self._deleting_conditions(
-                    cr, result, "DeleteFailed", f"{type(step).__name__}: {exc}", ok=False
-                )
+                self._deleting_conditions(cr, result, "DeleteFailed", f"{type(step).__name__}: {exc}", ok=False)
             return result
 
     async def _deletion_seen(self, cr: RocketMQInstance, instance_id: str | None) -> Seen:
@@ -456,9 +430,7 @@ class Reconciler:
             return _to_seen(observation)
         return await self._seen_now(instance_id)
 
-    async def _deletion_step(
-        self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult
-    ) -> None:
+    async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):
             result.released = True
             result.event("Normal", step.reason, step.message)
@@ -469,13 +441,9 @@ class Reconciler:
             view = await self._find_own(cr, step.name)
             if view is None:
                 result.released = True
-                result.event(
-                    "Normal", "NothingToDelete", f"no instance named {step.name} exists; nothing to delete"
-                )
+                result.event("Normal", "NothingToDelete", f"no instance named {step.name} exists; nothing to delete")
                 return
-            result.status.update(
-                {"instanceId": view.instance_id, "instanceName": view.name, "creation": None}
-            )
+            result.status.update({"instanceId": view.instance_id, "instanceName": view.name, "creation": None})
             result.event("Normal", "Adopted", f"found instance {view.instance_id} created before a crash")
             result.requeue_after = 0.0
             return
@@ -517,9 +485,7 @@ class Reconciler:
     def _deleting_conditions(
         self, cr: RocketMQInstance, result: StepResult, reason: str, message: str, *, ok: bool
     ) -> None:
-        verdict = conditions.Verdict(
-            ready=False, reason=reason, message=message, reconciling=ok, stalled=False
-        )
+        verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
         fresh = verdict.conditions(generation=cr.metadata.generation or None, now=_now_iso(self._clock))
         merged = conditions.merge(cr.status.conditions, fresh)
         if not conditions.same(cr.status.conditions, merged):

@@ -127,10 +127,7 @@ class Sweeper:
         waiting = tuple(sorted(v.instance_id for v in owned if v not in due))
         self._metrics.sweeps.labels(mode=self._mode.name.lower()).inc()
         outcomes = await asyncio.gather(
-            *(
-                self._batcher.submit(v.instance_id, force_delete=True, trigger="SweepCreateFailed")
-                for v in due
-            )
+            *(self._batcher.submit(v.instance_id, force_delete=True, trigger="SweepCreateFailed") for v in due)
         )
         for outcome in outcomes:
             self._remember(outcome)

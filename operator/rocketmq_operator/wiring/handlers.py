@@ -94,6 +94,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # We post our own Events for every cloud-side transition; kopf's log-to-event mirroring would
     # add one API write per retry log line.
     settings.posting.level = logging.CRITICAL
+    # Events are for people; a namespace being torn down refuses them, so don't retry for a minute.
+    settings.posting.default_backoffs = (1, 3)
     # Reconnect quickly after an API server restart; re-list often enough to heal lost events.
     settings.watching.reconnect_backoff = 1.0
     settings.watching.server_timeout = 300
@@ -106,6 +108,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
     opts = options.settings
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: the ServiceAccount token; elsewhere: KUBECONFIG. No client library needed.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -147,11 +154,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         error = runtime.observer.last_error
         return f"last list failed: {error.reason}" if error is not None else "ok"
 
-    @kopf.index("namespaces", registry=registry)
+    @kopf.index("namespaces", id="ns_info", registry=registry)
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
         return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
 
-    @kopf.index(**crs)
+    @kopf.index(**crs, id="instance_owners")
     def instance_owners(namespace: str | None, name: str, status: Mapping[str, Any], **_: Any) -> dict[str, str] | None:
         instance_id = status.get("instanceId")
         return {instance_id: f"{namespace}/{name}"} if instance_id else None

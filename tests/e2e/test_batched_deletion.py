@@ -1,0 +1,104 @@
+"""Deletions that arrive together go to the cloud in one batch call, and each CR gets its own result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .support import SPEC, Recorder, Stack, condition, wait_for
+
+
+def _create_ready(stack: Stack, namespace: str, count: int, prefix: str = "mq") -> dict[str, str]:
+    names = [f"{prefix}-{i:03d}" for i in range(count)]
+    for name in names:
+        stack.cluster.create(namespace, name, SPEC)
+
+    def all_ready() -> dict[str, str] | None:
+        items = stack.cluster.list(namespace)
+        ready = {
+            item["metadata"]["name"]: item["status"]["instanceId"]
+            for item in items
+            if (c := condition(item, "Ready")) and c["status"] == "True"
+        }
+        return ready if len(ready) == count else None
+
+    return wait_for(all_ready, timeout=180, what=f"{count} CRs Ready", interval=1.0)
+
+
+def _saw_batch_result(history: list[tuple[float, str, dict[str, Any]]]) -> dict[str, Any] | None:
+    for _, kind, obj in history:
+        deletion = (obj.get("status") or {}).get("deletion") or {}
+        if kind != "DELETED" and deletion.get("result") == "Accepted" and deletion.get("batchId"):
+            return deletion
+    return None
+
+
+def test_sixty_deletions_take_at_most_two_batch_calls_and_no_single_deletes(stack: Stack) -> None:
+    ns = stack.namespace()
+    ids = _create_ready(stack, ns, 60)
+    since = stack.sim.calls()[-1]["seq"]
+    with Recorder(stack.cluster, ns) as recorder:
+        stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
+        stack.cluster.wait_gone(ns, ids, timeout=180)
+        calls = stack.sim.calls(since)
+        batch = [c for c in calls if c["operation"] == "batch_action"]
+        assert 1 <= len(batch) <= 2, [len(c["instance_ids"]) for c in batch]
+        assert sorted(i for c in batch for i in c["instance_ids"]) == sorted(ids.values())
+        assert not [c for c in calls if c["operation"] == "delete"], "no single-instance DELETE"
+
+        batch_time = {i: c["time"] for c in batch for i in c["instance_ids"]}
+        delete_seconds = stack.sim.config()["delete_seconds"]
+        for name, instance_id in ids.items():
+            deletion = _saw_batch_result(recorder.history(name))
+            assert deletion is not None, f"{name} never showed its batch result before it went"
+            assert deletion["instanceId"] == instance_id
+            assert deletion["batchSize"] in {len(c["instance_ids"]) for c in batch}
+            gone_at = recorder.deleted_at(name)
+            assert gone_at is not None
+            # The cloud needs delete_seconds after accepting; the CR must not go before that.
+            assert gone_at >= batch_time[instance_id] + delete_seconds - 0.05, name
+            assert stack.sim_instance(instance_id) is None
+    assert not [i for i in stack.sim.instances() if i["instance_id"] in ids.values()], "leaked instances"
+
+
+def test_partial_failure_keeps_the_finalizer_with_the_reason_until_cleared(stack: Stack) -> None:
+    ns = stack.namespace()
+    ids = _create_ready(stack, ns, 6, prefix="part")
+    failing = sorted(ids.values())[:2]
+    stack.sim.faults(failed_ids=failing)
+    try:
+        stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
+        ok_names = [n for n, i in ids.items() if i not in failing]
+        stack.cluster.wait_gone(ns, ok_names, timeout=60)
+        failing_names = [n for n, i in ids.items() if i in failing]
+
+        def stuck_with_reason() -> bool:
+            for name in failing_names:
+                cr = stack.cluster.get(ns, name)
+                if cr is None:
+                    return False
+                ready = condition(cr, "Ready") or {}
+                if ready.get("reason") != "DeleteFailed" or cr["status"]["deletion"]["result"] != "Failed":
+                    return False
+                assert "dms.rocketmq-operator.io/finalizer" in cr["metadata"]["finalizers"]
+            return True
+
+        wait_for(stuck_with_reason, timeout=30, what="failed CRs to show DeleteFailed")
+        for instance_id in failing:
+            assert stack.sim_instance(instance_id) is not None
+    finally:
+        stack.sim.clear_faults()
+    stack.cluster.wait_gone(ns, ids, timeout=120)
+    for instance_id in failing:
+        assert stack.sim_instance(instance_id) is None
+
+
+def test_namespace_teardown_batches_and_leaks_nothing(stack: Stack) -> None:
+    ns = stack.namespace()
+    ids = _create_ready(stack, ns, 20, prefix="ns")
+    since = stack.sim.calls()[-1]["seq"]
+    stack.cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    wait_for(lambda: ns not in stack.cluster.namespaces(), timeout=180, what="the namespace to be gone")
+    batch = stack.batch_calls(since)
+    assert len(batch) <= 2
+    assert sorted(i for c in batch for i in c["instance_ids"]) == sorted(ids.values())
+    assert not [i for i in stack.sim.instances() if i["instance_id"] in ids.values()]

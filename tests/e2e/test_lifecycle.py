@@ -1,0 +1,101 @@
+"""A RocketMQInstance is created, becomes Ready, follows spec edits, and is deleted: end to end."""
+
+from __future__ import annotations
+
+import json
+
+from .support import SPEC, Stack, condition, wait_for
+
+
+def test_a_cr_becomes_ready_with_endpoints_and_owner_tags(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "orders", {**SPEC, "tags": {"team": "payments"}})
+    stack.cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "rmqi/orders", "--timeout=60s")
+    cr = stack.cluster.get(ns, "orders")
+    assert cr is not None
+    status = cr["status"]
+    assert status["cloudStatus"] == "RUNNING"
+    assert status["endpoints"]["namesrvAddress"]
+    assert status["observedGeneration"] == cr["metadata"]["generation"]
+    for kind, value in (("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")):
+        c = condition(cr, kind)
+        assert c is not None and c["status"] == value, c
+        assert c["observedGeneration"] == cr["metadata"]["generation"]
+    assert "dms.rocketmq-operator.io/finalizer" in cr["metadata"]["finalizers"]
+
+    instance = stack.sim_instance(status["instanceId"])
+    assert instance is not None
+    tags = {t["key"]: t["value"] for t in instance["tags"]}
+    assert tags["rocketmq-operator.uid"] == cr["metadata"]["uid"]
+    assert tags["rocketmq-operator.cluster"] == "e2e-cluster"
+    assert tags["team"] == "payments"
+
+    table = stack.cluster.kubectl("get", "rmqi", "-n", ns)
+    assert "INSTANCE-ID" in table and status["instanceId"] in table and "Available" in table
+
+    events = {e["reason"] for e in stack.cluster.events(ns, "orders")}
+    assert {"Creating", "Created"} <= events
+
+
+def test_a_mutable_edit_reaches_the_cloud(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "edit", SPEC)
+    cr = stack.cluster.wait_ready(ns, "edit")
+    instance_id = cr["status"]["instanceId"]
+    stack.cluster.patch(ns, "edit", {"spec": {"securityGroupId": "sg-new", "description": "edited", "enableAcl": True}})
+
+    def applied() -> bool:
+        instance = stack.sim_instance(instance_id) or {}
+        return (
+            instance.get("security_group_id") == "sg-new"
+            and instance.get("description") == "edited"
+            and instance.get("enable_acl") is True
+        )
+
+    wait_for(applied, timeout=30, what="the update to reach the cloud")
+    stack.cluster.wait_ready(ns, "edit")
+    updates = [c for c in stack.sim.calls() if c["operation"] == "update" and instance_id in c["instance_ids"]]
+    assert len(updates) == 1, "an applied change must not be sent again"
+
+
+def test_storage_growth_resizes_the_instance(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "grow", SPEC)
+    instance_id = stack.cluster.wait_ready(ns, "grow")["status"]["instanceId"]
+    stack.cluster.patch(ns, "grow", {"spec": {"storageSpace": 600}})
+    wait_for(
+        lambda: (stack.sim_instance(instance_id) or {}).get("total_storage_space") == 600,
+        timeout=40,
+        what="the resize to finish in the cloud",
+    )
+    cr = wait_for(
+        lambda: c if (c := stack.cluster.get(ns, "grow")) and c["status"].get("storageSpace") == 600 else None,
+        timeout=30,
+        what="status.storageSpace 600",
+    )
+    assert condition(cr, "Ready")["status"] == "True"  # type: ignore[index]
+    resizes = [c for c in stack.sim.calls() if c["operation"] == "resize" and instance_id in c["instance_ids"]]
+    assert len(resizes) == 1
+
+
+def test_deleting_one_cr_deletes_its_instance_before_the_cr_goes(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "bye", SPEC)
+    instance_id = stack.cluster.wait_ready(ns, "bye")["status"]["instanceId"]
+    since = stack.sim.calls()[-1]["seq"]
+    stack.cluster.kubectl("delete", "-n", ns, "rmqi/bye", "--wait=false")
+    stack.cluster.wait_gone(ns, ["bye"], timeout=60)
+    assert stack.sim_instance(instance_id) is None
+    batch = stack.batch_calls(since)
+    assert [c["instance_ids"] for c in batch] == [[instance_id]]
+    assert not [c for c in stack.sim.calls(since) if c["operation"] == "delete"]
+
+
+def test_kubectl_describe_shows_conditions_and_events(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "described", SPEC)
+    stack.cluster.wait_ready(ns, "described")
+    out = stack.cluster.kubectl("get", "rmqi/described", "-n", ns, "-o", "json")
+    assert json.loads(out)["status"]["conditions"]
+    described = stack.cluster.kubectl("describe", "rmqi/described", "-n", ns)
+    assert "Available" in described and "Created" in described
