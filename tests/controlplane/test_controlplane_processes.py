@@ -21,10 +21,9 @@ import pytest
 
 from kube_testenv import Binaries, ControlPlane, ControlPlaneError, use_existing_cluster
 
-pytestmark = [
-    pytest.mark.controlplane,
-    pytest.mark.skipif(use_existing_cluster(), reason="USE_EXISTING_CLUSTER: starts local control planes"),
-]
+pytestmark = pytest.mark.controlplane
+
+local_only = pytest.mark.skipif(use_existing_cluster(), reason="USE_EXISTING_CLUSTER: starts local control planes")
 
 COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager"}
 READY_TIMEOUT = 120.0
@@ -99,6 +98,7 @@ def alive(pids: dict[int, str]) -> dict[int, str]:
     return still
 
 
+@local_only
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_no_process_survives_its_python_parent(
     control_plane_binaries: Binaries, tmp_path: Path, sig: signal.Signals
@@ -133,6 +133,7 @@ def test_no_process_survives_its_python_parent(
             child.wait()
 
 
+@local_only
 def test_stop_leaves_no_process_and_removes_its_files(control_plane_binaries: Binaries) -> None:
     with ControlPlane(binaries=control_plane_binaries, use_existing=False) as cp:
         workdir = cp.workdir
@@ -143,6 +144,7 @@ def test_stop_leaves_no_process_and_removes_its_files(control_plane_binaries: Bi
     assert not workdir.exists()
 
 
+@local_only
 def test_control_plane_started_from_a_short_lived_thread_outlives_the_thread(
     control_plane_binaries: Binaries, tmp_path: Path
 ) -> None:
@@ -173,6 +175,7 @@ def test_control_plane_started_from_a_short_lived_thread_outlives_the_thread(
     assert processes_mentioning(str(tmp_path / "cp")) == {}
 
 
+@local_only
 def test_failed_start_shows_the_failing_process_log_and_cleans_up(
     control_plane_binaries: Binaries, tmp_path: Path
 ) -> None:
@@ -193,6 +196,7 @@ def test_failed_start_shows_the_failing_process_log_and_cleans_up(
     assert processes_mentioning(str(workdir)) == {}
 
 
+@local_only
 def test_cli_up_serves_until_interrupted_then_removes_everything(
     control_plane_binaries: Binaries, tmp_path: Path
 ) -> None:
