@@ -81,7 +81,8 @@ helm_ld+=" -X $h/pkg/chartutil.k8sVersionMajor=$major -X $h/pkg/chartutil.k8sVer
 helm_ld+=" -X $h/pkg/lint/rules.k8sVersionMajor=$major -X $h/pkg/lint/rules.k8sVersionMinor=$minor"
 (cd "$here/helm" && go build -trimpath -ldflags "$helm_ld" -o "$tmp/bin/helm" "$h/cmd/helm") >&2
 
-go version -m "$tmp"/bin/* >"$tmp/buildinfo.txt"
+# Recorded with the final path, not the temporary one it is built in.
+go version -m "$tmp"/bin/* | sed "s#$tmp#$dest#g" >"$tmp/buildinfo.txt"
 # SHA256SUMS is written last: its presence marks the folder complete.
 (cd "$tmp/bin" && sha256sum -- *) >"$tmp/SHA256SUMS"
 rm -rf "$dest"

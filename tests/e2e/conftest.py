@@ -55,14 +55,20 @@ def stack_factory(
     logs.mkdir(parents=True, exist_ok=True)
 
     def factory(
-        *, settings: dict[str, str] | None = None, simulator_args: list[str] | None = None, suffix: str = ""
+        *,
+        settings: dict[str, str] | None = None,
+        simulator_args: list[str] | None = None,
+        share_simulator_with: Stack | None = None,
     ) -> Stack:
         index = len(started)
-        prefix = f"e2e-{module}{suffix or index}"
-        simulator = SimulatorProcess(
-            log_path=logs / f"simulator-{index}.log", extra_args=simulator_args or FAST_SIMULATOR
-        )
-        simulator.start()
+        prefix = f"e2e-{module}{index}"
+        if share_simulator_with is not None:
+            simulator = share_simulator_with.simulator
+        else:
+            simulator = SimulatorProcess(
+                log_path=logs / f"simulator-{index}.log", extra_args=simulator_args or FAST_SIMULATOR
+            )
+            simulator.start()
         merged = {**simulator.operator_env(), **FAST_SETTINGS, **(settings or {})}
         operator = OperatorProcess(
             kubeconfig=cluster.control_plane.kubeconfig_path,
@@ -78,6 +84,7 @@ def stack_factory(
     yield factory
     for stack in reversed(started):
         stack.operator.stop()
+    for stack in started:
         stack.simulator.stop()
 
 
