@@ -150,6 +150,8 @@ class ThreadedSimulator:
             started.set_result(None)
             loop.run_forever()
             loop.run_until_complete(self.server.stop())
+            # Let transports that are already closing (e.g. a refused TLS handshake) finish closing.
+            loop.run_until_complete(asyncio.sleep(0.05))
             loop.close()
 
         self._loop = loop
