@@ -183,20 +183,29 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"recorder-{namespace}")
 
     def _run(self) -> None:
+        # Resume from the last resourceVersion: a restarted watch without it starts over with ADDED
+        # events and loses whatever happened in between (a DELETED among them).
+        resource_version: str | None = None
         while not self._stop.is_set():
             try:
+                kwargs: dict[str, Any] = {"timeout_seconds": 30, "allow_watch_bookmarks": True}
+                if resource_version:
+                    kwargs["resource_version"] = resource_version
                 for event in self._watch.stream(
                     self._cluster.custom.list_namespaced_custom_object,
                     GROUP,
                     VERSION,
                     self._namespace,
                     PLURAL,
-                    timeout_seconds=5,
+                    **kwargs,
                 ):
-                    self.events.append((time.time(), event["type"], event["object"]))
+                    obj = event["object"]
+                    resource_version = obj.get("metadata", {}).get("resourceVersion") or resource_version
+                    if event["type"] != "BOOKMARK":
+                        self.events.append((time.time(), event["type"], obj))
                     if self._stop.is_set():
                         return
-            except Exception:  # a dropped watch is simply restarted
+            except Exception:  # a dropped watch is resumed from the last resourceVersion
                 time.sleep(0.1)
 
     def __enter__(self) -> Recorder:

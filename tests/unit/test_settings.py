@@ -72,3 +72,13 @@ def test_secrets_never_appear_in_errors_or_repr() -> None:
     with pytest.raises(SettingsError) as caught:
         from_env(BASE | {"DMS_SECRET_KEY": "very-secret-value", "DMS_BATCH_MAX_SIZE": "x"})
     assert "very-secret-value" not in str(caught.value)
+
+
+def test_every_setting_is_documented() -> None:
+    from pathlib import Path
+
+    from rocketmq_operator.core.settings import OperatorSettings, env_name
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    missing = [env_name(f) for f in OperatorSettings.model_fields if f"`{env_name(f)}`" not in doc]
+    assert not missing, f"document these in docs/settings.md: {missing}"
