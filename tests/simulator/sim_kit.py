@@ -129,7 +129,7 @@ class Api:
     async def batch(self, body: dict[str, Any], project: str = PID) -> httpx.Response:
         return await self.call("POST", f"/v2/{project}/instances/action", json_body=body)
 
-    async def list(self, project: str = PID, **params: str) -> httpx.Response:
+    async def list_instances(self, project: str = PID, **params: str) -> httpx.Response:
         return await self.call("GET", f"/v2/{project}/instances", params={"engine": "reliability", **params})
 
     async def seed(self, *instances: dict[str, Any], project: str = PID) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ tokens, a 15-minute clock window, and projects that never see each other's insta
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,14 +15,14 @@ from dms_simulator import signing
 
 
 @pytest.fixture(autouse=True)
-async def still_serving(api: Api) -> None:
+async def still_serving(api: Api) -> AsyncIterator[None]:
     """Whatever a test sent, the server answers the next request."""
     yield
     assert await api.healthy()
 
 
 async def test_a_correctly_signed_request_is_served(api: Api) -> None:
-    response = await api.list()
+    response = await api.list_instances()
     assert response.status_code == 200
     assert response.json() == {"instances": [], "instance_num": 0}
 
@@ -147,7 +148,7 @@ async def test_projects_never_see_each_others_instances(api: Api) -> None:
     )
     theirs = response.json()["instance_id"]
 
-    own_list = (await api.list()).json()["instances"]
+    own_list = (await api.list_instances()).json()["instances"]
     other_list = (await api.call("GET", f"/v2/{PID2}/instances?engine=reliability", account=(AK2, SK2))).json()
     assert [i["instance_id"] for i in own_list] == [mine]
     assert [i["instance_id"] for i in other_list["instances"]] == [theirs]
@@ -168,7 +169,7 @@ async def test_projects_never_see_each_others_instances(api: Api) -> None:
 
 async def test_every_answer_carries_a_request_id(api: Api, http: httpx.AsyncClient) -> None:
     answers = [
-        await api.list(),
+        await api.list_instances(),
         await api.call("GET", f"/v2/{PID}/instances", account=(AK, "wrong")),
         await http.get(api.base_url + "/nowhere"),
         await api.admin("GET", "/health"),

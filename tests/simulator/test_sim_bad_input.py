@@ -19,7 +19,7 @@ CREATE = f"/v2/reliability/{PID}/instances"
 async def still_serving(api: Api) -> AsyncIterator[None]:
     yield
     assert await api.healthy()
-    assert (await api.list()).status_code == 200
+    assert (await api.list_instances()).status_code == 200
 
 
 async def test_malformed_json_is_dms_00400005(api: Api) -> None:
@@ -148,7 +148,7 @@ async def test_an_unknown_route_is_apigw_0101_before_any_auth(api: Api, method: 
     [{"limit": "0"}, {"limit": "51"}, {"limit": "ten"}, {"offset": "-1"}, {"include_failure": "yes"}],
 )
 async def test_out_of_range_list_parameters_are_named(api: Api, query: dict[str, str]) -> None:
-    response = await api.list(**query)
+    response = await api.list_instances(**query)
     assert error_of(response) == (400, "DMS.00400001")
     assert next(iter(query)) in response.json()["error_msg"]
 
@@ -184,7 +184,7 @@ async def test_an_internal_error_is_a_huawei_shaped_500(
         raise RuntimeError("a bug in the simulator")
 
     monkeypatch.setattr(server.sim.store, "search", broken)
-    response = await api.list()
+    response = await api.list_instances()
     assert error_of(response) == (500, "DMS.00500000")
     assert response.headers["X-Request-Id"]
     monkeypatch.undo()

@@ -30,7 +30,7 @@ async def instance_names(api: Api) -> list[str]:
 
 async def test_latency_delays_only_the_chosen_operations(api: Api) -> None:
     await api.faults(latency_ms=300, latency_jitter_ms=50, latency_operations=["show"])
-    await api.list()
+    await api.list_instances()
     started = time.monotonic()
     await api.show("missing")
     assert time.monotonic() - started >= 0.3
@@ -51,7 +51,7 @@ async def test_error_next_fails_the_next_n_calls_then_recovers_without_side_effe
 
 async def test_an_error_rate_scoped_to_one_operation_leaves_the_others_alone(api: Api) -> None:
     await api.faults(error_rate=1.0, error_operations=["list"], error_status=500, error_code="DMS.00500123")
-    assert error_of(await api.list()) == (500, "DMS.00500123")
+    assert error_of(await api.list_instances()) == (500, "DMS.00500123")
     assert error_of(await api.show("missing")) == (404, "DMS.00404022")
 
 
@@ -82,7 +82,7 @@ async def test_a_malformed_body_is_invalid_json_with_200(api: Api) -> None:
     with pytest.raises(ValueError, match=r"Unterminated|Expecting"):
         response.json()
     assert await instance_names(api) == ["rmq-garbled"]  # the create itself happened
-    assert (await api.list()).json()["instance_num"] == 1  # next_ was one call
+    assert (await api.list_instances()).json()["instance_num"] == 1  # next_ was one call
 
 
 async def test_failed_ids_are_answered_failed_and_left_alone(api: Api) -> None:

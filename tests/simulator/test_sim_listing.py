@@ -20,20 +20,20 @@ async def make(api: Api, clock: ManualClock, *names: str) -> list[str]:
 
 
 async def names(api: Api, **params: str) -> list[str]:
-    response = await api.list(**params)
+    response = await api.list_instances(**params)
     assert response.status_code == 200, response.text
     return [item["name"] for item in response.json()["instances"]]
 
 
 async def test_pages_are_newest_first_and_instance_num_counts_all_matches(manual_api: Api, clock: ManualClock) -> None:
     await make(manual_api, clock, *(f"rmq-page-{i:02d}" for i in range(12)))
-    default = (await manual_api.list()).json()
+    default = (await manual_api.list_instances()).json()
     assert default["instance_num"] == 12
     assert [i["name"] for i in default["instances"]] == [f"rmq-page-{i:02d}" for i in range(11, 1, -1)]
-    last = (await manual_api.list(limit="5", offset="10")).json()
+    last = (await manual_api.list_instances(limit="5", offset="10")).json()
     assert last["instance_num"] == 12
     assert [i["name"] for i in last["instances"]] == ["rmq-page-01", "rmq-page-00"]
-    assert (await manual_api.list(offset="50")).json() == {"instances": [], "instance_num": 12}
+    assert (await manual_api.list_instances(offset="50")).json() == {"instances": [], "instance_num": 12}
 
 
 async def test_name_is_fuzzy_unless_exact_match_is_asked(manual_api: Api, clock: ManualClock) -> None:
@@ -59,14 +59,14 @@ async def test_failed_creates_are_hidden_and_uncounted_unless_include_failure(
 ) -> None:
     await manual_api.configure(create_fail_names=["rmq-failed"])
     await make(manual_api, clock, "rmq-ok", "rmq-failed")
-    assert (await manual_api.list()).json()["instance_num"] == 1
-    assert (await manual_api.list(include_failure="false")).json()["instance_num"] == 1
+    assert (await manual_api.list_instances()).json()["instance_num"] == 1
+    assert (await manual_api.list_instances(include_failure="false")).json()["instance_num"] == 1
     assert sorted(await names(manual_api, include_failure="true")) == ["rmq-failed", "rmq-ok"]
 
 
 async def test_an_instance_on_the_wire_has_the_documented_types(manual_api: Api, clock: ManualClock) -> None:
     [instance_id] = await make(manual_api, clock, "rmq-wire")
-    item = (await manual_api.list()).json()["instances"][0]
+    item = (await manual_api.list_instances()).json()["instances"][0]
     shown = (await manual_api.show(instance_id)).json()
     for detail in (item, shown):
         assert isinstance(detail["created_at"], str) and detail["created_at"].isdigit()
@@ -110,7 +110,7 @@ async def test_prepaid_creates_bill_yearly_monthly_and_show_an_order_id(manual_a
     shown = (await manual_api.show(instance_id)).json()
     assert shown["charging_mode"] == 0
     assert shown["order_id"]
-    item = (await manual_api.list()).json()["instances"][0]
+    item = (await manual_api.list_instances()).json()["instances"][0]
     assert item["charging_mode"] == 0 and "order_id" not in item
 
 
@@ -134,12 +134,12 @@ async def test_the_engine_is_reported_as_reliability_whichever_alias_was_used(ma
     )
     shown = (await manual_api.show(response.json()["instance_id"])).json()
     assert (shown["engine"], shown["type"]) == ("reliability", "cluster.professional")
-    assert (await manual_api.list(engine="rocketmq")).json()["instance_num"] == 1
+    assert (await manual_api.list_instances(engine="rocketmq")).json()["instance_num"] == 1
 
 
 async def test_seeded_unknown_fields_are_rendered_as_new_api_fields(manual_api: Api) -> None:
     [seeded] = await manual_api.seed({"name": "rmq-future", "brand_new_field": {"nested": 1}, "vpc_name": "custom"})
     shown = (await manual_api.show(seeded["instance_id"])).json()
-    item = (await manual_api.list()).json()["instances"][0]
+    item = (await manual_api.list_instances()).json()["instances"][0]
     assert shown["brand_new_field"] == item["brand_new_field"] == {"nested": 1}
     assert shown["vpc_name"] == item["vpc_name"] == "custom"

@@ -11,7 +11,7 @@ from sim_kit import PID, Api, create_body, error_of
 from dms_simulator import ManualClock
 
 
-async def running(api: Api, clock: ManualClock, name: str, **overrides: object) -> str:
+async def running(api: Api, clock: ManualClock, name: str, **overrides: Any) -> str:
     instance_id = await api.create(name, **overrides)
     clock.advance(10)
     return instance_id

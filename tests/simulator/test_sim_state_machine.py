@@ -4,6 +4,7 @@ configured time has passed, and every status is computed from timestamps on read
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sim_kit import PID, Api, error_of
@@ -13,7 +14,7 @@ from dms_simulator import ManualClock
 # manual_server's timings (conftest): create 10 s, delete 5 s, extend 20 s, restart 3 s.
 
 
-async def running(api: Api, clock: ManualClock, name: str, **overrides: object) -> str:
+async def running(api: Api, clock: ManualClock, name: str, **overrides: Any) -> str:
     instance_id = await api.create(name, **overrides)
     clock.advance(10)
     assert await api.status(instance_id) == "RUNNING"
@@ -105,11 +106,11 @@ async def test_delete_is_deleting_then_gone(manual_api: Api, clock: ManualClock)
     instance_id = await running(manual_api, clock, "rmq-bye")
     assert (await manual_api.call("DELETE", f"/v2/{PID}/instances/{instance_id}")).status_code == 204
     assert await manual_api.status(instance_id) == "DELETING"
-    listed = (await manual_api.list()).json()
+    listed = (await manual_api.list_instances()).json()
     assert [(i["instance_id"], i["status"]) for i in listed["instances"]] == [(instance_id, "DELETING")]
     clock.advance(5)
     assert error_of(await manual_api.show(instance_id)) == (404, "DMS.00404022")
-    assert (await manual_api.list()).json() == {"instances": [], "instance_num": 0}
+    assert (await manual_api.list_instances()).json() == {"instances": [], "instance_num": 0}
 
 
 async def test_with_the_recycle_bin_a_delete_lands_in_the_bin_and_restore_brings_it_back(
@@ -120,7 +121,7 @@ async def test_with_the_recycle_bin_a_delete_lands_in_the_bin_and_restore_brings
     await manual_api.batch({"action": "delete", "instances": [instance_id]})
     clock.advance(5)
     assert await manual_api.status(instance_id) == "<404>"
-    assert (await manual_api.list()).json()["instance_num"] == 0
+    assert (await manual_api.list_instances()).json()["instance_num"] == 0
 
     binned = (await manual_api.call("GET", f"/v2/{PID}/recycle")).json()
     assert (binned["default_use_recycle"], binned["retention_days"]) == (True, 2)
@@ -235,5 +236,5 @@ async def test_seeded_transitional_states_move_on_only_when_asked(
 async def test_every_documented_status_passes_through_show_and_list(manual_api: Api, status: str) -> None:
     [seeded] = await manual_api.seed({"name": "rmq-any", "status": status})
     assert await manual_api.status(seeded["instance_id"]) == status
-    listed = (await manual_api.list(include_failure="true", status=status)).json()
+    listed = (await manual_api.list_instances(include_failure="true", status=status)).json()
     assert [i["status"] for i in listed["instances"]] == [status]
