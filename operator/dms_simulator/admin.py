@@ -16,7 +16,7 @@ from aiohttp import web
 from dms_simulator import errors, responses
 from dms_simulator.errors import DmsError
 from dms_simulator.faults import FaultPlan
-from dms_simulator.instances import Instance, render_detail, render_recycle_info
+from dms_simulator.instances import GONE, Instance, render_detail, render_recycle_info
 from dms_simulator.simulator import SIMULATOR_KEY, Simulator
 
 ADMIN_ERROR = "SIM.0400"
@@ -58,7 +58,7 @@ def render_admin(sim: Simulator, instance: Instance) -> dict[str, Any]:
     detail["pending"] = (
         None
         if pending is None
-        else {"target": "GONE" if pending.target.startswith("<") else pending.target, "due": pending.due}
+        else {"target": "GONE" if pending.target == GONE else pending.target, "due": pending.due}
     )
     return detail
 

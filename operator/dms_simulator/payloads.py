@@ -340,6 +340,7 @@ def parse_batch(body: Any, *, strict: bool, max_size: int | None) -> BatchReques
 # --- resize ---
 
 OperType = Literal["storage", "horizontal", "vertical"]
+_OPER_TYPES: Final[dict[str, OperType]] = {"storage": "storage", "horizontal": "horizontal", "vertical": "vertical"}
 
 
 @dataclass(frozen=True)
@@ -353,11 +354,12 @@ class ResizeRequest:
 
 def parse_resize(body: Any) -> ResizeRequest:
     data = require_object(body)
-    oper_type = req_str(data, "oper_type")
-    if oper_type not in ("storage", "horizontal", "vertical"):
-        raise invalid_parameter("oper_type", f"must be storage, horizontal or vertical, got {oper_type!r}")
+    raw_type = req_str(data, "oper_type")
+    oper_type = _OPER_TYPES.get(raw_type)
+    if oper_type is None:
+        raise invalid_parameter("oper_type", f"must be storage, horizontal or vertical, got {raw_type!r}")
     request = ResizeRequest(
-        oper_type=oper_type,  # type: ignore[arg-type]  # narrowed by the check above
+        oper_type=oper_type,
         new_storage_space=opt_int(data, "new_storage_space", minimum=1),
         new_product_id=opt_str(data, "new_product_id"),
         new_broker_num=opt_int(data, "new_broker_num", minimum=1),
@@ -399,17 +401,22 @@ def parse_restart(body: Any) -> list[str] | None:
 # --- tags ---
 
 
+TagAction = Literal["create", "delete"]
+_TAG_ACTIONS: Final[dict[str, TagAction]] = {"create": "create", "delete": "delete"}
+
+
 @dataclass(frozen=True)
 class TagsAction:
-    action: Literal["create", "delete"]
+    action: TagAction
     tags: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_tags_action(body: Any) -> TagsAction:
     data = require_object(body)
-    action = req_str(data, "action")
-    if action not in ("create", "delete"):
-        raise invalid_parameter("action", f"must be create or delete, got {action!r}")
+    raw_action = req_str(data, "action")
+    action = _TAG_ACTIONS.get(raw_action)
+    if action is None:
+        raise invalid_parameter("action", f"must be create or delete, got {raw_action!r}")
     raw = data.get("tags")
     if not isinstance(raw, list) or not raw:
         raise invalid_parameter("tags", "must be a non-empty list of {key, value} objects")
@@ -423,7 +430,7 @@ def parse_tags_action(body: Any) -> TagsAction:
         if len(value) > 255 or value != value.strip():
             raise invalid_parameter("tags[].value", "must be 0 to 255 characters without leading/trailing spaces")
         tags.append((key, value))
-    return TagsAction(action=action, tags=tags)  # type: ignore[arg-type]  # checked above
+    return TagsAction(action=action, tags=tags)
 
 
 # --- recycle bin ---
