@@ -34,6 +34,13 @@ class SweepMode(enum.StrEnum):
     """Owned-only deletion, plus a report of what the project-wide form would delete."""
 
 
+class ObserveStrategy(enum.StrEnum):
+    LIST = "list"
+    """One paged list walk per poll interval feeds every CR (the default)."""
+    SHOW = "show"
+    """One show call per CR per poll interval: the peers' pattern, kept as a measured baseline."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -60,6 +67,7 @@ class OperatorSettings(BaseModel):
     poll_interval_seconds: Seconds = 30.0
     verify_interval_seconds: Seconds = Field(default=2.0, description="Min gap between list walks on demand")
     delete_confirm_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+    observe_strategy: ObserveStrategy = ObserveStrategy.LIST
     sweep_interval_seconds: Seconds = 300.0
     sweep_project_wide: SweepMode = SweepMode.OWNED
     default_deletion_policy: DeletionPolicy = DeletionPolicy.DELETE

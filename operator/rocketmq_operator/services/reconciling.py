@@ -28,7 +28,7 @@ from rocketmq_operator.core.mapping import (
     owner_tags,
 )
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
-from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.settings import ObserveStrategy, OperatorSettings
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services import batching, observing
@@ -109,6 +109,8 @@ class Reconciler:
     # ---- observation ------------------------------------------------------------------------
 
     def _seen(self, instance_id: str) -> Seen:
+        if self._settings.observe_strategy == ObserveStrategy.SHOW:
+            return Seen.unknown()  # forces _seen_now's show call: one per CR per pass
         observation = self._observer.lookup(instance_id)
         fresh = self._fresh.get(instance_id)
         if fresh is not None and (observation.observed_at is None or fresh[0] >= observation.observed_at):
@@ -423,12 +425,29 @@ class Reconciler:
             return Seen.unknown()
         deletion = cr.status.deletion
         if deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id:
-            since = decisions._epoch(deletion.submitted_at or "")
-            observation = await self._observer.observe_fresh(
-                instance_id, since=since, timeout=self._settings.delete_confirm_wait_seconds
-            )
-            return _to_seen(observation)
+            return await self._await_gone(instance_id, submitted=decisions._epoch(deletion.submitted_at or ""))
         return await self._seen_now(instance_id)
+
+    async def _await_gone(self, instance_id: str, *, submitted: float) -> Seen:
+        """Follow successive list walks until the instance is gone, within one bounded wait.
+
+        Every deleting CR waits on the same shared walks (the observer starts at most one per
+        ``verify_interval``), so confirming a thousand deletions costs a few paged lists, not a
+        thousand show calls; and one pass can cover the whole deletion, instead of rescheduling
+        itself every few seconds with two API-server writes each time.
+        """
+        budget = self._settings.delete_confirm_wait_seconds
+        deadline = self._clock() + budget
+        since = submitted
+        while True:
+            remaining = max(0.0, deadline - self._clock())
+            observation = await self._observer.observe_fresh(instance_id, since=since, timeout=remaining)
+            seen = _to_seen(observation)
+            still_deleting = seen.instance is not None and seen.instance.status == cloud.DELETING
+            if not still_deleting or remaining <= 0 or observation.observed_at is None:
+                return seen
+            # The next answer must come from a walk newer than this one.
+            since = max(observation.observed_at + 1e-3, self._clock() - self._settings.verify_interval_seconds)
 
     async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):
