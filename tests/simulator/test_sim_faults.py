@@ -87,6 +87,7 @@ async def test_a_malformed_body_is_invalid_json_with_200(api: Api) -> None:
 
 async def test_failed_ids_are_answered_failed_and_left_alone(api: Api) -> None:
     keep, drop = await running(api, "rmq-stuck"), await running(api, "rmq-goes")
+    await api.configure(delete_seconds=60)  # so DELETING can be observed on the real clock
     await api.faults(failed_ids=[keep])
     response = await api.batch({"action": "delete", "instances": [keep, drop]})
     assert response.json()["results"] == [
@@ -101,6 +102,7 @@ async def test_failed_ids_also_survive_the_all_failure_sweep(api: Api) -> None:
     [stuck, swept] = await api.seed(
         {"name": "rmq-stuck-failed", "status": "CREATEFAILED"}, {"name": "rmq-swept", "status": "CREATEFAILED"}
     )
+    await api.configure(delete_seconds=60)
     await api.faults(failed_ids=[stuck["instance_id"]])
     assert (await api.batch({"action": "delete", "all_failure": "reliability"})).status_code == 204
     assert await api.status(stuck["instance_id"]) == "CREATEFAILED"
@@ -108,10 +110,10 @@ async def test_failed_ids_also_survive_the_all_failure_sweep(api: Api) -> None:
 
 
 async def test_a_held_create_exists_in_the_cloud_before_its_response_arrives(api: Api) -> None:
-    await api.faults(hold_create_seconds=0.6)
+    await api.faults(hold_create_seconds=1.5)
     started = time.monotonic()
     pending = asyncio.create_task(api.call("POST", CREATE, json_body=create_body("rmq-held")))
-    for _ in range(40):
+    for _ in range(50):
         if await instance_names(api):
             break
         await asyncio.sleep(0.02)
@@ -121,7 +123,7 @@ async def test_a_held_create_exists_in_the_cloud_before_its_response_arrives(api
     assert not pending.done()
     response = await pending
     assert response.status_code == 200
-    assert time.monotonic() - started >= 0.6
+    assert time.monotonic() - started >= 1.5
     assert response.json()["instance_id"] == call["instance_ids"][0]
 
 

@@ -193,7 +193,8 @@ async def test_public_ip_changes_are_background_tasks(manual_api: Api, clock: Ma
 
 
 async def test_the_real_clock_drives_the_same_machine(api: Api) -> None:
-    """The default server runs on the system clock with sub-second timings (0.2 s)."""
+    """The default server runs on the system clock, here with a one-second create."""
+    await api.configure(create_seconds=1.0)
     instance_id = await api.create("rmq-real-time")
     assert await api.status(instance_id) == "CREATING"
     for _ in range(100):
