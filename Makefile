@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv binaries lint test test-fast run crd clean
+.PHONY: venv binaries lint test test-fast run bench crd clean
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	$(BIN)/lint-imports
 
 test: venv binaries lint
@@ -33,6 +34,12 @@ test-fast: venv
 
 run: venv binaries
 	$(BIN)/python -m devstack
+
+# Not part of the tests: runs the real stack at 100 and 1,000 CRs (~30-60 min on 2 cores).
+# BENCH_ARGS="--n 100,1000,10000" adds the big run.
+bench: venv binaries
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 crd: venv
 	$(BIN)/rocketmq-operator crd > crds/rocketmqinstances.dms.rocketmq-operator.io.yaml

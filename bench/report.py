@@ -1,0 +1,183 @@
+"""Turns bench results into the markdown table (with the issue's targets) and the plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+WRITE_MEANING = {
+    "POST object": "create the CR (the user, not the operator)",
+    "PATCH object": "kopf: finalizer, handler-progress annotations, last-handled-configuration, finalizer removal",
+    "PATCH status": "operator: status (create marker, instance id, cloud status, conditions, deletion result)",
+    "DELETE object": "delete the CR (the user)",
+}
+
+
+def _find(results: dict[str, Any], label: str, n: int) -> dict[str, Any] | None:
+    return next((t for t in results["teardowns"] if t["label"] == label and t["n"] == n), None)
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    p = results["parameters"]
+    lines = [
+        "# Benchmark: batched deletion against one call per resource",
+        "",
+        f"Machine: {m['cpus']} cores, {m['memory']} memory; Python {m['python']}, kopf {m['kopf']}, "
+        f"pydantic {m['pydantic']}, Kubernetes {m['kubernetes']}; commit {m['commit']}; {m['date']}.",
+        "",
+        f"Cloud (dms-simulator): {p['latency_ms']:g} ms per call, {p['delete_seconds']:g} s to delete an instance; "
+        f"rate-limited runs: {p['rate_limit']:g} requests/s per key (429 APIGW.0308 beyond). Batched = batch size "
+        f"{p['batch_size']}, window 1 s; baseline = batch size 1 (one call per CR, as ACK, Crossplane, Config "
+        "Connector and Terraform do). Same operator, same observer, same run. Command: `make bench`.",
+        "",
+        "## Teardown",
+        "",
+        "| N | run | to last CR gone (s) | cloud calls | batch calls | batch size (mean/max) | 429s | "
+        "release after gone p50/p95/max (s) | release after delete p50/p95 (s) | API writes / CR | peak RSS (MiB) | "
+        "CPU (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in results["teardowns"]:
+        g, r, b = t["release_after_cloud_gone"], t["release_after_deletion_requested"], t["batch_sizes"]
+        lines.append(
+            f"| {t['n']} | {t['label']} | {_fmt(t['wall_seconds'])} | {t['total_calls']} | {t['batch_calls']} | "
+            f"{_fmt(b.get('mean', float('nan')))}/{_fmt(b.get('max', float('nan')), 0)} | {t['throttled_calls']} | "
+            f"{_fmt(g['p50'], 2)}/{_fmt(g['p95'], 2)}/{_fmt(g['max'], 2)} | {_fmt(r['p50'], 2)}/{_fmt(r['p95'], 2)} | "
+            f"{_fmt(t['writes_per_cr'], 2)} | {_fmt(t['operator_peak_rss_mib'], 0)} | "
+            f"{_fmt(t['operator_cpu_seconds'], 1)} |"
+        )
+    lines += ["", "## Ratios (batched against baseline, same N, same run)", ""]
+    lines += ["| N | cloud rate limit | fewer cloud calls | faster to the last CR gone |", "|---|---|---|---|"]
+    for n in sorted({t["n"] for t in results["teardowns"]}):
+        for suffix, limit in (("", "none"), ("-limited", f"{p['rate_limit']:g}/s")):
+            ours, base = _find(results, "batched" + suffix, n), _find(results, "baseline" + suffix, n)
+            if ours and base:
+                lines.append(
+                    f"| {n} | {limit} | {base['total_calls'] / max(1, ours['total_calls']):.1f}x | "
+                    f"{base['wall_seconds'] / ours['wall_seconds']:.1f}x |"
+                )
+    lines += _targets(results)
+    lines += _steady(results)
+    lines += _writes(results)
+    if "sweep" in results:
+        s = results["sweep"]
+        lines += [
+            "",
+            "## Sweep",
+            "",
+            f"{s['n']} owned CREATEFAILED instances (owner tags of this cluster): all gone after "
+            f"{s['seconds_until_gone']:.1f} s (sweep interval 5 s), in {s['batch_calls']} batch calls of sizes "
+            f"{s['batch_sizes']}; cloud calls by operation: {s['calls']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    ours, base = _find(results, "batched", 1000), _find(results, "baseline", 1000)
+    ours_l, base_l = _find(results, "batched-limited", 1000), _find(results, "baseline-limited", 1000)
+    lines = ["", "## Targets (issue 5)", "", "| target | measured | verdict |", "|---|---|---|"]
+    if ours:
+        lines.append(
+            f"| 1,000-CR teardown, batch size 50: at most 22 batch action calls | {ours['batch_calls']} | "
+            f"{_verdict(ours['batch_calls'] <= 22)} |"
+        )
+    if ours and base:
+        ratio = base["total_calls"] / max(1, ours["total_calls"])
+        lines.append(
+            f"| at least 15x fewer cloud calls than the baseline | {ratio:.1f}x ({ours['total_calls']} vs "
+            f"{base['total_calls']}) | {_verdict(ratio >= 15)} |"
+        )
+    if ours_l and base_l:
+        ratio = base_l["wall_seconds"] / ours_l["wall_seconds"]
+        lines.append(
+            f"| under the rate limit, at least 10x faster to the last CR gone | {ratio:.1f}x "
+            f"({ours_l['wall_seconds']:.1f} s vs {base_l['wall_seconds']:.1f} s) | {_verdict(ratio >= 10)} |"
+        )
+    for t in (ours, ours_l):
+        if t:
+            p95 = t["release_after_cloud_gone"]["p95"]
+            lines.append(
+                f"| {t['label']}: release p95 after the cloud confirms <= window + 2 s (3 s) | {p95:.2f} s | "
+                f"{_verdict(p95 <= 3.0)} |"
+            )
+    for n, limit in ((1000, 200.0), (10000, 400.0)):
+        t = _find(results, "batched", n)
+        if t:
+            lines.append(
+                f"| operator peak RSS at {n:,} CRs <= {limit:.0f} MiB | {t['operator_peak_rss_mib']:.0f} MiB | "
+                f"{_verdict(t['operator_peak_rss_mib'] <= limit)} |"
+            )
+    steady = (ours or {}).get("steady_state", {}).get("list")
+    if steady:
+        bound = math.ceil(1000 / 50) + 1
+        lines.append(
+            f"| steady state, 1,000 CRs: calls per poll interval <= {bound} | {steady['calls_per_interval']:.1f} | "
+            f"{_verdict(steady['calls_per_interval'] <= bound)} |"
+        )
+    return lines
+
+
+def _steady(results: dict[str, Any]) -> list[str]:
+    lines = ["", "## Steady state (every CR Ready)", ""]
+    lines += ["| N | observation | cloud calls per poll interval | by operation |", "|---|---|---|---|"]
+    for t in results["teardowns"]:
+        for key in ("list", "show"):
+            s = t.get("steady_state", {}).get(key)
+            if s:
+                what = "one shared list walk" if key == "list" else "one show per CR (baseline)"
+                lines.append(f"| {t['n']} | {what} | {s['calls_per_interval']:.1f} | {s['calls']} |")
+    return lines
+
+
+def _writes(results: dict[str, Any]) -> list[str]:
+    t = _find(results, "batched", 1000) or next(iter(results["teardowns"]), None)
+    if not t:
+        return []
+    lines = [
+        "",
+        f"## API-server writes per CR over its whole life (N={t['n']}, batched; apiserver_request_total)",
+        "",
+        "| write | per CR | what it is for |",
+        "|---|---|---|",
+    ]
+    for kind, count in t["writes_per_cr_by_kind"].items():
+        lines.append(f"| {kind} | {count:.2f} | {WRITE_MEANING.get(kind, '')} |")
+    lines.append(f"| events (POST) | {t['event_writes_per_cr']:.2f} | Kubernetes Events on the CR |")
+    return lines
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max((t["n"] for t in results["teardowns"] if t["n"] <= 1000), default=None)
+    ours, base = _find(results, "batched-limited", n or 0), _find(results, "baseline-limited", n or 0)
+    if not (ours and base):
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for run, style in ((ours, "-"), (base, "--")):
+        xs = [point[0] for point in run["remaining"]]
+        ys = [point[1] for point in run["remaining"]]
+        label = f"{run['label']}: batch size {run['batch_size']} ({run['wall_seconds']:.0f} s)"
+        ax.step(xs, ys, style, where="post", label=label)
+    ax.set_xlabel("seconds since kubectl delete --all")
+    ax.set_ylabel("CRs remaining")
+    rate = results["parameters"]["rate_limit"]
+    ax.set_title(f"Teardown of {n} RocketMQInstances, cloud limited to {rate:g} requests/s")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

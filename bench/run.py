@@ -1,0 +1,102 @@
+"""``make bench``: what batching buys, measured side by side on the real stack.
+
+Runs, for each N: the teardown of N Ready CRs batched (batch size 50) and with batch size 1 (the
+one-call-per-resource pattern of every peer operator), once without a cloud rate limit and once
+with one; steady-state cloud calls per poll interval (shared list walk vs one show per CR); and a
+sweep of 200 owned failed instances. Writes bench/results/results.{json,md} and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report
+from bench.harness import Stack
+from bench.scenarios import sweep, teardown
+
+
+def machine() -> dict[str, Any]:
+    import kopf
+    import pydantic
+
+    meminfo = Path("/proc/meminfo").read_text().split("\n")[0]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "memory": " ".join(meminfo.split()[1:]),
+        "python": platform.python_version(),
+        "kopf": getattr(kopf, "__version__", "?"),
+        "pydantic": pydantic.VERSION,
+        "kubernetes": "v1.36.3 (kube-apiserver built from k8s.io/kubernetes)",
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", default="100,1000", help="comma-separated CR counts (add 10000 for the big run)")
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--delete-seconds", type=float, default=10.0, help="simulated time to delete an instance")
+    parser.add_argument("--rate-limit", type=float, default=10.0, help="cloud requests per second per key")
+    parser.add_argument("--steady-intervals", type=int, default=3)
+    parser.add_argument("--sweep", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    counts = [int(x) for x in args.n.split(",") if x]
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine(), "parameters": vars(args) | {"out": str(args.out)}}
+    results["teardowns"] = []
+    stack = Stack.start(Path("bench/.logs").absolute())
+    try:
+        for n in counts:
+            for limit in (None, args.rate_limit):
+                for label, size in (("batched", args.batch_size), ("baseline", 1)):
+                    tag = f"{label}{'-limited' if limit else ''}"
+                    print(f"bench: teardown n={n} {tag} ...", file=sys.stderr, flush=True)
+                    run = teardown(
+                        stack,
+                        label=tag,
+                        n=n,
+                        batch_size=size,
+                        cloud_rate_limit_rps=limit,
+                        latency_ms=args.latency_ms,
+                        delete_seconds=args.delete_seconds,
+                        steady_intervals=args.steady_intervals if (label == "batched" and limit is None) else 0,
+                    )
+                    results["teardowns"].append(run.to_json())
+                    print(
+                        f"bench:   {run.wall_seconds:.1f}s to the last CR gone, {run.total_calls} cloud calls "
+                        f"({run.batch_calls} batch), p95 release after gone "
+                        f"{run.release_after_cloud_gone['p95']:.2f}s, "
+                        f"peak RSS {run.operator_peak_rss_mib:.0f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        if args.sweep:
+            print(f"bench: sweep of {args.sweep} failed instances ...", file=sys.stderr, flush=True)
+            results["sweep"] = sweep(stack, n=args.sweep).to_json()
+    finally:
+        stack.stop()
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    (args.out / "results.md").write_text(report.markdown(results))
+    report.plot(results, args.out / "teardown-under-rate-limit.png")
+    print((args.out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The benchmark scenarios: teardown (batched and batch size 1), steady state, sweep."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .harness import (
+    CLUSTER_ID,
+    Stack,
+    Watcher,
+    apiserver_writes,
+    calls_by_operation,
+    epoch,
+    process_usage,
+    summary,
+)
+
+BASE_SETTINGS = {
+    "DMS_POLL_INTERVAL_SECONDS": "10",
+    "DMS_VERIFY_INTERVAL_SECONDS": "2",
+    "DMS_BATCH_WINDOW_SECONDS": "1",
+    "DMS_DELETE_CONFIRM_WAIT_SECONDS": "30",
+    "DMS_SWEEP_INTERVAL_SECONDS": "3600",
+}
+
+
+@dataclass
+class Teardown:
+    label: str
+    n: int
+    batch_size: int
+    cloud_rate_limit_rps: float | None
+    latency_ms: float
+    delete_seconds: float
+    seconds_to_ready: float = 0.0
+    wall_seconds: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)
+    total_calls: int = 0
+    batch_calls: int = 0
+    batch_sizes: dict[str, float] = field(default_factory=dict)
+    throttled_calls: int = 0
+    release_after_deletion_requested: dict[str, float] = field(default_factory=dict)
+    release_after_cloud_gone: dict[str, float] = field(default_factory=dict)
+    writes_per_cr: float = 0.0
+    writes_per_cr_by_kind: dict[str, float] = field(default_factory=dict)
+    event_writes_per_cr: float = 0.0
+    operator_peak_rss_mib: float = 0.0
+    operator_cpu_seconds: float = 0.0
+    remaining: list[tuple[float, int]] = field(default_factory=list)
+    steady_state: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _settings(batch_size: int, client_rps: float) -> dict[str, str]:
+    return {
+        **BASE_SETTINGS,
+        "DMS_BATCH_MAX_SIZE": str(batch_size),
+        "DMS_RATE_LIMIT_RPS": str(client_rps),
+        "DMS_RATE_LIMIT_BURST": str(max(1, int(client_rps * 2))),
+    }
+
+
+def _prepare_cloud(stack: Stack) -> None:
+    stack.sim.admin.reset()
+    stack.sim.admin.clear_faults()
+    stack.sim.admin.config(
+        create_seconds=1, delete_seconds=1, rate_limit_rps=None, recycle_bin_enabled=False, quota=1_000_000
+    )
+
+
+def steady_state(stack: Stack, namespace: str, operator_settings: dict[str, str], *, intervals: int) -> dict[str, Any]:
+    """Cloud calls per poll interval with every CR Ready, for a fresh operator with these settings."""
+    poll = float(operator_settings["DMS_POLL_INTERVAL_SECONDS"])
+    operator = stack.operator(f"steady-{operator_settings.get('DMS_OBSERVE_STRATEGY', 'list')}", operator_settings)
+    try:
+        time.sleep(poll * 1.5)  # let the resume pass settle
+        seq = stack.last_seq()
+        time.sleep(poll * intervals)
+        calls = stack.calls_since(seq)
+    finally:
+        operator.stop()
+        stack.operators.remove(operator)
+    by_op = calls_by_operation(calls)
+    return {
+        "strategy": operator_settings.get("DMS_OBSERVE_STRATEGY", "list"),
+        "intervals": intervals,
+        "poll_interval_seconds": poll,
+        "calls": by_op,
+        "calls_per_interval": sum(by_op.values()) / intervals,
+    }
+
+
+def teardown(
+    stack: Stack,
+    *,
+    label: str,
+    n: int,
+    batch_size: int,
+    cloud_rate_limit_rps: float | None,
+    latency_ms: float,
+    delete_seconds: float,
+    steady_intervals: int = 0,
+) -> Teardown:
+    result = Teardown(label, n, batch_size, cloud_rate_limit_rps, latency_ms, delete_seconds)
+    _prepare_cloud(stack)
+    namespace = stack.namespace(f"bench-{label}-{n}".lower())
+    # Creation is not what is measured: no latency or rate limit while the CRs come up.
+    settings = _settings(batch_size, client_rps=200.0)
+    writes_before = apiserver_writes(stack.control_plane)
+    operator = stack.operator(f"{label}-{n}-create", {**settings})
+    stack.create_crs(namespace, n)
+    result.seconds_to_ready = stack.wait_ready(namespace, n, timeout=120 + n * 1.5)
+    operator.stop()
+    stack.operators.remove(operator)
+
+    if steady_intervals:
+        result.steady_state = {
+            "list": steady_state(stack, namespace, settings, intervals=steady_intervals),
+            "show": steady_state(
+                stack, namespace, {**settings, "DMS_OBSERVE_STRATEGY": "show"}, intervals=steady_intervals
+            ),
+        }
+
+    instance_of = {item["metadata"]["name"]: item["status"]["instanceId"] for item in stack.items(namespace)}
+    # The teardown itself: the cloud answers with latency, takes time to delete, maybe throttles.
+    client_rps = 10.0 if cloud_rate_limit_rps else 1000.0
+    operator = stack.operator(f"{label}-{n}-teardown", _settings(batch_size, client_rps=client_rps))
+    stack.sim.admin.faults(latency_ms=latency_ms)
+    stack.sim.admin.config(delete_seconds=delete_seconds, rate_limit_rps=cloud_rate_limit_rps)
+    time.sleep(2.0)
+    seq = stack.last_seq()
+    watcher = Watcher(stack.api, namespace).start()
+    t0 = time.time()
+    stack.delete_all(namespace)
+    stack.wait_empty(namespace, timeout=600 + n * 2.0)
+    time.sleep(1.0)
+    watcher.stop()
+    usage = process_usage(operator.process.pid or 0)
+    operator.stop()
+    stack.operators.remove(operator)
+    writes_after = apiserver_writes(stack.control_plane)
+    stack.sim.admin.config(rate_limit_rps=None)
+    stack.sim.admin.clear_faults()
+
+    calls = stack.calls_since(seq)
+    result.calls = calls_by_operation(calls)
+    result.total_calls = len(calls)
+    batch = [c for c in calls if c["operation"] == "batch_action"]
+    result.batch_calls = len(batch)
+    sizes = [float(len(c["instance_ids"])) for c in batch if c.get("status") == 200]
+    result.batch_sizes = {**summary(sizes), "min": min(sizes) if sizes else 0.0}
+    result.throttled_calls = sum(1 for c in calls if c.get("status") == 429)
+    gone = list(watcher.deleted_at.values())
+    result.wall_seconds = (max(gone) - t0) if gone else float("nan")
+
+    accepted_at: dict[str, float] = {}
+    for call in batch:
+        if call.get("status") == 200:
+            for instance_id in call["instance_ids"]:
+                accepted_at.setdefault(instance_id, call["time"] + latency_ms / 1000.0)
+    after_request, after_gone = [], []
+    for name, deleted in watcher.deleted_at.items():
+        requested = watcher.requested_at.get(name) or epoch(
+            watcher.deletion_timestamp.get(name, "1970-01-01T00:00:00Z")
+        )
+        after_request.append(deleted - requested)
+        accepted = accepted_at.get(instance_of.get(name, ""))
+        if accepted is not None:
+            after_gone.append(deleted - (accepted + delete_seconds))
+    result.release_after_deletion_requested = summary(after_request)
+    result.release_after_cloud_gone = summary(after_gone)
+
+    delta = writes_after - writes_before
+    cr_writes = {k: v for k, v in delta.items() if k[0] == "rocketmqinstances"}
+    result.writes_per_cr = sum(cr_writes.values()) / n
+    result.writes_per_cr_by_kind = {
+        f"{verb} {sub or 'object'}": count / n for (_, sub, verb), count in sorted(cr_writes.items())
+    }
+    result.event_writes_per_cr = sum(v for k, v in delta.items() if k[0] == "events") / n
+    result.operator_peak_rss_mib = usage.peak_rss_mib
+    result.operator_cpu_seconds = usage.cpu_seconds
+    ordered = sorted(gone)
+    result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(ordered)]
+    return result
+
+
+@dataclass
+class Sweep:
+    n: int
+    seconds_until_gone: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)
+    batch_calls: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sweep(stack: Stack, *, n: int) -> Sweep:
+    """N owned CREATEFAILED instances: calls and time until the sweep has deleted them all."""
+    result = Sweep(n)
+    _prepare_cloud(stack)
+    tags = [{"key": "rocketmq-operator.cluster", "value": CLUSTER_ID}]
+    seeded = stack.sim.admin.seed(
+        stack.sim.project_id,
+        [{"name": f"failed-{i:04d}", "status": "CREATEFAILED", "tags": tags} for i in range(n)],
+    )
+    ids = {s["instance_id"] for s in seeded}
+    seq = stack.last_seq()
+    t0 = time.time()
+    operator = stack.operator(
+        "sweep", {**BASE_SETTINGS, "DMS_SWEEP_INTERVAL_SECONDS": "5", "DMS_POLL_INTERVAL_SECONDS": "5"}
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            alive = {i["instance_id"] for i in stack.sim.admin.instances(stack.sim.project_id)} & ids
+            if not alive:
+                break
+            time.sleep(0.5)
+        result.seconds_until_gone = time.time() - t0
+    finally:
+        operator.stop()
+        stack.operators.remove(operator)
+    calls = stack.calls_since(seq)
+    result.calls = calls_by_operation(calls)
+    batch = [c for c in calls if c["operation"] == "batch_action" and c.get("status") == 200]
+    result.batch_calls = len(batch)
+    result.batch_sizes = [len(c["instance_ids"]) for c in batch]
+    return result
