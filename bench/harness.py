@@ -199,7 +199,7 @@ class Stack:
         return names
 
     def items(self, namespace: str) -> list[dict[str, Any]]:
-        listed: dict[str, Any] = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        listed: Any = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         result: list[dict[str, Any]] = listed["items"]
         return result
 
