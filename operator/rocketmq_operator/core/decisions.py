@@ -321,5 +321,9 @@ def _epoch(timestamp: str) -> float:
         return 0.0
 
 
-def isoformat(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def isoformat(epoch: float, *, precise: bool = False) -> str:
+    """RFC 3339 in UTC; ``precise`` keeps milliseconds, for stamps compared with list walk times."""
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    if precise:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -363,7 +363,8 @@ class Reconciler:
         status = result.status
         now = _now_iso(self._clock)
         if isinstance(action, decisions.MarkCreatePending):
-            status["creation"] = {"name": action.name, "pendingSince": now, "attempts": 0}
+            pending_since = decisions.isoformat(self._clock(), precise=True)
+            status["creation"] = {"name": action.name, "pendingSince": pending_since, "attempts": 0}
             result.requeue_after = 0.0
             result.event("Normal", "Creating", f"creating cloud instance {action.name}")
         if view is not None and (status.get("instanceId", cr.status.instance_id) == view.instance_id):
@@ -443,8 +444,8 @@ class Reconciler:
             remaining = max(0.0, deadline - self._clock())
             observation = await self._observer.observe_fresh(instance_id, since=since, timeout=remaining)
             seen = _to_seen(observation)
-            still_deleting = seen.instance is not None and seen.instance.status == cloud.DELETING
-            if not still_deleting or remaining <= 0 or observation.observed_at is None:
+            # Still there (DELETING, or not yet started by the cloud): follow the next walk.
+            if seen.instance is None or remaining <= 0 or observation.observed_at is None:
                 return seen
             # The next answer must come from a walk newer than this one.
             since = max(observation.observed_at + 1e-3, self._clock() - self._settings.verify_interval_seconds)
@@ -527,7 +528,8 @@ def _deletion_status(
         "instanceId": outcome.instance_id,
         "batchId": outcome.batch_id,
         "batchSize": outcome.batch_size,
-        "submittedAt": decisions.isoformat(outcome.submitted_at),
+        # Milliseconds: the next pass waits for a list walk that started after this moment.
+        "submittedAt": decisions.isoformat(outcome.submitted_at, precise=True),
         "result": outcome.result,
         "attempts": attempts,
         "lastError": None if outcome.result == batching.ACCEPTED else outcome.message,

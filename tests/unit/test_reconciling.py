@@ -1,0 +1,201 @@
+"""The reconciler carries out decisions against a cloud: one step per call, nothing lost between steps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.core.mapping import OWNER_UID_TAG, owner_tags
+from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
+from rocketmq_operator.core.settings import from_env
+from rocketmq_operator.ports import errors
+from rocketmq_operator.services.batching import DeletionBatcher
+from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.observing import Observer
+from rocketmq_operator.services.reconciling import Reconciler, StepResult
+
+from .builders import cr
+from .fake_cloud import FakeCloud, loop_clock, virtual_time
+
+SETTINGS = from_env(
+    {
+        "DMS_ENDPOINT": "https://dms.test",
+        "DMS_PROJECT_ID": "p-1",
+        "DMS_ACCESS_KEY": "ak",
+        "DMS_SECRET_KEY": "sk",
+        "DMS_POLL_INTERVAL_SECONDS": "10",
+        "DMS_BATCH_WINDOW_SECONDS": "0.5",
+        "DMS_DELETE_CONFIRM_WAIT_SECONDS": "5",
+    }
+)
+
+
+@dataclass
+class World:
+    cloud: FakeCloud
+    observer: Observer
+    reconciler: Reconciler
+
+
+@asynccontextmanager
+async def world(fake: FakeCloud | None = None) -> AsyncIterator[World]:
+    fake = fake or FakeCloud()
+    metrics = Metrics()
+    observer = Observer(fake, interval=SETTINGS.poll_interval_seconds, min_gap=1.0, metrics=metrics, clock=loop_clock)
+    batcher = DeletionBatcher(
+        fake, window=SETTINGS.batch_window_seconds, max_size=50, metrics=metrics, clock=loop_clock
+    )
+    reconciler = Reconciler(
+        client=fake,
+        observer=observer,
+        batcher=batcher,
+        settings=SETTINGS,
+        cluster_id=lambda: "cluster-1",
+        metrics=metrics,
+        clock=loop_clock,
+    )
+    await observer.start()
+    try:
+        yield World(fake, observer, reconciler)
+    finally:
+        await batcher.aclose()
+        await observer.aclose()
+
+
+def applied(resource: RocketMQInstance, result: StepResult, **metadata: Any) -> RocketMQInstance:
+    """The CR as the API server holds it after kopf applied the step's status patch."""
+    status = {**resource.status.to_wire()}
+    for key, value in result.status.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    body = {
+        "metadata": {**resource.metadata.model_dump(by_alias=True), **metadata},
+        "spec": resource.spec.to_wire(),
+        "status": status,
+    }
+    return RocketMQInstance.model_validate(body)
+
+
+class TestCreating:
+    @virtual_time
+    async def test_the_marker_is_persisted_before_the_create_call(self) -> None:
+        async with world() as w:
+            step = await w.reconciler.prepare(cr())
+            assert step.status["creation"]["name"].startswith("team-a-orders-")
+            assert not w.cloud.calls_of("create_instance"), "no cloud call before the marker is written"
+
+    @virtual_time
+    async def test_create_records_the_id_at_once_and_tags_the_instance(self) -> None:
+        async with world() as w:
+            prepared = await w.reconciler.prepare(cr())
+            resource = applied(cr(), prepared)
+            step = await w.reconciler.reconcile(resource)
+            instance_id = step.status["instanceId"]
+            assert step.status["creation"] is None
+            assert len(w.cloud.calls_of("create_instance")) == 1
+            tags = w.cloud.instances[instance_id].tag_map()
+            assert tags[OWNER_UID_TAG] == resource.metadata.uid
+            assert {"Creating", "Created"} <= {e.reason for e in [*prepared.events, *step.events]}
+
+    @virtual_time
+    async def test_a_create_repeated_after_a_crash_adopts_instead_of_making_a_second(self) -> None:
+        async with world() as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            name = resource.status.creation.name  # type: ignore[union-attr]
+            # The cloud made it; the operator died before recording the id or tagging it.
+            w.cloud.add(cloud.InstanceView(instance_id="i-made", name=name, status=cloud.CREATING,
+                                           created_at=int(loop_clock() * 1000)))  # fmt: skip
+            step = await w.reconciler.reconcile(resource)
+            assert step.status["instanceId"] == "i-made"
+            assert len(w.cloud.instances) == 1
+            assert "Adopted" in {e.reason for e in step.events}
+            assert w.cloud.instances["i-made"].tag_map()[OWNER_UID_TAG] == resource.metadata.uid
+
+    @virtual_time
+    async def test_a_name_taken_by_someone_else_is_never_adopted(self) -> None:
+        async with world() as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            name = resource.status.creation.name  # type: ignore[union-attr]
+            other = cr(uid="someone-else")
+            w.cloud.add(cloud.InstanceView(instance_id="i-theirs", name=name, status=cloud.RUNNING,
+                                           tags=owner_tags(other, "cluster-1")))  # fmt: skip
+            step = await w.reconciler.reconcile(resource)
+            assert "instanceId" not in step.status
+            stalled = {c["type"]: c for c in step.status["conditions"]}["Stalled"]
+            assert stalled["status"] == "True"
+            assert stalled["reason"] == "NameConflict"
+
+    @virtual_time
+    async def test_a_terminal_error_stalls_and_is_not_repeated(self) -> None:
+        fake = FakeCloud(call_errors={"create_instance": [errors.QuotaExceeded("quota", status=400)]})
+        async with world(fake) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            step = await w.reconciler.reconcile(resource)
+            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert ready["reason"] == "QuotaExceeded"
+            await w.reconciler.reconcile(applied(resource, step))
+            assert len(fake.calls_of("create_instance")) == 1, "no retry storm on a terminal error"
+
+
+class TestDeleting:
+    @virtual_time
+    async def test_the_batch_result_is_written_before_the_finalizer_can_go(self) -> None:
+        fake = FakeCloud()
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not first.released
+            assert first.status["deletion"]["result"] == "Accepted"
+            assert first.status["deletion"]["batchId"]
+            second = await w.reconciler.finalize(
+                applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
+            )
+            assert second.released
+            assert len(fake.calls_of("delete_many")) == 1
+            assert not fake.calls_of("delete_instance")
+
+    @virtual_time
+    async def test_orphan_releases_without_a_cloud_call(self) -> None:
+        fake = FakeCloud()
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            step = await w.reconciler.finalize(
+                resource, namespace_policy="Orphan", default_policy=DeletionPolicy.DELETE
+            )
+            assert step.released
+            assert not fake.calls_of("delete_many")
+            assert "i-1" in fake.instances
+
+    @virtual_time
+    async def test_a_create_in_flight_is_found_by_name_and_deleted(self) -> None:
+        fake = FakeCloud()
+        async with world(fake) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()), deletionTimestamp="2026-11-27T10:00:00Z")
+            name = resource.status.creation.name  # type: ignore[union-attr]
+            fake.add(cloud.InstanceView(instance_id="i-lost", name=name, status=cloud.RUNNING,
+                                        created_at=int(loop_clock() * 1000)))  # fmt: skip
+            step = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not step.released, "an instance we may have made must not be leaked"
+            assert step.status["instanceId"] == "i-lost"
+
+    @virtual_time
+    async def test_failed_results_keep_the_finalizer_with_the_reason(self) -> None:
+        fake = FakeCloud(failed_ids={"i-1"})
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            step = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not step.released
+            assert step.status["deletion"]["result"] == "Failed"
+            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert ready["reason"] == "DeleteFailed"
+            assert step.requeue_after is not None and step.requeue_after > 0
