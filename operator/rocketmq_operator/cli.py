@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -91,6 +92,16 @@ def _sweep_report(args: argparse.Namespace) -> int:
     )
 
 
+def _priority(value: str) -> int:
+    if value == "random":
+        # Wide enough that two replicas practically never draw the same number.
+        return secrets.randbelow(2**31 - 1) + 1
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'random', got {value!r}") from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="rocketmq-operator", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -105,7 +116,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     run.add_argument("--metrics-host", default="0.0.0.0")
     run.add_argument("--peering", default=None, help="kopf peering name, for more than one replica")
-    run.add_argument("--priority", type=int, default=0, help="kopf peering priority")
+    run.add_argument(
+        "--priority",
+        type=_priority,
+        default=0,
+        help="kopf peering priority, or 'random' (replicas of one Deployment need distinct ones: equal ones all pause)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("--debug", action="store_true")
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
