@@ -1,0 +1,135 @@
+{{/* Names are cut at 63 characters: Kubernetes label values and many names allow no more. */}}
+{{- define "rocketmq-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rocketmq-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rocketmq-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rocketmq-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rocketmq-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "rocketmq-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "rocketmq-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rocketmq-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rocketmq-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The Secret the credentials come from: the user's, the chart's, or none. */}}
+{{- define "rocketmq-operator.credentialsSecret" -}}
+{{- if .Values.credentials.existingSecret -}}
+{{- .Values.credentials.existingSecret -}}
+{{- else if .Values.credentials.create -}}
+{{- printf "%s-credentials" (include "rocketmq-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when Kopf peering is on: asked for, or implied by more than one replica. */}}
+{{- define "rocketmq-operator.peering" -}}
+{{- if or .Values.peering.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "rocketmq-operator.peeringName" -}}
+{{- default (include "rocketmq-operator.fullname" .) .Values.peering.name -}}
+{{- end -}}
+
+{{/*
+The operator's arguments. The Deployment runs them, and the uninstall guard and the tests read them
+from the rendered manifest, so there is one place that says how the operator is started.
+*/}}
+{{- define "rocketmq-operator.args" -}}
+- run
+- --liveness=http://0.0.0.0:{{ .Values.probes.port }}/healthz
+- --metrics-port={{ .Values.metrics.port }}
+- --metrics-host=0.0.0.0
+- --log-format={{ .Values.logFormat }}
+{{- if .Values.verbose }}
+- --verbose
+{{- end }}
+{{- range .Values.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- if include "rocketmq-operator.peering" . }}
+- --peering={{ include "rocketmq-operator.peeringName" . }}
+{{- /* Equal priorities make every Kopf peer pause; a random one per start elects one. */}}
+- --priority=random
+{{- end }}
+{{- end -}}
+
+{{/* DMS_* variables from `settings`: camelCase key -> DMS_UPPER_SNAKE; empty strings are left out. */}}
+{{- define "rocketmq-operator.settingsEnv" -}}
+{{- range $key, $value := .Values.settings }}
+{{- $text := toString $value }}
+{{- if ne $text "" }}
+- name: {{ printf "DMS_%s" ($key | snakecase | upper) }}
+  value: {{ $text | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "rocketmq-operator.credentialsEnv" -}}
+{{- $secret := include "rocketmq-operator.credentialsSecret" . }}
+{{- if $secret }}
+{{- $keys := .Values.credentials.keys }}
+{{- range $env, $field := dict "DMS_ACCESS_KEY" "accessKey" "DMS_SECRET_KEY" "secretKey" "DMS_SECURITY_TOKEN" "securityToken" "DMS_AUTH_TOKEN" "authToken" }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ get $keys $field }}
+      optional: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* RBAC rules for the namespaced objects the operator works on (a Role per namespace, or the ClusterRole). */}}
+{{- define "rocketmq-operator.namespacedRules" -}}
+# Kopf watches the CRs, adds and removes the finalizer, and keeps handler progress in annotations.
+- apiGroups: ["dms.rocketmq-operator.io"]
+  resources: ["rocketmqinstances"]
+  verbs: ["list", "watch", "patch"]
+# Conditions, endpoints and per-instance deletion results.
+- apiGroups: ["dms.rocketmq-operator.io"]
+  resources: ["rocketmqinstances/status"]
+  verbs: ["patch"]
+# An Event on the CR for every cloud-side transition.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
+{{- define "rocketmq-operator.peeringRules" -}}
+# Kopf peering: every replica lists/watches the peering objects and writes its keep-alive into ours.
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  verbs: ["list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  resourceNames: [{{ .name | quote }}]
+  verbs: ["patch"]
+{{- end }}

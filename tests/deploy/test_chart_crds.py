@@ -1,0 +1,50 @@
+"""The chart ships the very CRD the operator generates, and the peering CRDs exactly as Kopf looks for them."""
+
+from __future__ import annotations
+
+import yaml
+from kopf._cogs.structs import references
+
+from .kit import CHART, ROOT
+
+CRD_NAME = "rocketmqinstances.dms.rocketmq-operator.io.yaml"
+
+
+def test_the_charts_crd_is_byte_for_byte_the_committed_one() -> None:
+    # crds/ itself is checked against the pydantic models by tests/unit/test_crd_generation.py.
+    chart_copy = (CHART / "crds" / CRD_NAME).read_bytes()
+    assert chart_copy == (ROOT / "crds" / CRD_NAME).read_bytes(), (
+        f"cp crds/{CRD_NAME} deploy/helm/rocketmq-operator/crds/"
+    )
+
+
+def test_the_chart_has_no_other_crds_than_its_own_and_kopfs_peering() -> None:
+    names = sorted(p.name for p in (CHART / "crds").iterdir())
+    assert names == ["kopf-peering.yaml", CRD_NAME]
+
+
+def test_peering_crds_define_the_resources_kopf_selects() -> None:
+    crds = {
+        d["spec"]["names"]["plural"]: d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text())
+    }
+    # Kopf recognises its peering resources by group/version and plural; scope decides which one it uses.
+    pairs = ((references.CLUSTER_PEERINGS_K, False), (references.NAMESPACED_PEERINGS_K, True))
+    for selector, namespaced in pairs:
+        [crd] = [
+            c
+            for c in crds.values()
+            if selector.check(
+                references.Resource(
+                    group=c["spec"]["group"],
+                    version=c["spec"]["versions"][0]["name"],
+                    plural=c["spec"]["names"]["plural"],
+                    kind=c["spec"]["names"]["kind"],
+                    singular=c["spec"]["names"]["singular"],
+                    namespaced=c["spec"]["scope"] == "Namespaced",
+                )
+            )
+        ]
+        assert (crd["spec"]["scope"] == "Namespaced") is namespaced
+        status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True, "keep-alives are keyed by peer id"
+        assert "subresources" not in crd["spec"]["versions"][0], "Kopf patches the status through the main resource"

@@ -1,0 +1,254 @@
+"""The chart lints clean and renders what each combination of values asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .kit import CHART, Helm, container, find, kinds, plain_env
+
+FULLNAME = "rmq-rocketmq-operator"
+
+
+def test_helm_lint_is_clean_with_defaults_and_with_everything_turned_on(helm: Helm) -> None:
+    for values in ({}, EVERYTHING):
+        args = ["lint", "--strict", str(CHART)]
+        if values:
+            args += ["--values", str(helm.values_file(values))]
+        result = helm.run(*args)
+        output = result.stdout + result.stderr
+        assert "[WARNING]" not in output and "[ERROR]" not in output, output
+        assert "0 chart(s) failed" in output
+
+
+def test_defaults_render_one_cluster_wide_replica_with_recreate_and_no_peering(helm: Helm) -> None:
+    docs = helm.template()
+    assert kinds(docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployment = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    args = container(deployment)["args"]
+    assert args[0] == "run"
+    assert not [a for a in args if a.startswith(("--peering", "--priority", "--namespace"))]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
+    assert container(deployment)["image"] == "rocketmq-operator:0.1.0"
+
+
+def test_both_probes_ask_kopfs_liveness_endpoint(helm: Helm) -> None:
+    operator = container(find(helm.template({"probes": {"port": 18080}}), "Deployment"))
+    assert "--liveness=http://0.0.0.0:18080/healthz" in operator["args"]
+    ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
+    assert ports["health"] == 18080
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_every_pod_runs_restricted(helm: Helm, kind: str) -> None:
+    workload = find(helm.template(), kind)
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in pod["containers"]:
+        security = c["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_more_than_one_replica_turns_on_peering_with_its_object_and_rbac(helm: Helm) -> None:
+    docs = helm.template({"replicaCount": 3})
+    args = container(find(docs, "Deployment"))["args"]
+    assert f"--peering={FULLNAME}" in args
+    assert "--priority=random" in args, "equal Kopf priorities would pause every replica"
+    assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == FULLNAME
+    kopf_rules = [r for r in find(docs, "ClusterRole")["rules"] if r["apiGroups"] == ["kopf.dev"]]
+    assert kopf_rules == [
+        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings"],
+            "resourceNames": [FULLNAME],
+            "verbs": ["patch"],
+        },
+    ]
+
+
+def test_peering_can_be_asked_for_with_one_replica_under_another_name(helm: Helm) -> None:
+    docs = helm.template({"peering": {"enabled": True, "name": "rocketmq-ha"}})
+    assert "--peering=rocketmq-ha" in container(find(docs, "Deployment"))["args"]
+    assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "rocketmq-ha"
+
+
+def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_cluster_scoped_reads(helm: Helm) -> None:
+    docs = helm.template({"watchNamespaces": ["team-a", "team-b"], "replicaCount": 2})
+    args = container(find(docs, "Deployment"))["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    cluster_rules = find(docs, "ClusterRole")["rules"]
+    assert {(r["apiGroups"][0], r["resources"][0]) for r in cluster_rules} == {
+        ("", "namespaces"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+    }
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for role in roles:
+        resources = {res for rule in role["rules"] for res in rule["resources"]}
+        assert resources == {"rocketmqinstances", "rocketmqinstances/status", "events", "kopfpeerings"}
+    peerings = [d for d in docs if d["kind"] == "KopfPeering"]
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    assert not [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    guard = container(find(docs, "Job"))
+    assert {"name": "WATCH_NAMESPACES", "value": "team-a,team-b"} in guard["env"]
+
+
+def _credential_refs(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for entry in container(find(docs, "Deployment"))["env"]:
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["optional"] is True, "AK/SK or a token: any one key may be absent"
+            refs[entry["name"]] = (ref["name"], ref["key"])
+    return refs
+
+
+def test_credentials_come_from_an_existing_secret_with_its_own_key_names(helm: Helm) -> None:
+    docs = helm.template(
+        {"credentials": {"existingSecret": "dms-creds", "keys": {"accessKey": "ak", "secretKey": "sk"}}}
+    )
+    assert "Secret" not in kinds(docs)
+    assert _credential_refs(docs) == {
+        "DMS_ACCESS_KEY": ("dms-creds", "ak"),
+        "DMS_SECRET_KEY": ("dms-creds", "sk"),
+        "DMS_SECURITY_TOKEN": ("dms-creds", "securityToken"),
+        "DMS_AUTH_TOKEN": ("dms-creds", "authToken"),
+    }
+    assert not [k for k in plain_env(find(docs, "Deployment")) if k.endswith(("_KEY", "_TOKEN"))]
+
+
+def test_a_created_secret_holds_only_the_given_credentials_and_restarts_the_pod_when_they_change(helm: Helm) -> None:
+    first = helm.template({"credentials": {"create": True, "accessKey": "AK1", "secretKey": "SK1"}})
+    secret = find(first, "Secret", f"{FULLNAME}-credentials")
+    assert secret["stringData"] == {"accessKey": "AK1", "secretKey": "SK1"}
+    assert {name for name, _ in _credential_refs(first).values()} == {f"{FULLNAME}-credentials"}
+    second = helm.template({"credentials": {"create": True, "accessKey": "AK1", "secretKey": "SK2"}})
+
+    def checksum(docs: list[dict[str, Any]]) -> str:
+        annotations: dict[str, str] = find(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return annotations["checksum/credentials"]
+
+    assert checksum(first) != checksum(second)
+    token = helm.template({"credentials": {"create": True, "authToken": "T"}})
+    assert find(token, "Secret")["stringData"] == {"authToken": "T"}
+
+
+def test_metrics_service_and_optional_service_monitor(helm: Helm) -> None:
+    docs = helm.template({"metrics": {"port": 19090, "serviceMonitor": {"enabled": True, "labels": {"release": "p"}}}})
+    service = find(docs, "Service", f"{FULLNAME}-metrics")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    deployment = find(docs, "Deployment")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert "--metrics-port=19090" in container(deployment)["args"]
+    monitor = find(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "p"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert "Service" not in kinds(helm.template({"metrics": {"service": {"enabled": False}}}))
+    assert "ServiceMonitor" not in kinds(helm.template())
+
+
+EVERYTHING: dict[str, Any] = {
+    "replicaCount": 2,
+    "image": {"repository": "registry.example/rocketmq-operator", "tag": "1.2.3", "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "pull"}],
+    "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}, "limits": {"memory": "300Mi"}},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]
+            }
+        }
+    },
+    "priorityClassName": "system-cluster-critical",
+    "podAnnotations": {"team": "platform"},
+    "podLabels": {"cost-center": "42"},
+    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "private-ca"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/dms-ca", "readOnly": True}],
+    "settings": {"caFile": "/etc/dms-ca/ca.pem", "region": "cn-north-4", "projectId": "p1"},
+    "credentials": {"existingSecret": "dms"},
+    "metrics": {"serviceMonitor": {"enabled": True}},
+    "verbose": True,
+    "logFormat": "plain",
+}
+
+
+def test_scheduling_resources_and_extras_reach_the_pod(helm: Helm) -> None:
+    docs = helm.template(EVERYTHING)
+    deployment = find(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    operator = container(deployment)
+    assert operator["image"] == "registry.example/rocketmq-operator:1.2.3"
+    assert operator["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "pull"}]
+    assert operator["resources"] == EVERYTHING["resources"]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert pod[key] == EVERYTHING[key], key
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {"team": "platform"}
+    assert deployment["spec"]["template"]["metadata"]["labels"]["cost-center"] == "42"
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in operator["env"]
+    assert {"name": "ca", "configMap": {"name": "private-ca"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/dms-ca", "readOnly": True} in operator["volumeMounts"]
+    assert plain_env(deployment)["DMS_CA_FILE"] == "/etc/dms-ca/ca.pem"
+    assert "--verbose" in operator["args"] and "--log-format=plain" in operator["args"]
+    # The hook pod lands where the operator may run, and pulls the same image the same way.
+    guard = find(docs, "Job")["spec"]["template"]["spec"]
+    assert container(find(docs, "Job"))["image"] == operator["image"]
+    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets"):
+        assert guard[key] == pod[key], key
+
+
+def test_service_account_and_rbac_can_be_brought_by_the_user(helm: Helm) -> None:
+    docs = helm.template({"serviceAccount": {"create": False, "name": "mine"}, "rbac": {"create": False}})
+    assert not {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} & set(kinds(docs))
+    assert find(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+    assert find(docs, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def test_names_follow_fullname_override(helm: Helm) -> None:
+    docs = helm.template({"fullnameOverride": "mq-op", "replicaCount": 2})
+    assert {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "ClusterRole", "ServiceAccount")} == {
+        "mq-op"
+    }
+    assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "mq-op"
+
+
+def test_the_uninstall_guard_is_a_pre_delete_hook_that_no_operator_selector_picks_up(helm: Helm) -> None:
+    docs = helm.template()
+    job, script = find(docs, "Job"), find(docs, "ConfigMap")
+    for hook in (job, script):
+        assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    assert int(script["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    ), "the script must exist before the Job that mounts it"
+    assert script["data"]["uninstall_guard.py"] == (CHART / "files" / "uninstall_guard.py").read_text().rstrip("\n")
+    assert job["spec"]["backoffLimit"] == 0
+    deployment = find(docs, "Deployment")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= labels.items(), "the operator's ReplicaSet would adopt the hook's pod"
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
+    assert "ConfigMap" not in kinds(helm.template({"uninstallGuard": {"enabled": False}}))
