@@ -42,6 +42,29 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.getLogger("kopf").setLevel(level if args.verbose or args.debug else logging.WARNING)
     # One INFO line per HTTP request is too much at scale; our client records calls as metrics.
     logging.getLogger("httpx").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    for root_handler in logging.getLogger().handlers:
+        root_handler.addFilter(_RetriesAreNotErrors(shown_from=level))
+
+
+class _RetriesAreNotErrors(logging.Filter):
+    """kopf logs every handler retry ("failed temporarily") at ERROR. Here a retry is how a handler
+    says "continue later" (a batch was accepted, the cloud is still deleting); real failures are
+    logged by the operator itself, with their reason, and shown as Events and conditions. So kopf's
+    retry lines are INFO: visible with --verbose, not alarming in production logs."""
+
+    def __init__(self, shown_from: int) -> None:
+        super().__init__()
+        self._shown_from = shown_from
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name.startswith("kopf")
+            and "failed temporarily" in str(record.msg)
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return self._shown_from <= logging.INFO
+        return True
 
 
 class _JsonFormatter(logging.Formatter):

@@ -55,7 +55,40 @@ class TestWhatLeavesAsOneCall:
         assert all(o.submitted_at == pytest.approx(EPOCH + 0.5) for o in outcomes)
 
     @virtual_time
-    async def test_the_window_runs_from_the_first_id_so_a_trickle_cannot_delay_the_call(self) -> None:
+    async def test_a_burst_spread_over_several_windows_still_leaves_as_one_call(self) -> None:
+        fake = FakeCloud()
+        ids = fake.add_running(6)
+        batcher = make_batcher(fake, window=0.5)
+
+        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
+            await asyncio.sleep(delay)
+            return await batcher.submit(instance_id, force_delete=False)
+
+        # Arrivals 0.4 s apart: each one comes before the window after the previous one closes.
+        await asyncio.gather(*(submit_at(0.4 * n, i) for n, i in enumerate(ids)))
+
+        [call] = fake.calls_of("delete_many")
+        assert call.ids == tuple(ids)
+        assert call.at == pytest.approx(2.0 + 0.5)
+
+    @virtual_time
+    async def test_a_trickle_cannot_delay_the_call_beyond_max_wait(self) -> None:
+        fake = FakeCloud()
+        ids = fake.add_running(12)
+        batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=2.0, max_size=50, clock=loop_clock)
+
+        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
+            await asyncio.sleep(delay)
+            return await batcher.submit(instance_id, force_delete=False)
+
+        await asyncio.gather(*(submit_at(0.3 * n, i) for n, i in enumerate(ids)))
+
+        calls = fake.calls_of("delete_many")
+        assert calls[0].at == pytest.approx(2.0), "sent max_wait after the first id, though ids kept coming"
+        assert sorted(i for c in calls for i in c.ids) == sorted(ids)
+
+    @virtual_time
+    async def test_a_quiet_window_after_the_last_id_sends_the_call(self) -> None:
         fake = FakeCloud()
         first, second, late = fake.add_running(3)
         batcher = make_batcher(fake, window=0.5)
@@ -64,11 +97,11 @@ class TestWhatLeavesAsOneCall:
             await asyncio.sleep(delay)
             return await batcher.submit(instance_id, force_delete=False)
 
-        await asyncio.gather(submit_at(0.0, first), submit_at(0.4, second), submit_at(0.6, late))
+        await asyncio.gather(submit_at(0.0, first), submit_at(0.4, second), submit_at(1.5, late))
 
         calls = fake.calls_of("delete_many")
         assert [c.ids for c in calls] == [(first, second), (late,)]
-        assert [c.at for c in calls] == pytest.approx([0.5, 1.1])
+        assert [c.at for c in calls] == pytest.approx([0.9, 2.0])
 
     @virtual_time
     async def test_reaching_the_size_limit_sends_at_once(self) -> None:

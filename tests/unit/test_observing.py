@@ -249,6 +249,18 @@ class TestSharingAndPacing:
         assert snapshot is not None and snapshot.started_at == FIRST + 1.0
 
     @virtual_time
+    async def test_a_walk_asked_for_later_is_not_started_sooner(self) -> None:
+        fake = FakeCloud()
+        fake.add_running(10)
+
+        async with running(fake, interval=60.0, min_gap=1.0) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            snapshot = await observer.snapshot_after(now() + 8.0, timeout=20)
+
+        assert walk_starts(fake) == [0.0, 8.0], "a caller pacing itself must not cost walks in between"
+        assert snapshot is not None and snapshot.started_at == FIRST + 8.0
+
+    @virtual_time
     async def test_an_existing_snapshot_that_is_fresh_enough_costs_nothing(self) -> None:
         fake = FakeCloud()
         fake.add_running(10)

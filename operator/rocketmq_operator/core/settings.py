@@ -64,6 +64,7 @@ class OperatorSettings(BaseModel):
     insecure_skip_tls_verify: bool = False
     batch_max_size: int = Field(default=50, ge=1, le=1000)
     batch_window_seconds: Seconds = 1.0
+    batch_max_wait_seconds: Seconds = 5.0
     poll_interval_seconds: Seconds = 30.0
     verify_interval_seconds: Seconds = Field(default=2.0, description="Min gap between list walks on demand")
     delete_confirm_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
@@ -93,6 +94,8 @@ class OperatorSettings(BaseModel):
             raise ValueError("DMS_ACCESS_KEY is required with DMS_SECRET_KEY")
         if not any(aksk) and self.auth_token is None:
             raise ValueError("no credentials: set DMS_ACCESS_KEY and DMS_SECRET_KEY, or DMS_AUTH_TOKEN")
+        if self.batch_max_wait_seconds < self.batch_window_seconds:
+            raise ValueError("DMS_BATCH_MAX_WAIT_SECONDS must be at least DMS_BATCH_WINDOW_SECONDS")
         if self.ca_file and self.insecure_skip_tls_verify:
             raise ValueError("DMS_CA_FILE and DMS_INSECURE_SKIP_TLS_VERIFY contradict each other: set one")
         return self

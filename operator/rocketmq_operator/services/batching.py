@@ -105,6 +105,7 @@ class _Group:
     """The pending ids of one ``force_delete`` value, in submission order."""
 
     force_delete: bool
+    opened_at: float = 0.0
     waiters: dict[str, _Waiter] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
 
@@ -114,7 +115,10 @@ class DeletionBatcher:
 
     Args:
         client: the cloud client of the account.
-        window: seconds from the first id entering an empty group until the group is sent.
+        window: how long a group waits for more ids: it is sent ``window`` seconds after its latest
+            id arrived (a burst that the API server delivers over several seconds still leaves
+            as one call), but never later than ``max_wait`` after its first id.
+        max_wait: the cap, so a steady trickle cannot delay a call forever; default 5 x window.
         max_size: ids per call; a group reaching it is sent at once.
         metrics: where to record batch sizes, per-id results and the queue depth.
         trigger_label: the ``trigger`` label of this batcher's batch size observations.
@@ -128,6 +132,7 @@ class DeletionBatcher:
         *,
         window: float,
         max_size: int,
+        max_wait: float | None = None,
         metrics: Metrics | None = None,
         trigger_label: str = "delete",
         clock: Callable[[], float] = time.time,
@@ -138,6 +143,7 @@ class DeletionBatcher:
             raise ValueError(f"max_size must be >= 1, not {max_size!r}")
         self._client = client
         self._window = window
+        self._max_wait = max(window, 5 * window if max_wait is None else max_wait)
         self._max_size = max_size
         self._effective_max_size = max_size
         self._metrics = metrics
@@ -202,12 +208,15 @@ class DeletionBatcher:
     def _enqueue(self, instance_id: str, *, force_delete: bool, trigger: str) -> asyncio.Future[DeleteOutcome]:
         loop = asyncio.get_running_loop()
         group = self._groups.get(force_delete)
+        now = loop.time()
         if group is None:
-            group = _Group(force_delete=force_delete)
+            group = _Group(force_delete=force_delete, opened_at=now)
             self._groups[force_delete] = group
-            # The window runs from the first id of the group, so a steady trickle cannot delay a
-            # call forever.
-            group.timer = loop.call_later(self._window, self._flush, force_delete)
+        # Slide the window with each arrival, capped at max_wait from the group's first id.
+        if group.timer is not None:
+            group.timer.cancel()
+        due = min(now + self._window, group.opened_at + self._max_wait)
+        group.timer = loop.call_at(due, self._flush, force_delete)
         waiter = group.waiters.get(instance_id)
         if waiter is None:
             waiter = _Waiter(future=loop.create_future(), trigger=trigger)

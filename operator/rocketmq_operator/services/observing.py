@@ -256,7 +256,10 @@ class Observer:
             self._wake.clear()
             due = next_tick
             if self._waiters and self._last_walk_start is not None:
-                due = min(due, self._last_walk_start + self._min_gap)
+                # Early, for the waiter that wants the soonest walk, but not before the time it
+                # asked for (a caller pacing itself asks for a walk in the future) nor min_gap.
+                wanted = min(t for t, _ in self._waiters) - self._clock() + loop.time()
+                due = min(due, max(self._last_walk_start + self._min_gap, wanted))
             due = max(due, self._not_before)
             delay = due - loop.time()
             if delay <= 0:

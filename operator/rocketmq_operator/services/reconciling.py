@@ -430,25 +430,32 @@ class Reconciler:
         return await self._seen_now(instance_id)
 
     async def _await_gone(self, instance_id: str, *, submitted: float) -> Seen:
-        """Follow successive list walks until the instance is gone, within one bounded wait.
+        """Follow list walks until the instance is gone, within one bounded wait.
 
-        Every deleting CR waits on the same shared walks (the observer starts at most one per
-        ``verify_interval``), so confirming a thousand deletions costs a few paged lists, not a
-        thousand show calls; and one pass can cover the whole deletion, instead of rescheduling
-        itself every few seconds with two API-server writes each time.
+        Every deleting CR waits on the same shared walks, so confirming a thousand deletions costs
+        a few paged lists, not a thousand show calls; and one pass can cover the whole deletion
+        instead of rescheduling itself every few seconds (two API-server writes each time).
+        Walks are paced: the first right after the submission (deletions that are instant, or a
+        move to the recycle bin, are released at once), then at gaps that double from
+        ``verify_interval`` up to the poll interval. A slow cloud deletion thus costs a handful
+        of walks, and walks never crowd out the deletions themselves under a rate limit.
         """
-        budget = self._settings.delete_confirm_wait_seconds
-        deadline = self._clock() + budget
+        deadline = self._clock() + self._settings.delete_confirm_wait_seconds
         since = submitted
+        gap = self._settings.verify_interval_seconds
+        last_present: Seen | None = None
         while True:
             remaining = max(0.0, deadline - self._clock())
             observation = await self._observer.observe_fresh(instance_id, since=since, timeout=remaining)
             seen = _to_seen(observation)
-            # Still there (DELETING, or not yet started by the cloud): follow the next walk.
+            if seen.state == decisions.UNKNOWN and last_present is not None and self._clock() >= deadline:
+                return last_present  # our own wait ran out, nothing failed: what we saw last holds
+            # Still there (DELETING, or not yet started by the cloud): follow a later walk.
             if seen.instance is None or remaining <= 0 or observation.observed_at is None:
                 return seen
-            # The next answer must come from a walk newer than this one.
-            since = max(observation.observed_at + 1e-3, self._clock() - self._settings.verify_interval_seconds)
+            last_present = seen
+            since = max(observation.observed_at, self._clock()) + gap
+            gap = min(gap * 2, self._settings.poll_interval_seconds)
 
     async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):

@@ -83,7 +83,11 @@ class Runtime:
             metrics=metrics,
         )
         batcher = DeletionBatcher(
-            client, window=settings.batch_window_seconds, max_size=settings.batch_max_size, metrics=metrics
+            client,
+            window=settings.batch_window_seconds,
+            max_wait=settings.batch_max_wait_seconds,
+            max_size=settings.batch_max_size,
+            metrics=metrics,
         )
         sweeper = Sweeper(
             client=client,
