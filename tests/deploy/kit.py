@@ -152,14 +152,76 @@ class PodRunner:
                 raise AssertionError(f"{name}: unsupported valueFrom {source}")
         return resolved
 
-    def process(self, spec: Mapping[str, Any], *, log_path: Path, bin_dir: Path | None = None) -> ManagedProcess:
-        """The container as a process; its executable is looked up in ``bin_dir`` (default: this venv's)."""
+    def mount_config_maps(self, pod: Mapping[str, Any], spec: Mapping[str, Any], root: Path) -> dict[str, str]:
+        """Write the ConfigMap volumes the container mounts under ``root``; returns mountPath -> local folder."""
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mounted: dict[str, str] = {}
+        for mount in spec.get("volumeMounts", []):
+            source = volumes[mount["name"]].get("configMap")
+            if source is None:
+                continue
+            found = self.control_plane.kubectl("get", "configmap", source["name"], "-n", self.namespace, "-o", "json")
+            folder = root / mount["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            for key, text in (json.loads(found.stdout).get("data") or {}).items():
+                (folder / key).write_text(text)
+            mounted[mount["mountPath"]] = str(folder)
+        return mounted
+
+    def process(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        log_path: Path,
+        bin_dir: Path | None = None,
+        mounts: Mapping[str, str] | None = None,
+    ) -> ManagedProcess:
+        """The container as a process; its executable is looked up in ``bin_dir`` (default: this venv's).
+
+        The image's PATH starts with its virtualenv, so a bare ``rocketmq-operator`` or ``python`` there is
+        the virtualenv's; here that is ``bin_dir``. Paths under a mounted volume point at its local copy.
+        """
         argv = [*spec.get("command", ["rocketmq-operator"]), *spec.get("args", [])]
         folder = bin_dir or Path(sys.executable).parent
         argv[0] = str(folder / argv[0])
+        for mount_path, local in (mounts or {}).items():
+            argv = [a.replace(mount_path, local, 1) if a.startswith(mount_path) else a for a in argv]
         base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_") and k != "KUBECONFIG"}
         env = {**base, **self.environment(spec), "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         return ManagedProcess(spec.get("name", "container"), argv, log_path=log_path, env=env)
+
+
+def report_job_outcome(control_plane: ControlPlane, namespace: str, name: str, *, succeeded: bool) -> None:
+    """What the Job controller would write once the pod ended: the terminal conditions Helm waits for."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def cond(kind: str, reason: str) -> dict[str, str]:
+        return {"type": kind, "status": "True", "reason": reason, "message": reason, "lastTransitionTime": now}
+
+    if succeeded:
+        status = {
+            "startTime": now,
+            "completionTime": now,
+            "succeeded": 1,
+            "conditions": [cond("SuccessCriteriaMet", "CompletionsReached"), cond("Complete", "CompletionsReached")],
+        }
+    else:
+        status = {
+            "startTime": now,
+            "failed": 1,
+            "conditions": [cond("FailureTarget", "BackoffLimitExceeded"), cond("Failed", "BackoffLimitExceeded")],
+        }
+    control_plane.kubectl(
+        "patch",
+        "job",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
 
 
 def wait_live(process: ManagedProcess, url: str, timeout: float = 90.0) -> None:

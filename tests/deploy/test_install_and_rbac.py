@@ -1,0 +1,192 @@
+"""helm install into the real API server; its ServiceAccount is enough for the operator, and no more.
+
+The operator runs as a local process with the Deployment's own arguments and environment (kubelet-style
+resolution of the chart's Secret) and a token of the chart's ServiceAccount from ``kubectl create token``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import SimulatorProcess
+from e2e.support import SPEC, wait_for
+from kube_testenv import ControlPlane, ManagedProcess
+
+from .kit import Helm, can_i, find, forbidden_lines, rocketmq_instance
+from .release import Release, fast_values
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def release(cluster_helm: Helm, control_plane: ControlPlane, simulator: SimulatorProcess) -> Iterator[Release]:
+    installed = Release.install(cluster_helm, control_plane, fast_values(simulator), "rbac")
+    try:
+        yield installed
+    finally:
+        installed.uninstall_without_hooks()
+
+
+@pytest.fixture(scope="module")
+def as_operator(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return release.kubeconfig_as_operator(tmp_path_factory.mktemp("sa") / "operator.kubeconfig")
+
+
+@pytest.fixture(scope="module")
+def operator(release: Release, as_operator: Path, artifacts: Path) -> Iterator[ManagedProcess]:
+    process = release.start_operator(as_operator, artifacts / "operator.log")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_helm_install_creates_the_crds_and_the_release(release: Release, control_plane: ControlPlane) -> None:
+    status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    for crd in (
+        "rocketmqinstances.dms.rocketmq-operator.io",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ):
+        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    kinds = {d["kind"] for d in release.manifest()}
+    assert kinds == {"ServiceAccount", "Secret", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}
+
+
+def test_restricted_pod_security_admits_every_pod_the_chart_would_start(
+    release: Release, control_plane: ControlPlane
+) -> None:
+    # Pods are what Pod Security admission judges; a server-side dry run asks the real admission chain.
+    templates = [release.deployment(), find(release.hooks(), "Job")]
+    for workload in templates:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"psa-{secrets.token_hex(3)}", "namespace": release.namespace},
+            "spec": workload["spec"]["template"]["spec"],
+        }
+        result = control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+        assert result.returncode == 0, f"{workload['kind']}: {result.stderr}"
+        assert "would violate PodSecurity" not in result.stderr
+    # The namespace really enforces it: the same pod with a capability added is refused.
+    pod["spec"] = json.loads(json.dumps(pod["spec"]))
+    pod["spec"]["containers"][0]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    refused = control_plane.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert refused.returncode != 0 and "PodSecurity" in refused.stderr
+
+
+def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
+    operator: ManagedProcess, control_plane: ControlPlane, simulator: SimulatorProcess
+) -> None:
+    namespace = f"rbac-e2e-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", namespace)
+    names = ["orders", "audit", "billing"]
+    for name in names:
+        control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=rocketmq_instance(name, SPEC))
+
+    def all_ready() -> dict[str, str] | None:
+        items = json.loads(control_plane.kubectl("get", "rmqi", "-n", namespace, "-o", "json").stdout)["items"]
+        ready = {
+            i["metadata"]["name"]: i["status"]["instanceId"]
+            for i in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in i.get("status", {}).get("conditions", []))
+        }
+        return ready if len(ready) == len(names) else None
+
+    ids = wait_for(all_ready, timeout=90, what="three CRs Ready as the chart's ServiceAccount", interval=0.5)
+    events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    assert {e["involvedObject"]["name"] for e in events} >= set(names), "Events on the CRs need events/create"
+
+    since = simulator.admin.calls()[-1]["seq"]
+    control_plane.kubectl("delete", "rmqi", "--all", "-n", namespace, "--wait=false")
+    wait_for(
+        lambda: not json.loads(control_plane.kubectl("get", "rmqi", "-n", namespace, "-o", "json").stdout)["items"],
+        timeout=90,
+        what="the finalizers to be released",
+        interval=0.5,
+    )
+    batches = [c for c in simulator.admin.calls(since) if c["operation"] == "batch_action"]
+    assert len(batches) == 1, [c["instance_ids"] for c in batches]
+    assert sorted(batches[0]["instance_ids"]) == sorted(ids.values())
+    assert not [i for i in simulator.admin.instances() if i["instance_id"] in ids.values()], "leaked instances"
+    assert forbidden_lines(operator.log_path.read_text()) == []
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+# Everything the operator does, and nothing else: (verb, resource, scope...).
+ALLOWED = [
+    ("list", "rocketmqinstances.dms.rocketmq-operator.io", "--all-namespaces"),
+    ("watch", "rocketmqinstances.dms.rocketmq-operator.io", "--all-namespaces"),
+    ("patch", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
+    ("patch", "rocketmqinstances.dms.rocketmq-operator.io", "--subresource=status", "-n", "default"),
+    ("create", "events", "-n", "default"),
+    ("list", "namespaces"),
+    ("watch", "namespaces"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+]
+DENIED = [
+    # Secrets: none anywhere, its own namespace included (credentials arrive as environment variables).
+    ("get", "secrets", "-n", "default"),
+    ("list", "secrets", "--all-namespaces"),
+    ("watch", "secrets", "-n", "kube-system"),
+    ("get", "secrets", "-n", "{own}"),
+    ("list", "secrets", "-n", "{own}"),
+    # Its CRs: it never creates, replaces or deletes them; users and GitOps do.
+    ("create", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
+    ("update", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
+    ("delete", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
+    ("deletecollection", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
+    ("update", "rocketmqinstances.dms.rocketmq-operator.io", "--subresource=status", "-n", "default"),
+    # Objects it has no business with.
+    ("patch", "namespaces"),
+    ("delete", "namespaces"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "pods", "-n", "{own}"),
+    ("create", "deployments.apps", "-n", "{own}"),
+    ("patch", "deployments.apps", "-n", "{own}"),
+    ("get", "configmaps", "-n", "{own}"),
+    ("create", "serviceaccounts/token", "-n", "{own}"),
+    ("delete", "events", "-n", "default"),
+    ("patch", "events", "-n", "default"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "{own}"),
+    ("impersonate", "serviceaccounts", "-n", "{own}"),
+    ("patch", "clusterkopfpeerings.kopf.dev"),
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+]
+
+
+def _scope(scope: tuple[str, ...], release: Release) -> list[str]:
+    return [s.replace("{own}", release.namespace) for s in scope]
+
+
+@pytest.mark.parametrize(("verb", "resource", "scope"), [(v, r, s) for v, r, *s in ALLOWED])
+def test_service_account_may_do_what_the_operator_needs(
+    release: Release, as_operator: Path, control_plane: ControlPlane, verb: str, resource: str, scope: list[str]
+) -> None:
+    assert can_i(control_plane, as_operator, verb, resource, *_scope(tuple(scope), release))
+
+
+@pytest.mark.parametrize(("verb", "resource", "scope"), [(v, r, s) for v, r, *s in DENIED])
+def test_service_account_cannot_read_secrets_or_write_what_it_has_no_business_with(
+    release: Release, as_operator: Path, control_plane: ControlPlane, verb: str, resource: str, scope: list[str]
+) -> None:
+    assert not can_i(control_plane, as_operator, verb, resource, *_scope(tuple(scope), release))
+
+
+def test_the_credentials_secret_itself_is_out_of_the_operators_reach(
+    release: Release, as_operator: Path, control_plane: ControlPlane
+) -> None:
+    secret = f"{release.fullname}-credentials"
+    control_plane.kubectl("get", "secret", secret, "-n", release.namespace)  # it exists (admin)
+    denied = control_plane.kubectl(
+        f"--kubeconfig={as_operator}", "get", "secret", secret, "-n", release.namespace, check=False
+    )
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
