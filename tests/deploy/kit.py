@@ -133,8 +133,9 @@ class PodRunner:
         resolved: dict[str, str] = {}
         for entry in spec.get("env", []):
             name = entry["name"]
-            if "value" in entry:
-                resolved[name] = str(entry["value"])
+            if "valueFrom" not in entry:
+                # The API server drops an empty value; the kubelet still sets the variable, empty.
+                resolved[name] = str(entry.get("value", ""))
                 continue
             source = entry["valueFrom"]
             if "secretKeyRef" in source:
@@ -152,18 +153,33 @@ class PodRunner:
                 raise AssertionError(f"{name}: unsupported valueFrom {source}")
         return resolved
 
-    def mount_config_maps(self, pod: Mapping[str, Any], spec: Mapping[str, Any], root: Path) -> dict[str, str]:
-        """Write the ConfigMap volumes the container mounts under ``root``; returns mountPath -> local folder."""
+    def mount_config_maps(
+        self,
+        pod: Mapping[str, Any],
+        spec: Mapping[str, Any],
+        root: Path,
+        given: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, str]:
+        """Write the ConfigMap volumes the container mounts under ``root``; returns mountPath -> local folder.
+
+        ConfigMaps come from the cluster, or from ``given`` (name -> manifest) for ones not created yet.
+        """
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         mounted: dict[str, str] = {}
         for mount in spec.get("volumeMounts", []):
             source = volumes[mount["name"]].get("configMap")
             if source is None:
                 continue
-            found = self.control_plane.kubectl("get", "configmap", source["name"], "-n", self.namespace, "-o", "json")
+            if given is not None and source["name"] in given:
+                config_map = given[source["name"]]
+            else:
+                found = self.control_plane.kubectl(
+                    "get", "configmap", source["name"], "-n", self.namespace, "-o", "json"
+                )
+                config_map = json.loads(found.stdout)
             folder = root / mount["name"]
             folder.mkdir(parents=True, exist_ok=True)
-            for key, text in (json.loads(found.stdout).get("data") or {}).items():
+            for key, text in (config_map.get("data") or {}).items():
                 (folder / key).write_text(text)
             mounted[mount["mountPath"]] = str(folder)
         return mounted

@@ -49,7 +49,7 @@ def _list(api: Any, namespace: str | None) -> list[dict[str, Any]]:
 
 def _describe(item: dict[str, Any]) -> str:
     meta, status = item.get("metadata") or {}, item.get("status") or {}
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     state = f"Ready={ready.get('status', '?')} ({ready.get('reason', 'no status yet')})"
     if meta.get("deletionTimestamp"):
         state = f"being deleted since {meta['deletionTimestamp']} ({ready.get('reason', '?')})"
@@ -61,8 +61,9 @@ def main() -> int:
     namespaces = [n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip()]
     _load_config()
     api = client.CustomObjectsApi()
+    scopes: list[str | None] = list(namespaces) if namespaces else [None]
     try:
-        items = [i for ns in (namespaces or [None]) for i in _list(api, ns)]
+        items = [i for scope in scopes for i in _list(api, scope)]
     except ApiException as exc:
         if exc.status == 404:
             print("no RocketMQInstance resources are served: nothing depends on the operator")
