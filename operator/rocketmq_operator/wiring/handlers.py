@@ -29,6 +29,7 @@ from rocketmq_operator.core.resource import (
 )
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.services.reconciling import StepResult
+from rocketmq_operator.wiring import namespaces
 from rocketmq_operator.wiring.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,8 @@ def _now() -> float:
 async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) -> None:
     """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
     registry = build_registry(options)
+    if options.namespaces:
+        namespaces.install()  # serve terminating namespaces after a restart, too
     standalone = options.peering is None
     await kopf.operator(
         registry=registry,
