@@ -12,19 +12,22 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devstack import OperatorProcess, SimulatorProcess
 from devstack.__main__ import install_crd
 from e2e.support import SPEC, condition, wait_for
 from kube_testenv import ControlPlane
 
-from .health import argo_health, build_kstatus, kstatus
-from .kit import FINALIZER, rocketmq_instance
+from .health import LUA_CHECK, argo_health, build_kstatus, doc_blocks, doc_table, flux_health_check_exprs, kstatus
+from .kit import FINALIZER, ROOT, rocketmq_instance
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cr-states.json"
 # Short intervals so that each state is reached in seconds.
@@ -38,17 +41,18 @@ FAST_SETTINGS = {
 }
 PAUSED = "rocketmq-operator.io/paused"
 
-# state -> (Argo CD health, kstatus). kstatus has no "suspended": it reads a paused CR by its Ready
-# condition (cli-utils v0.37 falls back to Ready when neither Reconciling nor Stalled is True).
+# state -> (Argo CD health, kstatus, Flux with the docs' healthCheckExprs). kstatus has no "suspended": it
+# reads a paused CR by its Ready condition (cli-utils v0.37 falls back to Ready when neither Reconciling
+# nor Stalled is True). Flux's CEL checks see the generation a deletion bumps as not yet observed.
 EXPECTED = {
-    "ready": ("Healthy", "Current"),
-    "creating": ("Progressing", "InProgress"),
-    "create-failed": ("Degraded", "Failed"),
-    "stalled": ("Degraded", "Failed"),
-    "paused": ("Suspended", "InProgress"),
-    "paused-ready": ("Suspended", "Current"),
-    "deleting": ("Progressing", "Terminating"),
-    "delete-failed": ("Degraded", "Terminating"),
+    "ready": ("Healthy", "Current", "Current"),
+    "creating": ("Progressing", "InProgress", "InProgress"),
+    "create-failed": ("Degraded", "Failed", "Failed"),
+    "stalled": ("Degraded", "Failed", "Failed"),
+    "paused": ("Suspended", "InProgress", "InProgress"),
+    "paused-ready": ("Suspended", "Current", "Current"),
+    "deleting": ("Progressing", "Terminating", "InProgress"),
+    "delete-failed": ("Degraded", "Terminating", "InProgress"),
 }
 
 
@@ -56,6 +60,14 @@ EXPECTED = {
 def kstatus_binary() -> Path:
     """tools/kstatus, built on first use and cached under ~/.cache/rocketmq-operator (about a minute cold)."""
     return build_kstatus()
+
+
+@pytest.fixture(scope="module")
+def flux_exprs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The healthCheckExprs docs/gitops-health.md shows, as the kstatus tool's -flux-exprs input."""
+    path = tmp_path_factory.mktemp("flux") / "exprs.json"
+    path.write_text(json.dumps(flux_health_check_exprs()))
+    return path
 
 
 def _get(control_plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
@@ -167,10 +179,11 @@ def live_states(
 def test_live_state_reads_as_expected_by_argo_cd_and_kstatus(
     live_states: dict[str, dict[str, Any]],
     kstatus_binary: Path,
+    flux_exprs: Path,
     control_plane: ControlPlane,
     state: str,
 ) -> None:
-    argo, expected_kstatus = EXPECTED[state]
+    argo, expected_kstatus, expected_flux = EXPECTED[state]
     obj = live_states[state]
     health = argo_health(obj)
     assert health["status"] == argo, health
@@ -178,7 +191,9 @@ def test_live_state_reads_as_expected_by_argo_cd_and_kstatus(
     # kstatus reads the object as `kubectl get -o json` prints it from the API server, right now.
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
     live = control_plane.kubectl("get", "rmqi", name, "-n", namespace, "-o", "json").stdout
-    assert kstatus(kstatus_binary, [json.loads(live)])[name]["status"] == expected_kstatus
+    result = kstatus(kstatus_binary, [json.loads(live)], flux_exprs)[name]
+    assert result["status"] == expected_kstatus
+    assert result.get("flux") == expected_flux, result
 
 
 @pytest.mark.controlplane
@@ -212,11 +227,12 @@ def test_captured_state_reads_as_expected_by_argo_cd(state: str) -> None:
     assert argo_health(_fixtures()[state])["status"] == EXPECTED[state][0]
 
 
-def test_captured_states_read_as_expected_by_kstatus(kstatus_binary: Path) -> None:
+def test_captured_states_read_as_expected_by_kstatus_and_flux(kstatus_binary: Path, flux_exprs: Path) -> None:
     states = _fixtures()
-    results = kstatus(kstatus_binary, states.values())
+    results = kstatus(kstatus_binary, states.values(), flux_exprs)
     for state, obj in states.items():
-        assert results[obj["metadata"]["name"]]["status"] == EXPECTED[state][1], state
+        row = results[obj["metadata"]["name"]]
+        assert (row["status"], row.get("flux")) == EXPECTED[state][1:], state
 
 
 def _newer_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -225,12 +241,38 @@ def _newer_spec(obj: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
-def test_a_spec_change_the_operator_has_not_seen_yet_is_in_progress(kstatus_binary: Path) -> None:
+def test_a_spec_change_the_operator_has_not_seen_yet_is_in_progress(kstatus_binary: Path, flux_exprs: Path) -> None:
     ready = _newer_spec(_fixtures()["ready"])
     health = argo_health(ready)
     assert health["status"] == "Progressing"
-    assert "generation 2" in health["message"] or "generation" in health["message"]
-    assert kstatus(kstatus_binary, [ready])[ready["metadata"]["name"]]["status"] == "InProgress"
+    assert f"generation {ready['metadata']['generation']}" in health["message"]
+    row = kstatus(kstatus_binary, [ready], flux_exprs)[ready["metadata"]["name"]]
+    assert (row["status"], row.get("flux")) == ("InProgress", "InProgress")
+
+
+def test_a_cr_the_operator_has_not_seen_yet(kstatus_binary: Path, flux_exprs: Path) -> None:
+    # No status at all: Argo CD waits; kstatus cannot tell it from a finished object; Flux's CEL errs.
+    fresh = copy.deepcopy(_fixtures()["ready"])
+    del fresh["status"]
+    assert argo_health(fresh)["status"] == "Progressing"
+    row = kstatus(kstatus_binary, [fresh], flux_exprs)[fresh["metadata"]["name"]]
+    assert row["status"] == "Current"
+    assert "no such attribute" in row["fluxError"]
+
+
+def test_the_docs_table_says_what_the_tests_measure() -> None:
+    rows = doc_table()
+    for (state, expected), row in zip(EXPECTED.items(), rows, strict=False):
+        assert tuple(row[2:5]) == expected, (state, row)
+    spec_change, no_status = rows[len(EXPECTED)], rows[len(EXPECTED) + 1]
+    assert spec_change[2:5] == ["Progressing", "InProgress", "InProgress"]
+    assert no_status[2:5] == ["Progressing", "Current", "error, retried"]
+
+
+def test_the_docs_argocd_cm_carries_the_charts_lua_check_verbatim() -> None:
+    [config_map] = [yaml.safe_load(b) for b in doc_blocks("yaml") if "argocd-cm" in b]
+    key = "resource.customizations.health.dms.rocketmq-operator.io_RocketMQInstance"
+    assert config_map["data"][key] == LUA_CHECK.read_text()
 
 
 def test_a_cr_without_status_is_progressing_and_a_pause_value_is_read_as_the_operator_reads_it() -> None:
@@ -256,3 +298,28 @@ def test_instance_error_in_the_cloud_is_degraded_not_progressing(kstatus_binary:
     assert health == {"status": "Degraded", "message": "InstanceError: the cloud reports instance x as ERROR"}
     # kstatus knows only "not Ready yet" here.
     assert kstatus(kstatus_binary, [ready])[ready["metadata"]["name"]]["status"] == "InProgress"
+
+
+@pytest.mark.controlplane
+def test_the_documented_patch_installs_the_check_and_keeps_argocd_cms_other_keys(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    [command] = [b for b in doc_blocks("bash") if "argocd-cm" in b]
+    namespace = f"argocd-{os.getpid()}"
+    control_plane.kubectl("create", "namespace", namespace)
+    control_plane.kubectl(
+        "create", "configmap", "argocd-cm", "-n", namespace, "--from-literal=url=https://argocd.example"
+    )
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "KUBECONFIG": str(control_plane.kubeconfig_path),
+        "HOME": str(tmp_path),
+    }
+    script = command.replace("-n argocd ", f"-n {namespace} ")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, check=True, capture_output=True)
+    data = json.loads(control_plane.kubectl("get", "configmap", "argocd-cm", "-n", namespace, "-o", "json").stdout)[
+        "data"
+    ]
+    assert data["url"] == "https://argocd.example"
+    assert data["resource.customizations.health.dms.rocketmq-operator.io_RocketMQInstance"] == LUA_CHECK.read_text()
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")

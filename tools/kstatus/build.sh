@@ -35,7 +35,7 @@ tmp="$dest.tmp.$$"
 rm -rf "$tmp"
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-echo "[build-kstatus] building $dest (cold: about a minute)" >&2
+echo "[build-kstatus] building $dest (cold: about two minutes)" >&2
 (cd "$here" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$tmp/kstatus" .) >&2
 rm -rf "$dest"
 mv "$tmp" "$dest"
