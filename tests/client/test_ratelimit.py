@@ -129,3 +129,82 @@ async def test_defaults_to_the_running_loops_clock() -> None:
     assert bucket.paused_until == pytest.approx(asyncio.get_running_loop().time() + 0.01, abs=0.005)
     await bucket.acquire()
     assert asyncio.get_running_loop().time() >= bucket.paused_until
+
+
+# ---- a 429 slows the account down, not only pauses it ----------------------------------------
+
+
+async def _send(bucket: TokenBucket, count: int) -> None:
+    for _ in range(count):
+        await bucket.acquire()
+
+
+async def test_a_429_lowers_the_rate_to_half_of_what_was_really_sent() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=100.0, burst=10)
+    await _send(bucket, 10)  # a burst: 10 calls at once, i.e. 5/s over the last two seconds
+
+    bucket.throttled(1.0)
+
+    assert bucket.paused_until == pytest.approx(1001.0)
+    assert bucket.current_rate() == pytest.approx(2.5)  # half of the 5/s really sent
+    await _send(bucket, 3)
+    # one at the end of the pause, then about 2.5/s (a little faster as the rate starts to recover)
+    assert clock.now - 1001.0 == pytest.approx(0.8, rel=0.05)
+
+
+async def test_the_429s_of_one_episode_lower_the_rate_once() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=100.0, burst=20)
+    await _send(bucket, 20)
+
+    for _ in range(5):  # the answers to calls that were all sent at the same pace
+        bucket.throttled(1.0)
+
+    assert bucket.current_rate() == pytest.approx(5.0)
+
+
+async def test_a_429_after_the_pause_ended_is_a_new_episode() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=100.0, burst=20)
+    await _send(bucket, 20)
+    bucket.throttled(1.0)
+    await _send(bucket, 2)  # still too fast for the cloud
+
+    bucket.throttled(1.0)
+
+    assert bucket.current_rate() == pytest.approx(5.0 / 2, rel=0.05)
+
+
+async def test_the_rate_doubles_back_every_recovery_period_up_to_the_configured_one() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(8.0, 8, clock=clock, sleep=clock.sleep, recovery_seconds=10.0)
+    await _send(bucket, 8)
+    bucket.throttled(2.0)  # 8 sent in the window: 4/s, halved to 2/s from t=1002
+    assert bucket.current_rate() == pytest.approx(2.0)
+
+    assert bucket.current_rate(1012.0) == pytest.approx(4.0)
+    assert bucket.current_rate(1017.0) == pytest.approx(4.0 * 2**0.5)
+    assert bucket.current_rate(1022.0) == pytest.approx(8.0)
+    assert bucket.current_rate(1100.0) == pytest.approx(8.0)  # never above the configured rate
+
+
+async def test_the_rate_never_goes_below_min_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10.0, 1, clock=clock, sleep=clock.sleep, min_rate=0.5)
+    for _ in range(6):
+        await bucket.acquire()
+        bucket.throttled(1.0)
+        clock.now += 5.0
+
+    assert bucket.current_rate(bucket.paused_until) == pytest.approx(0.5)
+
+
+async def test_a_pause_alone_does_not_change_the_rate() -> None:
+    clock = FakeClock()
+    bucket = _bucket(clock, rate=2.0, burst=5)
+    await _send(bucket, 5)
+
+    bucket.pause(3.0)
+
+    assert bucket.current_rate() == 2.0

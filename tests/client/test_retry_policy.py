@@ -16,7 +16,7 @@ import httpx
 import pytest
 from client_kit import Cloud, FakeClock, Recorder, error, make_client, reply
 
-from rocketmq_operator.adapters import dms_client
+from rocketmq_operator.adapters import dms_client, retrying
 from rocketmq_operator.adapters.ratelimit import TokenBucket
 from rocketmq_operator.adapters.retrying import RetryPolicy, Safety, retryable
 from rocketmq_operator.core import cloud
@@ -295,3 +295,87 @@ def test_a_certificate_failure_is_never_worth_retrying() -> None:
 def test_nonsense_policies_are_refused(policy: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"must be|need"):
         RetryPolicy(**policy)
+
+
+# ---- no retry storms: one wait per 429, and refused credentials are not sent again -------------
+
+
+async def test_a_second_429_surfaces_instead_of_waiting_again() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10.0, 10, clock=clock, sleep=clock.sleep)
+    cloud_ = Cloud(default=error(429, "APIGW.0308", Retry_After="2"))
+
+    async with make_client(cloud_, clock=clock, bucket=bucket) as client:
+        with pytest.raises(errors.Throttled):
+            await client.show_instance("i-1")
+
+    assert cloud_.attempts == 2  # not max_attempts: the caller above reschedules and says Throttled
+
+
+async def test_a_429_slows_the_account_down_for_every_caller() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10.0, 10, clock=clock, sleep=clock.sleep)
+    cloud_ = Cloud(answers=[error(429, "APIGW.0308", Retry_After="1")], default=reply(200, {"instance_id": "i-1"}))
+
+    async with make_client(cloud_, clock=clock, bucket=bucket) as client:
+        await client.show_instance("i-1")
+
+    assert bucket.current_rate() < 10.0
+
+
+AUTH_REFUSED = error(401, "APIGW.0301", "Incorrect IAM authentication information: the signature does not match")
+
+
+async def test_refused_credentials_fail_the_next_calls_without_sending_them() -> None:
+    clock = FakeClock()
+    cloud_ = Cloud(default=AUTH_REFUSED)
+
+    async with make_client(cloud_, clock=clock) as client:
+        with pytest.raises(errors.AuthFailed):
+            await client.list_instances(cloud.ListQuery())
+        for call, _ in OPERATIONS.values():
+            with pytest.raises(errors.AuthFailed, match="not sent: the cloud refused these credentials") as caught:
+                await call(client)
+            assert caught.value.terminal
+            assert caught.value.code == "APIGW.0301"
+
+    assert cloud_.attempts == 1
+
+
+async def test_after_the_pause_one_probe_goes_and_each_refusal_doubles_the_pause_up_to_the_cap() -> None:
+    clock = FakeClock()
+    cloud_ = Cloud(default=AUTH_REFUSED)
+    sent_at: list[float] = []
+
+    async with make_client(cloud_, clock=clock) as client:
+        client._gate = retrying.CredentialGate(base=30.0, cap=100.0, clock=clock)
+        for _ in range(200):  # a caller trying once a second for 200 s
+            attempts = cloud_.attempts
+            with pytest.raises(errors.AuthFailed):
+                await client.show_instance("i-1")
+            if cloud_.attempts > attempts:
+                sent_at.append(clock.now - 1000.0)
+            clock.now += 1.0
+
+    # refused at 0; closed 30 s, then 60 s, then capped at 100 s
+    assert sent_at == [0.0, 30.0, 90.0, 190.0]
+
+
+async def test_one_accepted_call_opens_the_gate_again() -> None:
+    clock = FakeClock()
+    cloud_ = Cloud(answers=[AUTH_REFUSED], default=reply(200, {"instance_id": "i-1"}))
+
+    async with make_client(cloud_, clock=clock) as client:
+        with pytest.raises(errors.AuthFailed):
+            await client.show_instance("i-1")
+        clock.now += 30.0
+        await client.show_instance("i-1")  # the probe is accepted (say, the key was re-enabled)
+        await client.show_instance("i-1")
+        await client.show_instance("i-1")
+
+    assert cloud_.attempts == 4
+
+
+def test_nonsense_gates_are_refused() -> None:
+    with pytest.raises(ValueError, match="base"):
+        retrying.CredentialGate(base=10.0, cap=5.0, clock=lambda: 0.0)

@@ -127,6 +127,7 @@ class DmsClient:
         account: the endpoint and project this client speaks for.
         retry: attempts, deadline and backoff.
         bucket: the account's shared rate limiter; ``None`` for no client-side limit.
+        gate: fails calls unsent while the account's credentials are refused; a fresh one by default.
         recorder: receives one record per attempt.
         clock, sleep, jitter: injectable time and randomness (loop time, ``asyncio.sleep``,
             ``random.random`` by default).
@@ -139,6 +140,7 @@ class DmsClient:
         account: Account,
         retry: RetryPolicy | None = None,
         bucket: TokenBucket | None = None,
+        gate: retrying.CredentialGate | None = None,
         recorder: CallRecorder | None = None,
         clock: Callable[[], float] = _loop_time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -151,6 +153,7 @@ class DmsClient:
         self._bucket = bucket
         self._recorder: CallRecorder = recorder or _NullRecorder()
         self._clock = clock
+        self._gate = gate or retrying.CredentialGate(clock=clock)
         self._sleep = sleep
         self._jitter = jitter
         self._owns_http = owns_http
@@ -219,8 +222,10 @@ class DmsClient:
         content = _body(body) if body is not None else None
         started = self._clock()
         attempt = 0
+        throttled = 0
         while True:
             attempt += 1
+            self._gate.check(operation.name)
             if self._bucket is not None:
                 await self._bucket.acquire()
             sent = self._clock()
@@ -228,18 +233,27 @@ class DmsClient:
                 result = await self._attempt(operation, method, path, params, content, parse)
             except errors.CloudError as error:
                 self._recorder.record(operation=operation.name, outcome=error.reason, seconds=self._clock() - sent)
-                await self._before_retry(operation, error, attempt, started)
+                if isinstance(error, errors.AuthFailed):
+                    self._gate.refused(error)
+                if isinstance(error, errors.Throttled):
+                    throttled += 1
+                await self._before_retry(operation, error, attempt, started, throttled)
                 continue
+            self._gate.accepted()
             self._recorder.record(operation=operation.name, outcome="ok", seconds=self._clock() - sent)
             return result
 
-    async def _before_retry(self, operation: Operation, error: errors.CloudError, attempt: int, started: float) -> None:
+    async def _before_retry(
+        self, operation: Operation, error: errors.CloudError, attempt: int, started: float, throttled: int
+    ) -> None:
         """Wait before the next attempt, or re-raise ``error`` when there is to be none."""
         shared_pause = isinstance(error, errors.Throttled) and self._bucket is not None
         if isinstance(error, errors.Throttled) and self._bucket is not None:
-            # Everyone on this account backs off, not just this caller.
-            self._bucket.pause(error.retry_after)
+            # Everyone on this account backs off, and the account sends slower afterwards.
+            self._bucket.throttled(error.retry_after)
         if attempt >= self._retry.max_attempts or not retrying.retryable(operation.safety, error):
+            raise error
+        if throttled > self._retry.max_throttled_retries:
             raise error
         delay = self._retry.delay(error, attempt, self._jitter())
         if self._clock() + delay - started > self._retry.deadline:

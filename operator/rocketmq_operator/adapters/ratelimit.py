@@ -6,6 +6,14 @@ account draw from one bucket (steady ``rate`` per second, bursts up to ``burst``
 Retry-After ``pause``s the whole bucket: every caller of the account waits it out together, and
 afterwards traffic resumes with a single token rather than with a stampede of saved-up ones.
 
+A pause alone is not enough when the account's real limit is below the configured rate: after
+every pause the bucket would again send faster than the gateway allows, collect another round of
+429s, pause again, and so on for as long as the work lasts. So a 429 (``throttled``) also *lowers
+the rate* (AIMD, as TCP and the AWS SDKs' adaptive mode do): to half of what was really being sent
+over the last seconds, at most once per throttling episode, and the rate then doubles back every
+``recovery_seconds`` without a 429, up to the configured one. The account's traffic settles just
+below its real limit instead of oscillating around the configured one.
+
 Waiters are served first come, first served (one ``asyncio.Lock`` held across the wait), which also
 means only one coroutine sleeps at a time. The clock and the sleep are injectable (loop time by
 default), so tests run on a fake clock without real sleeping.
@@ -14,7 +22,12 @@ default), so tests run on a fake clock without real sleeping.
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 from collections.abc import Awaitable, Callable
+
+_MEASURE_SECONDS = 2.0
+"""The window over which the rate really sent is measured when a 429 arrives."""
 
 
 def _loop_time() -> float:
@@ -25,10 +38,12 @@ class TokenBucket:
     """An async token bucket with a shared pause.
 
     Args:
-        rate: tokens added per second; must be positive.
+        rate: tokens added per second, the most ever allowed; must be positive.
         burst: the bucket's capacity, i.e. how many calls may go at once after a quiet period.
         clock: monotonic seconds; the running loop's ``time()`` by default.
         sleep: how to wait; ``asyncio.sleep`` by default.
+        min_rate: the least a 429 may lower the rate to.
+        recovery_seconds: after a 429 lowered it, the rate doubles this often, up to ``rate``.
     """
 
     def __init__(
@@ -38,22 +53,43 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = _loop_time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        min_rate: float = 0.2,
+        recovery_seconds: float = 10.0,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst}")
+        if min_rate <= 0 or recovery_seconds <= 0:
+            raise ValueError("min_rate and recovery_seconds must be positive")
         self.rate = float(rate)
         self.burst = burst
         self._clock = clock
         self._sleep = sleep
+        self._min_rate = min(float(min_rate), self.rate)
+        self._recovery = float(recovery_seconds)
         self._tokens = float(burst)
         self._stamp: float | None = None  # when _tokens was last brought up to date
         self._paused_until = float("-inf")
         self._lock = asyncio.Lock()
+        self._sent: collections.deque[float] = collections.deque()  # acquisition times, last few seconds
+        self._lowered_to: float | None = None  # the rate a 429 set, while recovering from it
+        self._lowered_at = float("-inf")  # when that rate took effect (the end of its pause)
 
     def __repr__(self) -> str:
         return f"TokenBucket(rate={self.rate}, burst={self.burst})"
+
+    def current_rate(self, now: float | None = None) -> float:
+        """Tokens per second now: ``rate``, or less while recovering from a 429."""
+        if self._lowered_to is None:
+            return self.rate
+        at = self._clock() if now is None else now
+        doublings = max(0.0, at - self._lowered_at) / self._recovery
+        recovered = self._lowered_to * math.pow(2.0, min(doublings, 64.0))
+        if recovered >= self.rate:
+            self._lowered_to = None
+            return self.rate
+        return recovered
 
     @property
     def paused_until(self) -> float:
@@ -64,8 +100,31 @@ class TokenBucket:
         if self._stamp is None:
             self._stamp = now
         elif now > self._stamp:
-            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.current_rate(now))
             self._stamp = now
+
+    def _sent_rate(self, now: float) -> float:
+        while self._sent and self._sent[0] < now - _MEASURE_SECONDS:
+            self._sent.popleft()
+        return len(self._sent) / _MEASURE_SECONDS
+
+    def throttled(self, retry_after: float) -> None:
+        """The cloud answered 429: pause everyone for ``retry_after``, and send slower afterwards.
+
+        Only the first 429 of an episode lowers the rate (the others were sent at the same pace
+        and arrive while the pause is already in force): to half the rate really sent over the
+        last ``_MEASURE_SECONDS``, never below ``min_rate``. The lowered rate starts when the pause
+        ends and doubles every ``recovery_seconds`` without another 429.
+        """
+        now = self._clock()
+        new_episode = now >= self._paused_until
+        self.pause(retry_after)
+        if not new_episode:
+            return
+        sent = self._sent_rate(now)
+        base = min(self.current_rate(now), sent) if sent > 0 else self.current_rate(now)
+        self._lowered_to = max(self._min_rate, base / 2.0)
+        self._lowered_at = self._paused_until
 
     def pause(self, seconds: float) -> None:
         """Stop every caller for ``seconds`` from now (a later pause extends, an earlier never cuts).
@@ -89,5 +148,7 @@ class TokenBucket:
                 self._refill(now)
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
+                    self._sent.append(now)
+                    self._sent_rate(now)  # drops what fell out of the window
                     return
-                await self._sleep((1.0 - self._tokens) / self.rate)
+                await self._sleep((1.0 - self._tokens) / self.current_rate(now))

@@ -10,11 +10,21 @@ Every request, whatever its kind, may be repeated when the cloud surely did not 
 (or ``*.0308``) throttling answer, or a connection that failed before a byte of the request was sent
 (connect error, connect timeout, no free pooled connection). A certificate verification failure is
 never retried: it will fail the same way until someone changes the configuration.
+
+Two limits keep a failing account from becoming a retry storm. A throttled call waits out the
+account's pause once and is sent once more; a second 429 surfaces, so the layer above can say
+``Throttled`` on the CR and reschedule it, rather than hold a handler in a hidden loop while the
+shared bucket (``ratelimit``) slows the account down. And once the cloud refuses the account's
+credentials, ``CredentialGate`` fails every call of the account at once, without sending it, for
+an exponentially growing, capped time: a refused key fails every request the same way, and sending
+them anyway (every CR, every poll interval) is how accounts get locked (provider-aws#1672).
 """
 
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -69,16 +79,20 @@ class RetryPolicy:
         deadline: seconds from the first attempt after which no further attempt starts.
         base_delay: the backoff before the second attempt, doubled for each one after.
         max_delay: the cap of the exponential backoff.
+        max_throttled_retries: how many 429s one call waits out before the 429 surfaces.
     """
 
     max_attempts: int = 4
     deadline: float = 120.0
     base_delay: float = 0.5
     max_delay: float = 10.0
+    max_throttled_retries: int = 1
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.max_throttled_retries < 0:
+            raise ValueError("max_throttled_retries must be at least 0")
         if self.deadline <= 0 or self.base_delay < 0 or self.max_delay < self.base_delay:
             raise ValueError("need deadline > 0 and 0 <= base_delay <= max_delay")
 
@@ -96,3 +110,64 @@ class RetryPolicy:
         if isinstance(error, errors.Throttled):
             return error.retry_after
         return self.backoff(attempt, jitter)
+
+
+class CredentialGate:
+    """Fails an account's calls without sending them while its credentials are known to be refused.
+
+    The first refusal (``AuthFailed``) closes the gate for ``base`` seconds, each further one
+    doubles that, up to ``cap``. When the time is up, one call goes through as a probe (the
+    others keep failing for another ``base`` seconds while it runs): its refusal closes the gate
+    for longer, any success opens it for good. The error a closed gate raises is the cloud's own
+    refusal, saying it was not sent and when the next attempt will be.
+
+    Args:
+        base: seconds closed after the first refusal.
+        cap: the most seconds it stays closed.
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, *, base: float = 30.0, cap: float = 900.0, clock: Callable[[], float]) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError("need 0 < base <= cap")
+        self._base = base
+        self._cap = cap
+        self._clock = clock
+        self._refusal: errors.AuthFailed | None = None
+        self._refused_at = -math.inf
+        self._refusals = 0
+        self._until = -math.inf
+
+    @property
+    def closed_until(self) -> float:
+        """The clock reading before which calls fail without being sent (``-inf`` when open)."""
+        return self._until if self._refusal is not None else -math.inf
+
+    def check(self, operation: str) -> None:
+        """Raise the last refusal, unsent, while the gate is closed; let a probe through after."""
+        refusal = self._refusal
+        if refusal is None:
+            return
+        now = self._clock()
+        if now >= self._until:
+            self._until = now + self._base  # this call is the probe; the others wait for its answer
+            return
+        raise errors.AuthFailed(
+            f"{refusal.message} (not sent: the cloud refused these credentials {now - self._refused_at:.0f}s ago; "
+            f"next attempt in {self._until - now:.0f}s)",
+            operation=operation,
+            status=refusal.status,
+            code=refusal.code,
+        )
+
+    def refused(self, error: errors.AuthFailed) -> None:
+        now = self._clock()
+        self._refusals += 1
+        self._refusal = error
+        self._refused_at = now
+        self._until = now + min(self._cap, self._base * 2.0 ** min(self._refusals - 1, 32))
+
+    def accepted(self) -> None:
+        self._refusal = None
+        self._refusals = 0
+        self._until = -math.inf
