@@ -64,6 +64,14 @@ class TestObserving:
         action = decisions.decide(cr(status={"instanceId": "i-1", "conditions": ready}), Seen.unknown("Throttled"))
         assert action.verdict.ready and action.verdict.reason == "Throttled"
 
+    def test_an_observation_refused_for_good_is_stalled_with_its_reason(self) -> None:
+        ready = [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "t"}]
+        seen = Seen.unknown("AuthFailed", "list: HTTP 401 APIGW.0301: refused", terminal=True)
+        action = decisions.decide(cr(status={"instanceId": "i-1", "conditions": ready}), seen)
+        v = action.verdict
+        assert (v.reason, v.stalled, v.reconciling, v.ready) == ("AuthFailed", True, False, True)
+        assert "401" in v.message
+
     def test_instance_gone_outside_the_operator_is_stalled_not_recreated(self) -> None:
         action = decisions.decide(cr(status={"instanceId": "i-1"}), Seen.absent())
         assert isinstance(action, decisions.Observe)

@@ -398,6 +398,53 @@ class TestFailedWalks:
 
         assert snapshot is not None and len(snapshot.instances) == 3
 
+    @virtual_time
+    async def test_refused_credentials_back_off_long_exponentially_and_capped(self) -> None:
+        refused = errors.AuthFailed("signature does not match", status=401, code="APIGW.0301")
+        fake = FakeCloud(call_errors={"list_instances": [refused] * 20})
+
+        async with running(fake, interval=1.0, min_gap=0.5) as observer:
+            await asyncio.sleep(3600)
+            assert observer.last_error is refused
+
+        # gaps of 30, 60, 120, ... s doubling up to 900 s: 8 walks in an hour, not 3600
+        assert walk_starts(fake) == [0.0, 30.0, 90.0, 210.0, 450.0, 930.0, 1830.0, 2730.0]
+
+    @virtual_time
+    async def test_a_snapshot_is_trusted_through_one_failed_walk_but_not_once_stale(self) -> None:
+        fake = FakeCloud()
+        fake.add_running(1)
+        broken = errors.ServerError("boom", status=500)
+
+        async with running(fake, interval=10.0) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            fake.call_errors["list_instances"] = [broken] * 100
+            await asyncio.sleep(11)  # the walk at 10 s failed
+            assert observer.lookup("i-0000").state == observing.PRESENT
+
+            await asyncio.sleep(10)  # 21 s old, walks failing since 10 s: no longer vouched for
+            seen = observer.lookup("i-0000")
+            assert (seen.state, seen.error) == (observing.UNKNOWN, broken)
+
+            fake.call_errors["list_instances"] = []
+            await observer.snapshot_after(now(), timeout=60)
+            assert observer.lookup("i-0000").state == observing.PRESENT
+
+    @virtual_time
+    async def test_after_a_terminal_failure_the_snapshot_is_not_trusted_at_once(self) -> None:
+        fake = FakeCloud()
+        fake.add_running(1)
+        refused = errors.AuthFailed("refused", status=401)
+
+        async with running(fake, interval=10.0) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            fake.call_errors["list_instances"] = [refused]
+            await asyncio.sleep(10.5)
+
+            seen = observer.lookup("i-0000")
+
+        assert (seen.state, seen.error) == (observing.UNKNOWN, refused)
+
 
 class TestReadingOneInstance:
     @virtual_time

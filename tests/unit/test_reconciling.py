@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -140,6 +141,41 @@ class TestCreating:
             assert ready["reason"] == "QuotaExceeded"
             await w.reconciler.reconcile(applied(resource, step))
             assert len(fake.calls_of("create_instance")) == 1, "no retry storm on a terminal error"
+
+
+class TestObservingAFailingCloud:
+    @virtual_time
+    async def test_live_crs_say_why_they_cannot_be_observed_without_a_show_call_each(self) -> None:
+        fake = FakeCloud()
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            fake.call_errors["list_instances"] = [errors.ServerError("busy", status=503)] * 100
+            await asyncio.sleep(3 * SETTINGS.poll_interval_seconds)  # the snapshot is now stale
+            shows = len(fake.calls_of("show_instance"))
+
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+
+            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert ready["reason"] == "CloudServerError"
+            assert "503" in ready["message"]
+            assert len(fake.calls_of("show_instance")) == shows, "no show per CR while listing fails"
+
+    @virtual_time
+    async def test_refused_credentials_stall_every_cr_with_auth_failed(self) -> None:
+        refused = errors.AuthFailed("the signature does not match", status=401, code="APIGW.0301")
+        fake = FakeCloud(call_errors={"list_instances": [refused] * 100, "create_instance": [refused]})
+        async with world(fake) as w:
+            await asyncio.sleep(1)
+            existing = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            resource = applied(cr(uid="new"), await w.reconciler.prepare(cr(uid="new")))
+            new = await w.reconciler.reconcile(resource)
+
+        for step in (existing, new):
+            conditions = {c["type"]: c for c in step.status["conditions"]}
+            assert conditions["Stalled"]["status"] == "True"
+            assert conditions["Stalled"]["reason"] == "AuthFailed"
+            assert conditions["Reconciling"]["status"] == "False"
 
 
 class TestDeleting:

@@ -28,6 +28,8 @@ class Seen:
     instance: cloud.InstanceView | None = None
     error_reason: str | None = None
     error_message: str | None = None
+    error_terminal: bool = False
+    """The observation failed in a way retrying cannot fix (refused credentials): a person must act."""
 
     @classmethod
     def present(cls, view: cloud.InstanceView) -> Seen:
@@ -38,8 +40,8 @@ class Seen:
         return cls(ABSENT)
 
     @classmethod
-    def unknown(cls, reason: str | None = None, message: str | None = None) -> Seen:
-        return cls(UNKNOWN, None, reason, message)
+    def unknown(cls, reason: str | None = None, message: str | None = None, *, terminal: bool = False) -> Seen:
+        return cls(UNKNOWN, None, reason, message, terminal)
 
 
 # ---- live CRs -------------------------------------------------------------------------------
@@ -115,7 +117,10 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
     if seen.state == UNKNOWN:
         reason = seen.error_reason or "Observing"
         message = seen.error_message or f"waiting for the first observation of instance {instance_id}"
-        return Observe(_verdict(_previously_ready(cr), reason, message, reconciling=True))
+        # Ready stays as it was (the instance is probably fine; we just cannot see it), but a
+        # terminal failure (refused credentials) will not heal by itself: Stalled says so.
+        terminal = seen.error_terminal
+        return Observe(_verdict(_previously_ready(cr), reason, message, reconciling=not terminal, stalled=terminal))
 
     if seen.state == ABSENT or seen.instance is None:
         failed = status.failed_instance_ids or []

@@ -37,6 +37,9 @@ UNKNOWN = "Unknown"
 
 _MAX_PAGE_SIZE = 50  # the list API's documented maximum ``limit``
 _ERROR_BACKOFF_BASE = 1.0  # seconds before the first early re-walk after a failed walk
+_TERMINAL_BACKOFF_BASE = 30.0  # after a terminal failure (refused credentials) walks wait this, doubling
+_TERMINAL_BACKOFF_CAP = 900.0
+_STALE_INTERVALS = 2.0  # a snapshot this many intervals old, with walks failing since, is not trusted
 _EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
 
 
@@ -147,11 +150,19 @@ class Observer:
     def lookup(self, instance_id: str) -> Observation:
         """The instance as the latest snapshot saw it, without any I/O.
 
-        Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``.
+        Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``. While
+        walks fail, the last snapshot is still used for a while (one failed walk is no news), but
+        not once it is ``_STALE_INTERVALS`` intervals old, nor after a terminal failure: then the
+        answer is ``Unknown`` with the error, so every CR says why it cannot be observed.
         """
         snapshot = self._latest
+        error = self._last_error
         if snapshot is None:
-            return Observation(UNKNOWN, None, None, error=self._last_error)
+            return Observation(UNKNOWN, None, None, error=error)
+        if error is not None and (
+            error.terminal or self._clock() - snapshot.started_at > _STALE_INTERVALS * self._interval
+        ):
+            return Observation(UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
         if instance is not None:
             return Observation(PRESENT, instance, snapshot.started_at)
@@ -353,6 +364,10 @@ class Observer:
         # Early walks (asked for by waiters) back off exponentially up to the interval, so a broken
         # cloud is not hammered at min_gap; throttling also honours the cloud's own Retry-After.
         delay = min(self._interval, max(self._min_gap, _ERROR_BACKOFF_BASE) * 2 ** min(self._failures - 1, 16))
+        if exc.terminal:
+            # Refused credentials do not heal by walking again next interval: back off long.
+            base = max(self._interval, _TERMINAL_BACKOFF_BASE)
+            delay = min(_TERMINAL_BACKOFF_CAP, base * 2 ** min(self._failures - 1, 16))
         if isinstance(exc, errors.Throttled):
             delay = max(delay, exc.retry_after) * self._random.uniform(1.0, 1.5)
         self._not_before = asyncio.get_running_loop().time() + delay

@@ -119,10 +119,17 @@ class Reconciler:
             self._fresh.pop(instance_id, None)
         return _to_seen(observation)
 
-    async def _seen_now(self, instance_id: str) -> Seen:
-        """Where freshness matters (just created or adopted): one show call if the cache lacks it."""
+    async def _seen_now(self, instance_id: str, *, despite_list_errors: bool = False) -> Seen:
+        """Where freshness matters (just created or adopted): one show call if the cache lacks it.
+
+        Not while the shared list walks fail (the observer then reports its error): one show per
+        CR per pass would multiply the calls to a failing cloud by the number of CRs. Deletions
+        pass ``despite_list_errors``: they need a fresh answer once, before they are submitted.
+        """
         seen = self._seen(instance_id)
         if seen.state != decisions.UNKNOWN:
+            return seen
+        if seen.error_reason is not None and not despite_list_errors:
             return seen
         observation = await self._observer.show(instance_id)
         if observation.instance is not None:
@@ -427,7 +434,7 @@ class Reconciler:
         deletion = cr.status.deletion
         if deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id:
             return await self._await_gone(instance_id, submitted=decisions._epoch(deletion.submitted_at or ""))
-        return await self._seen_now(instance_id)
+        return await self._seen_now(instance_id, despite_list_errors=True)
 
     async def _await_gone(self, instance_id: str, *, submitted: float) -> Seen:
         """Follow list walks until the instance is gone, within one bounded wait.
@@ -525,7 +532,9 @@ def _to_seen(observation: observing.Observation) -> Seen:
     if observation.state == observing.ABSENT:
         return Seen.absent()
     error = observation.error
-    return Seen.unknown(error.reason if error else None, str(error) if error else None)
+    if error is None:
+        return Seen.unknown()
+    return Seen.unknown(error.reason, str(error), terminal=error.terminal)
 
 
 def _deletion_status(
