@@ -1,4 +1,5 @@
-"""An operator restarted during a namespace teardown still serves that namespace's finalizers.
+"""Every matching namespace is served: one created while the operator starts, and one that is
+already terminating when it starts (its finalizers must still be served).
 
 kopf's own namespace observation is driven here with the events it gets from the API server: the
 initial listing (``raw_bodies``) and watch events (``raw_events``).
@@ -38,12 +39,51 @@ def served_after_startup(*bodies: Any) -> set[str]:
 
 @pytest.fixture
 def patched() -> Iterator[None]:
-    original = observation.revise_namespaces
+    revise = observation.revise_namespaces
+    process = observation.process_discovered_namespace_event
     namespaces.install()
     try:
         yield
     finally:
-        observation.revise_namespaces = original
+        observation.revise_namespaces = revise
+        observation.process_discovered_namespace_event = process
+
+
+async def from_the_watch_stream(insights: references.Insights, *raw_events: Any) -> None:
+    for raw_event in raw_events:
+        await observation.process_discovered_namespace_event(
+            raw_event=raw_event, namespaces=PATTERNS, insights=insights
+        )
+
+
+async def test_kopf_alone_loses_a_namespace_created_between_its_two_listings() -> None:
+    # The start-up race this module works around: the namespace is not in kopf's first listing,
+    # and the watch stream's own listing (events without a type) is ignored.
+    insights = references.Insights()
+    await from_the_watch_stream(insights, {"type": None, "object": namespace("team-new")})
+    assert insights.namespaces == set()
+
+
+@pytest.mark.usefixtures("patched")
+async def test_a_namespace_in_the_watch_streams_listing_is_served() -> None:
+    insights = references.Insights()
+    await from_the_watch_stream(
+        insights,
+        {"type": None, "object": namespace("team-new")},
+        {"type": None, "object": namespace("other")},
+    )
+    assert insights.namespaces == {"team-new"}
+
+
+@pytest.mark.usefixtures("patched")
+async def test_watch_events_are_still_kopfs_business() -> None:
+    insights = references.Insights()
+    await from_the_watch_stream(
+        insights,
+        {"type": "ADDED", "object": namespace("team-a")},
+        {"type": "DELETED", "object": namespace("team-a")},
+    )
+    assert insights.namespaces == set()
 
 
 def test_kopf_alone_does_not_serve_a_namespace_that_is_terminating_when_it_starts() -> None:
@@ -83,6 +123,6 @@ def test_a_served_namespace_stays_served_until_it_is_really_gone() -> None:
 
 @pytest.mark.usefixtures("patched")
 def test_install_is_idempotent() -> None:
-    once = observation.revise_namespaces
+    once = (observation.revise_namespaces, observation.process_discovered_namespace_event)
     namespaces.install()
-    assert observation.revise_namespaces is once
+    assert (observation.revise_namespaces, observation.process_discovered_namespace_event) == once
