@@ -199,9 +199,19 @@ class Stack:
         return names
 
     def items(self, namespace: str) -> list[dict[str, Any]]:
-        listed: Any = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        result: list[dict[str, Any]] = listed["items"]
-        return result
+        # A loaded API server answers a large list with 504 now and then: ask again, a few times.
+        for attempt in range(5):
+            try:
+                listed: Any = self.api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _request_timeout=120
+                )
+                result: list[dict[str, Any]] = listed["items"]
+                return result
+            except client.exceptions.ApiException as exc:
+                if exc.status is None or exc.status < 500 or attempt == 4:
+                    raise
+                time.sleep(2.0 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def wait_ready(self, namespace: str, count: int, *, timeout: float) -> float:
         start = time.monotonic()

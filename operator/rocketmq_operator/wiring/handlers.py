@@ -101,8 +101,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.reconnect_backoff = 1.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.networking.request_timeout = 60
-    settings.networking.connect_timeout = 10
+    # kopf's networking timeouts stay at their defaults: aiohttp counts the wait for a free pooled
+    # connection as "connect", so a short connect timeout fails requests exactly when a thousand
+    # CRs are patched at once, and the retries make it worse.
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
