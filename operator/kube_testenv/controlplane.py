@@ -230,6 +230,33 @@ class ControlPlane:
         self._kubeconfig = None
         self._server_url = None
 
+    def restart_apiserver(self, *, down_seconds: float = 0.0) -> None:
+        """Stop kube-apiserver (SIGTERM, as a rollout would) and start it again, same port and flags.
+
+        For tests of clients that must survive an API server restart: their watch streams are cut
+        and their requests refused while it is down. etcd keeps running, so every object survives,
+        and the URL and kubeconfig stay valid. ``down_seconds``: how long it stays down.
+        """
+        if self.use_existing:
+            raise ControlPlaneError("cannot restart the API server of an existing cluster")
+        apiserver, certs, server_url = self._apiserver, self._certs, self._server_url
+        if apiserver is None or certs is None or server_url is None or self._etcd is None:
+            raise RuntimeError("control plane not started")
+        apiserver.stop()
+        time.sleep(down_seconds)
+        restarted = ManagedProcess(
+            apiserver.name, apiserver.argv, log_path=apiserver.log_path, env=apiserver.env, cwd=apiserver.cwd
+        )
+        self._apiserver = restarted
+        restarted.start()
+        verify_ca = readiness.tls_context(certs.ca_cert)
+        wait_for(
+            f"kube-apiserver {server_url}/readyz after a restart",
+            lambda: readiness.apiserver_ready(server_url, verify_ca),
+            timeout=self.start_timeout,
+            watched=[self._etcd, restarted],
+        )
+
     # -- internals --------------------------------------------------------------------------------
 
     def _prepare_workdir(self) -> Path:
