@@ -93,24 +93,21 @@ class Release:
         return PodRunner(self.control_plane, self.namespace, kubeconfig, pod_name)
 
     def start_operator(
-        self, kubeconfig: Path, log_path: Path, *, pod_name: str = "operator-0", port_offset: int = 0
+        self, kubeconfig: Path, log_path: Path, *, pod_name: str = "operator-0", ports: tuple[int, int] | None = None
     ) -> ManagedProcess:
         """The Deployment's container as a process, as the release's ServiceAccount; returns once live.
 
-        ``port_offset`` only moves the two listening ports, for a second replica on the same host (pods
-        each have their own network namespace, local processes do not).
+        ``ports`` (liveness, metrics) only moves the two listening ports, for a second replica on the same
+        host: pods each have their own network namespace, local processes do not.
         """
         spec = container(self.deployment())
-        if port_offset:
+        if ports is not None:
             spec = json.loads(json.dumps(spec))
-            live, metrics = args_value(spec["args"], "--liveness"), args_value(spec["args"], "--metrics-port")
-            port = int(live.rsplit(":", 1)[1].split("/")[0])
-            spec["args"] = [
-                a.replace(str(port), str(port + port_offset)).replace(metrics, str(int(metrics) + port_offset))
-                if a.startswith(("--liveness", "--metrics-port"))
-                else a
-                for a in spec["args"]
-            ]
+            moved = {
+                "--liveness": f"--liveness=http://0.0.0.0:{ports[0]}/healthz",
+                "--metrics-port": f"--metrics-port={ports[1]}",
+            }
+            spec["args"] = [moved.get(a.split("=", 1)[0], a) for a in spec["args"]]
         log_path.unlink(missing_ok=True)  # ManagedProcess appends; an earlier run's lines would mislead
         process = self.runner(kubeconfig, pod_name).process(spec, log_path=log_path)
         process.start()

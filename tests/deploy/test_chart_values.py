@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rocketmq_operator.core.settings import OperatorSettings, env_name, from_env
+from rocketmq_operator.core.settings import OperatorSettings, SettingsError, env_name, from_env
 
 from .kit import CHART, Helm, find, plain_env
 
@@ -152,3 +152,28 @@ def test_good_values_of_every_kind_are_accepted(helm: Helm) -> None:
             "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s"}},
         }
     )
+
+
+CONTRADICTIONS: list[tuple[dict[str, Any], list[str]]] = [
+    (
+        {"settings": {"batchWindowSeconds": 10.0, "batchMaxWaitSeconds": 5.0}},
+        ["settings.batchMaxWaitSeconds", "settings.batchWindowSeconds"],
+    ),
+    (
+        {"settings": {"caFile": "/etc/dms-ca/ca.pem", "insecureSkipTlsVerify": True}},
+        ["settings.caFile", "settings.insecureSkipTlsVerify"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "named"), CONTRADICTIONS, ids=["batch-wait", "tls"])
+def test_values_that_contradict_each_other_are_refused_naming_both(
+    helm: Helm, values: dict[str, Any], named: list[str]
+) -> None:
+    error = helm.template_error(values)
+    for field in named:
+        assert field in error, error
+    # The operator refuses the same combination at start-up: the chart only says so before a crash loop.
+    environ = {env_name(re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower()): str(v) for k, v in values["settings"].items()}
+    with pytest.raises(SettingsError):
+        from_env({**environ, "DMS_PROJECT_ID": "p", "DMS_REGION": "cn-north-4", "DMS_AUTH_TOKEN": "t"})

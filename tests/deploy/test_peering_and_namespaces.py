@@ -12,7 +12,7 @@ import pytest
 
 from devstack import SimulatorProcess
 from e2e.support import SPEC, wait_for
-from kube_testenv import ControlPlane, ManagedProcess
+from kube_testenv import ControlPlane, ManagedProcess, free_ports
 from rocketmq_operator.cli import parser
 
 from .kit import FINALIZER, Helm, can_i, forbidden_lines, rocketmq_instance
@@ -58,9 +58,9 @@ def replicas(
     try:
         for index in range(2):
             pod = f"operator-{index}"
-            started[pod] = release.start_operator(
-                as_operator, artifacts / f"{pod}.log", pod_name=pod, port_offset=index * 7
-            )
+            live, metrics = free_ports(2)
+            ports = None if index == 0 else (live, metrics)
+            started[pod] = release.start_operator(as_operator, artifacts / f"{pod}.log", pod_name=pod, ports=ports)
         yield started
         # While a replica still runs: its CRs go with their instances, so no finalizer outlives the test.
         release.control_plane.kubectl("delete", "rmqi", "--all", "-n", served[0], "--timeout=90s")

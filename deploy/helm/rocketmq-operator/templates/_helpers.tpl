@@ -133,3 +133,14 @@ from the rendered manifest, so there is one place that says how the operator is 
   resourceNames: [{{ .name | quote }}]
   verbs: ["patch"]
 {{- end }}
+
+{{/* Rules between values that a JSON schema cannot state; the operator would refuse them at start-up. */}}
+{{- define "rocketmq-operator.validate" -}}
+{{- $s := .Values.settings }}
+{{- if lt (float64 $s.batchMaxWaitSeconds) (float64 $s.batchWindowSeconds) }}
+{{- fail (printf "settings.batchMaxWaitSeconds (%v) must not be below settings.batchWindowSeconds (%v)" $s.batchMaxWaitSeconds $s.batchWindowSeconds) }}
+{{- end }}
+{{- if and $s.caFile $s.insecureSkipTlsVerify }}
+{{- fail "settings.caFile and settings.insecureSkipTlsVerify contradict each other: set one" }}
+{{- end }}
+{{- end -}}
