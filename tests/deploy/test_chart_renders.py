@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -252,3 +254,20 @@ def test_the_uninstall_guard_is_a_pre_delete_hook_that_no_operator_selector_pick
     assert not selector.items() <= labels.items(), "the operator's ReplicaSet would adopt the hook's pod"
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
     assert "ConfigMap" not in kinds(helm.template({"uninstallGuard": {"enabled": False}}))
+
+
+def test_the_packaged_chart_ships_the_crds_the_health_check_and_the_hook_script(helm: Helm, tmp_path: Path) -> None:
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    [package] = list(tmp_path.glob("rocketmq-operator-*.tgz"))
+    with tarfile.open(package) as archive:
+        names = set(archive.getnames())
+    for shipped in (
+        "crds/rocketmqinstances.dms.rocketmq-operator.io.yaml",
+        "crds/kopf-peering.yaml",
+        "health/rocketmqinstance.lua",
+        "files/uninstall_guard.py",
+        "values.schema.json",
+        "README.md",
+    ):
+        assert f"rocketmq-operator/{shipped}" in names, shipped
+    assert not [n for n in names if "__pycache__" in n]
