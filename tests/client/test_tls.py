@@ -162,9 +162,11 @@ async def test_an_untrusted_certificate_is_refused_by_default_with_a_clear_messa
 ) -> None:
     server, _ = tls_server
     async with _client(server.url) as client:
-        with pytest.raises(errors.TransportError) as caught:
+        with pytest.raises(errors.CertificateRefused) as caught:
             await client.show_instance("i-tls")
 
+    # Terminal: it fails the same way until the configuration changes, so the CR is Stalled.
+    assert caught.value.terminal and caught.value.reason == "TLSVerificationFailed"
     message = str(caught.value)
     assert message.startswith(f"show: TLS certificate verification failed for GET {server.url[8:]}/v2/")
     assert "pass its certificate as ca_file" in message
@@ -186,7 +188,7 @@ async def test_a_certificate_for_another_host_is_refused_even_with_the_right_ca(
 ) -> None:
     server, pki = wrong_name_server
     async with _client(server.url, ca_file=pki.ca_file) as client:
-        with pytest.raises(errors.TransportError) as caught:
+        with pytest.raises(errors.CertificateRefused) as caught:
             await client.show_instance("i-tls")
 
     message = str(caught.value)

@@ -190,7 +190,7 @@ def error_from_transport(exc: httpx.HTTPError, *, operation: str) -> errors.Tran
     if bad_certificate is not None:
         reason = str(getattr(bad_certificate, "verify_message", None) or bad_certificate).rstrip(".")
         hint = _CERTIFICATE_HINTS.get(getattr(bad_certificate, "verify_code", None), "")
-        return errors.TransportError(
+        return errors.CertificateRefused(
             f"TLS certificate verification failed for{target}: {reason}{hint}", operation=operation
         )
     detail = str(exc) or type(exc).__name__

@@ -6,6 +6,7 @@ adapter maps every transport error and every error response here, in one place.
 
     CloudError
     ├── TransportError          the request may not have reached the cloud (connect, timeout, reset)
+    │   └── CertificateRefused  the endpoint's TLS certificate is not trusted   (terminal)
     ├── MalformedResponse       the cloud answered something we cannot read
     └── CloudAPIError           the cloud answered with an error status and (usually) an error code
         ├── NotFound            DMS.00404022 / 404
@@ -43,6 +44,14 @@ class TransportError(CloudError):
     """No usable answer: connection refused or reset, DNS, TLS, timeout."""
 
     reason = "CloudUnreachable"
+
+
+class CertificateRefused(TransportError):
+    """TLS verification refused the endpoint's certificate: it fails the same way until someone
+    changes the configuration (``ca_file``, or the endpoint), so it is terminal, not retried."""
+
+    reason = "TLSVerificationFailed"
+    terminal = True
 
 
 class MalformedResponse(CloudError):
