@@ -208,3 +208,16 @@ async def test_a_pause_alone_does_not_change_the_rate() -> None:
     bucket.pause(3.0)
 
     assert bucket.current_rate() == 2.0
+
+
+async def test_the_bucket_says_it_is_slowed_down_until_the_rate_is_back() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(8.0, 8, clock=clock, sleep=clock.sleep, recovery_seconds=10.0)
+    assert not bucket.slowed_down()
+    await _send(bucket, 8)
+
+    bucket.throttled(1.0)
+
+    assert bucket.slowed_down()  # paused
+    assert bucket.slowed_down(1011.0)  # recovering: 4/s of 8/s
+    assert not bucket.slowed_down(1021.0)  # back to 8/s

@@ -379,3 +379,22 @@ async def test_one_accepted_call_opens_the_gate_again() -> None:
 def test_nonsense_gates_are_refused() -> None:
     with pytest.raises(ValueError, match="base"):
         retrying.CredentialGate(base=10.0, cap=5.0, clock=lambda: 0.0)
+
+
+async def test_the_client_says_when_the_cloud_throttles_the_account_in_words_that_do_not_move() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10.0, 10, clock=clock, sleep=clock.sleep)
+    cloud_ = Cloud(answers=[error(429, "APIGW.0308", Retry_After="1")], default=reply(200, {"instance_id": "i-1"}))
+
+    async with make_client(cloud_, clock=clock, bucket=bucket) as client:
+        assert client.throttling() is None
+        await client.show_instance("i-1")
+        first = client.throttling()
+        clock.now += 3.0
+        later = client.throttling()
+        clock.now += 600.0
+        recovered = client.throttling()
+
+    assert first is not None and "429" in first and "10/s" in first
+    assert later == first  # the same text while it lasts: conditions are not rewritten every pass
+    assert recovered is None

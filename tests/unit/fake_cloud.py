@@ -133,6 +133,7 @@ class FakeCloud:
     call_errors: dict[str, list[errors.CloudError]] = field(default_factory=dict)
     before_list: Callable[[cloud.ListQuery], None] | None = None
     latency: float = 0.0
+    throttle_note: str | None = None
     calls: list[Call] = field(default_factory=list)
     _account: protocol.Account = field(default_factory=lambda: protocol.Account("https://dms.test", "p-1"))
 
@@ -170,6 +171,9 @@ class FakeCloud:
     @property
     def account(self) -> protocol.Account:
         return self._account
+
+    def throttling(self) -> str | None:
+        return self.throttle_note
 
     async def create_instance(self, request: cloud.CreateInstanceRequest) -> str:
         await self._serve(Call(self._now(), "create_instance"))

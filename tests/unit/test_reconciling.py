@@ -18,7 +18,7 @@ from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler, StepResult
 
-from .builders import cr
+from .builders import cr, view
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
 
 SETTINGS = from_env(
@@ -176,6 +176,35 @@ class TestObservingAFailingCloud:
             assert conditions["Stalled"]["status"] == "True"
             assert conditions["Stalled"]["reason"] == "AuthFailed"
             assert conditions["Reconciling"]["status"] == "False"
+
+
+class TestThrottling:
+    @virtual_time
+    async def test_work_under_way_says_throttled_while_the_account_is_throttled(self) -> None:
+        fake = FakeCloud(throttle_note="the cloud is throttling this account (HTTP 429)")
+        async with world(fake) as w:
+            creating = await w.reconciler.prepare(cr())
+
+        ready = {c["type"]: c for c in creating.status["conditions"]}["Ready"]
+        assert ready["reason"] == "Throttled"
+        assert ready["message"].startswith("creating instance") and "HTTP 429" in ready["message"]
+
+    @virtual_time
+    async def test_ready_crs_are_not_disturbed_and_the_reason_goes_when_throttling_stops(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            fake.throttle_note = "the cloud is throttling this account (HTTP 429)"
+            ready_one = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            throttled = await w.reconciler.prepare(cr(uid="new"))
+            fake.throttle_note = None
+            relieved = await w.reconciler.prepare(cr(uid="new-2"))
+
+        def reason(step: StepResult) -> str:
+            return str({c["type"]: c for c in step.status["conditions"]}["Ready"]["reason"])
+
+        assert (reason(ready_one), reason(throttled), reason(relieved)) == ("Available", "Throttled", "Creating")
 
 
 class TestDeleting:

@@ -172,6 +172,19 @@ class DmsClient:
     def bucket(self) -> TokenBucket | None:
         return self._bucket
 
+    def throttling(self) -> str | None:
+        """A sentence while the cloud throttles this account (a 429 still slows the bucket), else None.
+
+        Deliberately free of numbers that move (the recovering rate, seconds since the 429): CRs put
+        it in their conditions, and a text that changes every pass would rewrite them every pass.
+        """
+        if self._bucket is None or not self._bucket.slowed_down():
+            return None
+        return (
+            f"the cloud is throttling this account (HTTP 429): requests are paced below "
+            f"{self._bucket.rate:g}/s until it stops"
+        )
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()

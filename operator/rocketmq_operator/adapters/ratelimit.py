@@ -96,6 +96,11 @@ class TokenBucket:
         """The clock reading before which nobody may proceed (``-inf`` when not paused)."""
         return self._paused_until
 
+    def slowed_down(self, now: float | None = None) -> bool:
+        """True while a 429 keeps the rate below ``rate`` (paused, or still recovering)."""
+        at = self._clock() if now is None else now
+        return at < self._paused_until or self.current_rate(at) < self.rate
+
     def _refill(self, now: float) -> None:
         if self._stamp is None:
             self._stamp = now

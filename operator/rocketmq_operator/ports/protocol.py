@@ -42,6 +42,10 @@ class ExternalClient(Protocol):
     @property
     def account(self) -> Account: ...
 
+    def throttling(self) -> str | None:
+        """A sentence while the cloud is throttling this account (calls are being slowed), else None."""
+        ...
+
     async def create_instance(self, request: cloud.CreateInstanceRequest) -> str:
         """Create an instance; return its id. Raises NameConflict if the name is taken."""
         ...

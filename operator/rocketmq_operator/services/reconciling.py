@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rocketmq_operator.core import cloud, conditions, decisions
@@ -398,7 +398,7 @@ class Reconciler:
             if view.status == cloud.CREATEFAILED and view.instance_id not in (cr.status.failed_instance_ids or []):
                 status["failedInstanceIds"] = [*(cr.status.failed_instance_ids or []), view.instance_id]
         generation = cr.metadata.generation or None
-        fresh = action.verdict.conditions(generation=generation, now=now)
+        fresh = self._throttled(action.verdict).conditions(generation=generation, now=now)
         merged = conditions.merge(cr.status.conditions, fresh)
         if not conditions.same(cr.status.conditions, merged):
             status["conditions"] = [c.to_wire() for c in merged]
@@ -516,10 +516,25 @@ class Reconciler:
             self._deleting_conditions(cr, result, reason, outcome.message, ok=False)
             result.requeue_after = _backoff(attempts, outcome.error)
 
+    def _throttled(self, verdict: conditions.Verdict) -> conditions.Verdict:
+        """While the cloud throttles the account, work still under way says so (reason Throttled).
+
+        The client absorbs most 429s (one wait, then a slower pace for the whole account), so a CR
+        whose create or delete is merely slowed would otherwise never show why it takes so long.
+        """
+        if verdict.ready or verdict.stalled or not verdict.reconciling:
+            return verdict
+        note = self._client.throttling()
+        if note is None:
+            return verdict
+        return replace(verdict, reason="Throttled", message=f"{verdict.message}; slowed down: {note}")
+
     def _deleting_conditions(
         self, cr: RocketMQInstance, result: StepResult, reason: str, message: str, *, ok: bool
     ) -> None:
-        verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
+        verdict = self._throttled(
+            conditions.Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
+        )
         fresh = verdict.conditions(generation=cr.metadata.generation or None, now=_now_iso(self._clock))
         merged = conditions.merge(cr.status.conditions, fresh)
         if not conditions.same(cr.status.conditions, merged):
