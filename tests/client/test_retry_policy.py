@@ -330,6 +330,7 @@ async def test_refused_credentials_fail_the_next_calls_without_sending_them() ->
     clock = FakeClock()
     cloud_ = Cloud(default=AUTH_REFUSED)
 
+    messages = set()
     async with make_client(cloud_, clock=clock) as client:
         with pytest.raises(errors.AuthFailed):
             await client.list_instances(cloud.ListQuery())
@@ -338,8 +339,11 @@ async def test_refused_credentials_fail_the_next_calls_without_sending_them() ->
                 await call(client)
             assert caught.value.terminal
             assert caught.value.code == "APIGW.0301"
+            messages.add(caught.value.message)
+            clock.now += 1.0
 
     assert cloud_.attempts == 1
+    assert len(messages) == 1, "one text while it lasts: CR conditions are not rewritten every pass"
 
 
 async def test_after_the_pause_one_probe_goes_and_each_refusal_doubles_the_pause_up_to_the_cap() -> None:

@@ -134,7 +134,6 @@ class CredentialGate:
         self._cap = cap
         self._clock = clock
         self._refusal: errors.AuthFailed | None = None
-        self._refused_at = -math.inf
         self._refusals = 0
         self._until = -math.inf
 
@@ -152,9 +151,10 @@ class CredentialGate:
         if now >= self._until:
             self._until = now + self._base  # this call is the probe; the others wait for its answer
             return
+        # No moving numbers: CRs carry this text in their conditions, rewritten only when it changes.
         raise errors.AuthFailed(
-            f"{refusal.message} (not sent: the cloud refused these credentials {now - self._refused_at:.0f}s ago; "
-            f"next attempt in {self._until - now:.0f}s)",
+            f"{refusal.message} (not sent: the cloud refused these credentials; they are tried again after "
+            f"a pause that doubles up to {self._cap:g}s)",
             operation=operation,
             status=refusal.status,
             code=refusal.code,
@@ -164,7 +164,6 @@ class CredentialGate:
         now = self._clock()
         self._refusals += 1
         self._refusal = error
-        self._refused_at = now
         self._until = now + min(self._cap, self._base * 2.0 ** min(self._refusals - 1, 32))
 
     def accepted(self) -> None:
