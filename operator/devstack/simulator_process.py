@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -28,9 +29,10 @@ def console_script(name: str) -> str:
 class SimulatorAdmin:
     """A thin client of the simulator's admin API; every method returns the decoded JSON."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=30.0)
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        self._http = httpx.Client(base_url=self.url, timeout=30.0, verify=verify)
 
     def close(self) -> None:
         self._http.close()
@@ -79,7 +81,11 @@ class SimulatorAdmin:
 
 
 class SimulatorProcess:
-    """``dms-simulator`` on a free loopback port, with one account."""
+    """``dms-simulator`` on a free loopback port, with one account.
+
+    With ``ca_file`` it serves HTTPS (``--tls``) and writes its CA certificate there; the admin
+    client trusts that CA, nothing else does unless told to.
+    """
 
     def __init__(
         self,
@@ -90,8 +96,10 @@ class SimulatorProcess:
         project_id: str = DEFAULT_PROJECT_ID,
         extra_args: Sequence[str] = (),
         host: str = "127.0.0.1",
+        ca_file: Path | None = None,
     ) -> None:
         self.access_key = access_key
+        self.ca_file = ca_file
         self.secret_key = secret_key
         self.project_id = project_id
         argv = [
@@ -106,6 +114,7 @@ class SimulatorProcess:
             secret_key,
             "--project-id",
             project_id,
+            *(["--tls", "--ca-file", str(ca_file)] if ca_file else []),
             *extra_args,
         ]
         self.process = ManagedProcess("dms-simulator", argv, log_path=log_path)
@@ -127,7 +136,7 @@ class SimulatorProcess:
             match = _LISTENING.search(self.process.log_tail(200))
             if match:
                 self.url = match.group(1)
-                self._admin = SimulatorAdmin(self.url)
+                self._admin = SimulatorAdmin(self.url, ca_file=self.ca_file)
                 return self.url
             code = self.process.poll()
             if code is not None:
