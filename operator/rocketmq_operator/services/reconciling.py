@@ -539,6 +539,10 @@ class Reconciler:
         merged = conditions.merge(cr.status.conditions, fresh)
         if not conditions.same(cr.status.conditions, merged):
             result.status["conditions"] = [c.to_wire() for c in merged]
+        generation = cr.metadata.generation or None
+        if cr.status.observed_generation != generation:
+            # Health checks (kstatus, Flux) compare it with metadata.generation while deleting too.
+            result.status["observedGeneration"] = generation
 
 
 def _to_seen(observation: observing.Observation) -> Seen:
