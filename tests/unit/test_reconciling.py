@@ -11,7 +11,7 @@ from typing import Any
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_UID_TAG, owner_tags
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
-from rocketmq_operator.core.settings import from_env
+from rocketmq_operator.core.settings import OperatorSettings, from_env
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.metrics import Metrics
@@ -42,18 +42,18 @@ class World:
 
 
 @asynccontextmanager
-async def world(fake: FakeCloud | None = None) -> AsyncIterator[World]:
+async def world(fake: FakeCloud | None = None, settings: OperatorSettings = SETTINGS) -> AsyncIterator[World]:
     fake = fake or FakeCloud()
     metrics = Metrics()
-    observer = Observer(fake, interval=SETTINGS.poll_interval_seconds, min_gap=1.0, metrics=metrics, clock=loop_clock)
+    observer = Observer(fake, interval=settings.poll_interval_seconds, min_gap=1.0, metrics=metrics, clock=loop_clock)
     batcher = DeletionBatcher(
-        fake, window=SETTINGS.batch_window_seconds, max_size=50, metrics=metrics, clock=loop_clock
+        fake, window=settings.batch_window_seconds, max_size=50, metrics=metrics, clock=loop_clock
     )
     reconciler = Reconciler(
         client=fake,
         observer=observer,
         batcher=batcher,
-        settings=SETTINGS,
+        settings=settings,
         cluster_id=lambda: "cluster-1",
         metrics=metrics,
         clock=loop_clock,
@@ -264,3 +264,32 @@ class TestDeleting:
             ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
             assert ready["reason"] == "DeleteFailed"
             assert step.requeue_after is not None and step.requeue_after > 0
+
+
+class TestConfirmingDeletion:
+    @virtual_time
+    async def test_walks_are_paced_to_the_deletion_and_the_release_follows_it_closely(self) -> None:
+        settings = SETTINGS.model_copy(
+            update={"delete_confirm_wait_seconds": 60.0, "verify_interval_seconds": 2.0, "poll_interval_seconds": 30.0}
+        )
+        fake = FakeCloud()
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake, settings) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            # The cloud accepted; the instance is DELETING for 40 s, then gone.
+            fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.DELETING))
+            loop = asyncio.get_running_loop()
+            gone_at = loop.time() + 40.0
+            loop.call_at(gone_at, fake.remove, "i-1")
+            walks_before = len([c for c in fake.calls_of("list_instances") if c.offset == 0])
+            second = await w.reconciler.finalize(
+                applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
+            )
+            released_at = loop.time()
+            walks = len([c for c in fake.calls_of("list_instances") if c.offset == 0]) - walks_before
+        assert second.released
+        assert released_at - gone_at <= 40.0 / 4 + 0.1, "the release lags by at most a quarter of the deletion"
+        assert walks <= 12, f"{walks} walks to confirm one 40 s deletion: pacing is off"
+        assert walks >= 4

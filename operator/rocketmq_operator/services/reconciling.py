@@ -442,14 +442,15 @@ class Reconciler:
         Every deleting CR waits on the same shared walks, so confirming a thousand deletions costs
         a few paged lists, not a thousand show calls; and one pass can cover the whole deletion
         instead of rescheduling itself every few seconds (two API-server writes each time).
-        Walks are paced: the first right after the submission (deletions that are instant, or a
-        move to the recycle bin, are released at once), then at gaps that double from
-        ``verify_interval`` up to the poll interval. A slow cloud deletion thus costs a handful
-        of walks, and walks never crowd out the deletions themselves under a rate limit.
+        Walks are paced relative to how long the deletion has taken so far: the first right after
+        the submission (instant deletions, or a move to the recycle bin, are released at once),
+        then a quarter of the time elapsed, at least ``verify_interval`` and at most the poll
+        interval. The release lags the cloud by at most a quarter of the deletion's duration
+        (about ``verify_interval`` for quick ones), and a cloud that takes minutes costs a
+        log-spaced handful of walks instead of one every few seconds.
         """
         deadline = self._clock() + self._settings.delete_confirm_wait_seconds
         since = submitted
-        gap = self._settings.verify_interval_seconds
         last_present: Seen | None = None
         while True:
             remaining = max(0.0, deadline - self._clock())
@@ -461,8 +462,12 @@ class Reconciler:
             if seen.instance is None or remaining <= 0 or observation.observed_at is None:
                 return seen
             last_present = seen
-            since = max(observation.observed_at, self._clock()) + gap
-            gap = min(gap * 2, self._settings.poll_interval_seconds)
+            now = self._clock()
+            gap = min(
+                self._settings.poll_interval_seconds,
+                max(self._settings.verify_interval_seconds, (now - submitted) / 4),
+            )
+            since = max(observation.observed_at, now) + gap
 
     async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):
