@@ -389,12 +389,12 @@ class DmsClient:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Per-attempt timeouts in seconds (httpx's four phases)."""
+    """Per-attempt timeouts in seconds (httpx's four phases); ``pool=None`` waits for a connection."""
 
     connect: float = 5.0
     read: float = 30.0
     write: float = 30.0
-    pool: float = 10.0
+    pool: float | None = 10.0
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)

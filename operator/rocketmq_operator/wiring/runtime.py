@@ -45,7 +45,9 @@ def build_client(settings: OperatorSettings, metrics: Metrics) -> dms_client.Dms
         credentials=credentials_from(settings),
         ca_file=settings.ca_file,
         verify=not settings.insecure_skip_tls_verify,
-        timeouts=dms_client.Timeouts(connect=min(10.0, timeout), read=timeout, write=timeout, pool=timeout),
+        # No pool timeout: the token bucket paces requests, and a burst (a thousand deletions at
+        # batch size 1) must queue for a connection, not fail with PoolTimeout and be retried.
+        timeouts=dms_client.Timeouts(connect=min(10.0, timeout), read=timeout, write=timeout, pool=None),
         rate=settings.rate_limit_rps,
         burst=settings.rate_limit_burst,
         retry=RetryPolicy(max_attempts=settings.max_retries + 1),
