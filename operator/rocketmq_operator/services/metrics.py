@@ -80,6 +80,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.list_repairs = Counter(
+            "rocketmq_operator_observer_page_rereads",
+            "List pages read again because deletions during a walk shifted the list under it.",
+            registry=r,
+        )
         self.reconciles = Counter(
             "rocketmq_operator_reconciles",
             "Reconcile steps, by action taken.",

@@ -9,14 +9,20 @@ matters (right after a create, or to confirm an absence the snapshot cannot vouc
 The hard part is absence. Releasing a CR's finalizer because its instance "is not listed" is only
 safe if the walk could not have skipped it, and offset paging skips items when instances are
 deleted while the walk runs (a deletion before the current offset shifts later items down). So the
-walk reads overlapping pages and checks the overlap; a snapshot whose pages do not line up is
-marked inconsistent, and absence from it is confirmed with a show call before anyone trusts it.
+walk reads overlapping pages: a page that shares an item with the pages before it leaves no gap
+(the list's order is stable, so whatever moved, nothing that stayed can hide between them). A page
+that shares none means deletions shifted the list; the walk steps back and reads again until the
+pages overlap, which closes the gap at the cost of a page or two. Only when that fails (too many
+re-reads, or a list whose order is not stable) is the snapshot marked inconsistent, and absence
+from it is confirmed with a show call before anyone trusts it. A mass teardown, where instances
+vanish by the batch during every walk, thus confirms its deletions from walks, not per-CR shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import random
@@ -41,6 +47,7 @@ _TERMINAL_BACKOFF_BASE = 30.0  # after a terminal failure (refused credentials) 
 _TERMINAL_BACKOFF_CAP = 900.0
 _STALE_INTERVALS = 2.0  # a snapshot this many intervals old, with walks failing since, is not trusted
 _EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
+_MAX_REPAIRS = 10  # pages one walk may read again to close gaps left by deletions, before giving up
 
 
 @dataclass(frozen=True)
@@ -298,42 +305,61 @@ class Observer:
     async def _walk(self, started_at: float) -> Snapshot:
         page_size = self._page_size
         collected: dict[str, cloud.InstanceView] = {}
-        offset = 0
-        calls = 0
-        instance_num: int | None = None
-        most_reported = 0
-        previous_last: str | None = None
+        chain = _Chain()
+        counts: list[int] = []
         doubts: list[str] = []
+        calls = repairs = 0
+        stepped_back_from: list[tuple[int, list[cloud.InstanceView]]] = []
+        offset = 0
         while True:
-            query = cloud.ListQuery(limit=page_size, offset=offset)
-            page = await self._client.list_instances(query)
+            page = await self._client.list_instances(cloud.ListQuery(limit=page_size, offset=offset))
             calls += 1
-            items = page.instances
-            if instance_num is not None and page.instance_num != instance_num:
-                doubts.append(f"instance_num changed from {instance_num} to {page.instance_num}")
-            instance_num = page.instance_num
-            most_reported = max(most_reported, instance_num)
-            if previous_last is not None and (not items or items[0].instance_id != previous_last):
-                # The page should start with the previous page's last item. It does not, so items
-                # moved between the two calls and one may have slipped past the walk unseen.
-                doubts.append(f"page at offset {offset} does not start with {previous_last}")
+            items = list(page.instances)
+            counts.append(page.instance_num)
             for item in items:
                 collected[item.instance_id] = item
+            if offset == 0 and len(items) < page_size:
+                # The whole list at one moment (a walk's first page, or a step back after mass
+                # deletions): whatever lived through the walk is on it.
+                break
+            if chain.extend(items, at_head=offset == 0):
+                # Pages a repair stepped back from join once they overlap the chain: resume after the
+                # furthest of them instead of reading them again.
+                joined = chain.join(stepped_back_from)
+                if joined is not None:
+                    offset, items = joined
+                stepped_back_from.clear()
+            elif offset > 0 and repairs < _MAX_REPAIRS and not doubts:
+                # No overlap: instances before this offset were deleted since the last page, the list
+                # shifted down and items may have slid past unseen. Step back and read again; a page
+                # that overlaps the chain covers the gap. (Once in doubt, re-reading cannot help.)
+                repairs += 1
+                stepped_back_from.append((offset, items))
+                offset = max(0, offset - (page_size - 1))
+                continue
+            else:
+                doubts.append(f"page at offset {offset} does not line up with the pages before it")
+                chain.force(items)
+                stepped_back_from.clear()
             # The end: a short page; or a full one that, on a walk with nothing moving, brings the
             # count exactly to what the cloud reports (saves a call that could only come back empty).
-            if len(items) < page_size or (not doubts and len(collected) == instance_num):
+            still = len(set(counts)) == 1
+            if len(items) < page_size or (still and not doubts and len(collected) == counts[-1]):
                 break
-            if calls > most_reported // (page_size - 1) + _EXTRA_PAGES:
+            if calls - repairs > max(counts) // (page_size - 1) + _EXTRA_PAGES:
                 raise errors.MalformedResponse(
-                    f"the instance list did not end after {calls} full pages (instance_num {most_reported})",
+                    f"the instance list did not end after {calls} full pages (instance_num {max(counts)})",
                     operation="list_instances",
                 )
-            previous_last = items[-1].instance_id
             offset += page_size - 1
-        if len(collected) != instance_num:
-            doubts.append(f"{len(collected)} instances listed, instance_num says {instance_num}")
+        # Deletions during a walk leave more listed than the final count, never fewer; with nothing
+        # moving the two agree. Fewer means the list hid something (or gained it where we had been).
+        if len(collected) < counts[-1] or (len(set(counts)) == 1 and len(collected) != counts[-1]):
+            doubts.append(f"{len(collected)} instances listed, instance_num says {counts[-1]}")
         if doubts:
             logger.info("Instance list snapshot is inconsistent (absence not trusted): %s", "; ".join(doubts))
+        if self._metrics is not None and repairs:
+            self._metrics.list_repairs.inc(repairs)
         return Snapshot(
             started_at=started_at,
             finished_at=self._clock(),
@@ -390,3 +416,64 @@ class Observer:
             else:
                 remaining.append((t, future))
         self._waiters = remaining
+
+
+class _Chain:
+    """The pages of one walk that are known to follow each other without a gap, in list order.
+
+    The list's order is stable (newest first), so instances that exist throughout a walk keep their
+    order whatever else is created or deleted. A page continues the chain when the instances it
+    shares with the chain come first on the page, in the chain's order, and the rest are new: then
+    everything that stayed between the two is on one or the other. A head page (offset 0) may
+    start with instances created since. Anything else (no overlap, overlap in the middle, another
+    order) does not line up, and absence can no longer be vouched for.
+    """
+
+    def __init__(self) -> None:
+        self._position: dict[str, int] = {}
+
+    def _first_new(self, items: list[cloud.InstanceView], *, at_head: bool) -> int | None:
+        """Where the page's new instances start if it lines up, else ``None``."""
+        if not self._position:
+            return 0 if at_head else None
+        known = [i for i, item in enumerate(items) if item.instance_id in self._position]
+        if not known or (known[0] != 0 and not at_head):
+            return None
+        end = known[0] + len(known)
+        if known != list(range(known[0], end)):
+            return None
+        positions = [self._position[items[i].instance_id] for i in known]
+        if any(a >= b for a, b in itertools.pairwise(positions)):
+            return None
+        return end
+
+    def extend(self, items: list[cloud.InstanceView], *, at_head: bool) -> bool:
+        """Add the page if it lines up; say whether it did."""
+        first_new = self._first_new(items, at_head=at_head)
+        if first_new is None:
+            return False
+        # Instances before the known ones on a head page were created since: they precede the
+        # chain rather than follow it, and no later page of this walk can hold them.
+        self.force(items[first_new:])
+        return True
+
+    def force(self, items: list[cloud.InstanceView]) -> None:
+        """Add the page after the chain, lined up or not (the walk goes on, marked inconsistent)."""
+        for item in items:
+            if item.instance_id not in self._position:
+                self._position[item.instance_id] = len(self._position)
+
+    def join(self, pages: list[tuple[int, list[cloud.InstanceView]]]) -> tuple[int, list[cloud.InstanceView]] | None:
+        """Add every page that now lines up (each may let another in); the furthest of them."""
+        furthest: tuple[int, list[cloud.InstanceView]] | None = None
+        waiting = list(pages)
+        progress = True
+        while progress:
+            progress = False
+            for page in list(waiting):
+                if self.extend(page[1], at_head=False):
+                    waiting.remove(page)
+                    progress = True
+                    if furthest is None or page[0] > furthest[0]:
+                        furthest = page
+        return furthest
