@@ -18,7 +18,7 @@ from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler, StepResult
 
-from .builders import cr, view
+from .builders import SPEC, cr, view
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
 
 SETTINGS = from_env(
@@ -141,6 +141,43 @@ class TestCreating:
             assert ready["reason"] == "QuotaExceeded"
             await w.reconciler.reconcile(applied(resource, step))
             assert len(fake.calls_of("create_instance")) == 1, "no retry storm on a terminal error"
+
+
+class TestOwnerTags:
+    @virtual_time
+    async def test_tags_that_failed_after_the_create_are_restored_a_few_intervals_later(self) -> None:
+        fake = FakeCloud(call_errors={"create_tags": [errors.ServerError("tags backend down", status=500)]})
+        async with world(fake) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            created = await w.reconciler.reconcile(resource)
+            instance_id = created.status["instanceId"]
+            assert "TaggingFailed" in {e.reason for e in created.events}
+            assert not w.cloud.instances[instance_id].tags
+            resource = applied(resource, created)
+
+            # Not on every pass: the next try waits a few poll intervals.
+            soon = await w.reconciler.reconcile(resource)
+            assert len(fake.calls_of("create_tags")) == 1
+            await asyncio.sleep(5 * SETTINGS.poll_interval_seconds)
+            later = await w.reconciler.reconcile(applied(resource, soon))
+
+            assert "OwnerTagsRestored" in {e.reason for e in later.events}
+            assert w.cloud.instances[instance_id].tag_map()[OWNER_UID_TAG] == resource.metadata.uid
+
+    @virtual_time
+    async def test_an_instance_tagged_by_someone_else_or_adopted_by_id_is_never_retagged(self) -> None:
+        async with world() as w:
+            theirs = owner_tags(cr(uid="someone-else"), "cluster-2")
+            w.cloud.add(view("i-theirs", tags=theirs), view("i-adopted"))
+            mine = cr(status={"instanceId": "i-theirs", "instanceName": "rmq-i-theirs"})
+            adopted = cr(spec={**SPEC, "instanceId": "i-adopted"}, uid="5f1c4c1e-0000-4000-8000-000000000002")
+
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            await w.reconciler.reconcile(mine)
+            await w.reconciler.reconcile(adopted)
+
+            assert w.cloud.calls_of("create_tags") == []
+            assert w.cloud.instances["i-adopted"].tags == []
 
 
 class TestObservingAFailingCloud:

@@ -36,6 +36,7 @@ from rocketmq_operator.services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+_RETAG_INTERVALS = 5  # poll intervals between two attempts to restore missing owner tags
 CREATE_CLOCK_SKEW_SECONDS = 120.0
 """An untagged instance with our pending name, created at most this long before the marker, is ours."""
 
@@ -95,6 +96,7 @@ class Reconciler:
         # does not re-apply a change the cloud already took.
         self._fresh: dict[str, tuple[float, cloud.InstanceView]] = {}
         self._stalled_until: dict[str, tuple[float, int]] = {}
+        self._retagged_at: dict[str, float] = {}
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -103,6 +105,7 @@ class Reconciler:
         """Drop per-CR memory once the CR is gone."""
         self._locks.pop(cr.metadata.uid, None)
         self._stalled_until.pop(cr.metadata.uid, None)
+        self._retagged_at.pop(cr.metadata.uid, None)
         if cr.status.instance_id:
             self._fresh.pop(cr.status.instance_id, None)
 
@@ -165,6 +168,8 @@ class Reconciler:
                 view = await self._act(cr, action, seen, result) or view
             except errors.CloudError as exc:
                 return self._failed(cr, action, exc, view)
+            if view is not None and self._owner_tags_due(cr, view):
+                await self._ensure_owner_tags(cr, view.instance_id, result, restoring=True)
             self._note_sweep(cr, result)
             result = self._status_for(cr, action, view, result)
             if (cr.status.failed_instance_ids or []) != original_failed and "failedInstanceIds" not in result.status:
@@ -252,17 +257,39 @@ class Reconciler:
                 return view
         return None
 
-    async def _ensure_owner_tags(self, cr: RocketMQInstance, instance_id: str, result: StepResult) -> None:
+    def _owner_tags_due(self, cr: RocketMQInstance, view: cloud.InstanceView) -> bool:
+        """Our instance shows no owner tags (tagging failed after the create): tag it again.
+
+        Without them the sweep would never clean it up if its creation failed, and a re-adoption
+        after a crash could not tell it is ours. Only instances this CR created, only when they
+        carry no owner tags at all (someone else's are never overwritten), and at most once per
+        few poll intervals, so a cloud whose list leaves tags out costs little.
+        """
+        if cr.spec.instance_id or cr.status.adopted or view.instance_id != cr.status.instance_id:
+            return False
+        if has_owner_tags(view) or view.status == cloud.DELETING:
+            return False
+        last = self._retagged_at.get(cr.metadata.uid)
+        return last is None or self._clock() - last >= _RETAG_INTERVALS * self._settings.poll_interval_seconds
+
+    async def _ensure_owner_tags(
+        self, cr: RocketMQInstance, instance_id: str, result: StepResult, *, restoring: bool = False
+    ) -> None:
+        self._retagged_at[cr.metadata.uid] = self._clock()
         try:
             await self._client.create_tags(instance_id, owner_tags(cr, self._cluster_id()))
-            if cr.spec.tags:
+            if cr.spec.tags and not restoring:
                 await self._client.create_tags(
                     instance_id, [cloud.Tag(key=k, value=v) for k, v in sorted(cr.spec.tags.items())]
                 )
         except errors.CloudError as exc:
-            # The id is recorded already, so nothing is lost: the next pass sees the tags missing.
+            # The id is recorded already, so nothing is lost: a later pass sees the tags missing
+            # and tries again (spec tags through the diff, owner tags through _owner_tags_due).
             logger.warning("tagging instance %s failed: %s", instance_id, exc)
             result.event("Warning", "TaggingFailed", f"could not tag instance {instance_id}: {exc}")
+        else:
+            if restoring:
+                result.event("Normal", "OwnerTagsRestored", f"instance {instance_id} had no owner tags; tagged it")
 
     async def _show_fresh(self, instance_id: str) -> cloud.InstanceView | None:
         observation = await self._observer.show(instance_id)
