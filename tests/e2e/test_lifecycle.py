@@ -99,3 +99,23 @@ def test_kubectl_describe_shows_conditions_and_events(stack: Stack) -> None:
     assert json.loads(out)["status"]["conditions"]
     described = stack.cluster.kubectl("describe", "rmqi/described", "-n", ns)
     assert "Available" in described and "Created" in described
+
+
+def test_owner_tags_that_failed_after_the_create_are_restored_later(stack: Stack) -> None:
+    ns = stack.namespace()
+    # Enough failures for the client's retries (4) of the tagging call to give up.
+    stack.sim.faults(error_status=500, error_next=5, error_operations=["tags"])
+    try:
+        stack.cluster.create(ns, "tagless", SPEC)
+        cr = stack.cluster.wait_ready(ns, "tagless")
+    finally:
+        stack.sim.clear_faults()
+    instance_id = cr["status"]["instanceId"]
+
+    def owner_uid() -> str | None:
+        instance = stack.sim_instance(instance_id) or {}
+        return {t["key"]: t["value"] for t in instance.get("tags") or []}.get("rocketmq-operator.uid")
+
+    wait_for(lambda: owner_uid() == cr["metadata"]["uid"], timeout=60, what="owner tags restored")
+    events = {e["reason"] for e in stack.cluster.events(ns, "tagless")}
+    assert {"TaggingFailed", "OwnerTagsRestored"} <= events

@@ -264,6 +264,21 @@ class TestDeleting:
             assert not fake.calls_of("delete_instance")
 
     @virtual_time
+    async def test_a_stale_body_after_an_accepted_delete_does_not_send_it_again(self) -> None:
+        fake = FakeCloud()
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert first.status["deletion"]["result"] == "Accepted"
+            # Kopf hands over the body from before its own status patch (it gave up waiting for it).
+            second = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert second.released
+            assert len(fake.calls_of("delete_many")) == 1
+            assert "DeleteFailed" not in {e.reason for e in second.events}
+
+    @virtual_time
     async def test_orphan_releases_without_a_cloud_call(self) -> None:
         fake = FakeCloud()
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))

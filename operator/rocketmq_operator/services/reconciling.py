@@ -27,7 +27,7 @@ from rocketmq_operator.core.mapping import (
     owned_by_cr,
     owner_tags,
 )
-from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
+from rocketmq_operator.core.resource import DeletionPolicy, DeletionStatus, RocketMQInstance
 from rocketmq_operator.core.settings import ObserveStrategy, OperatorSettings
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
@@ -97,6 +97,7 @@ class Reconciler:
         self._fresh: dict[str, tuple[float, cloud.InstanceView]] = {}
         self._stalled_until: dict[str, tuple[float, int]] = {}
         self._retagged_at: dict[str, float] = {}
+        self._deletions: dict[str, dict[str, Any]] = {}  # uid -> the status.deletion we last wrote
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -106,6 +107,7 @@ class Reconciler:
         self._locks.pop(cr.metadata.uid, None)
         self._stalled_until.pop(cr.metadata.uid, None)
         self._retagged_at.pop(cr.metadata.uid, None)
+        self._deletions.pop(cr.metadata.uid, None)
         if cr.status.instance_id:
             self._fresh.pop(cr.status.instance_id, None)
 
@@ -439,6 +441,7 @@ class Reconciler:
         self, cr: RocketMQInstance, *, namespace_policy: str | None, default_policy: DeletionPolicy
     ) -> StepResult:
         async with self._lock(cr.metadata.uid):
+            cr = self._with_remembered_deletion(cr)
             choice = decisions.resolve_policy(cr, namespace_policy, default_policy)
             result = StepResult()
             if choice.warning:
@@ -453,7 +456,32 @@ class Reconciler:
             except errors.CloudError as exc:
                 result.requeue_after = _backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
                 self._deleting_conditions(cr, result, "DeleteFailed", f"{type(step).__name__}: {exc}", ok=False)
+            if result.status.get("deletion"):
+                self._deletions[cr.metadata.uid] = result.status["deletion"]
             return result
+
+    def _with_remembered_deletion(self, cr: RocketMQInstance) -> RocketMQInstance:
+        """The CR with the deletion status this process wrote last, if its body predates that write.
+
+        Kopf waits only so long (``consistency_timeout``) for its own patch to come back through
+        the watch; on a loaded API server it then hands over the older body. Without this, a CR whose
+        deletion the cloud already accepted would look unsubmitted and be sent again: a wasted call
+        that the cloud answers "failed" (the instance is already gone), and a false DeleteFailed.
+        """
+        remembered = self._deletions.get(cr.metadata.uid)
+        if remembered is None:
+            return cr
+        current = cr.status.deletion
+        if current is not None and current.attempts >= int(remembered.get("attempts") or 0):
+            return cr
+        logger.info(
+            "%s/%s: the CR body predates our last deletion status (attempt %s); using what we wrote",
+            cr.metadata.namespace,
+            cr.metadata.name,
+            remembered.get("attempts"),
+        )
+        deletion = DeletionStatus.model_validate(remembered)
+        return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": deletion})})
 
     async def _deletion_seen(self, cr: RocketMQInstance, instance_id: str | None) -> Seen:
         if not instance_id:
