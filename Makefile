@@ -35,7 +35,7 @@ test-fast: venv
 run: venv binaries
 	$(BIN)/python -m devstack
 
-# Not part of the tests: runs the real stack at 100 and 1,000 CRs (~30-60 min on 2 cores).
+# Not part of the tests: runs the real stack at 100 and 1,000 CRs (~22 min on 2 cores).
 # BENCH_ARGS="--n 100,1000,10000" adds the big run.
 bench: venv binaries
 	$(BIN)/pip install --quiet -e '.[test,bench]'
