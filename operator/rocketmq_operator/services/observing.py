@@ -329,10 +329,12 @@ class Observer:
                 if joined is not None:
                     offset, items = joined
                 stepped_back_from.clear()
-            elif offset > 0 and repairs < _MAX_REPAIRS and not doubts:
-                # No overlap: instances before this offset were deleted since the last page, the list
-                # shifted down and items may have slid past unseen. Step back and read again; a page
-                # that overlaps the chain covers the gap. (Once in doubt, re-reading cannot help.)
+            elif offset > 0 and repairs < _MAX_REPAIRS and not doubts and counts[-1] < max(counts):
+                # No overlap, and the count fell: instances before this offset were deleted since the
+                # last page, the list shifted down and items may have slid past unseen. Step back and
+                # read again; a page that overlaps the chain covers the gap. Without a fall in the
+                # count, deletions are not the cause (the order is not stable): re-reading would only
+                # cost calls on every walk, and once in doubt it cannot help.
                 repairs += 1
                 stepped_back_from.append((offset, items))
                 offset = max(0, offset - (page_size - 1))
