@@ -260,10 +260,11 @@ class DmsClient:
         self, operation: Operation, error: errors.CloudError, attempt: int, started: float, throttled: int
     ) -> None:
         """Wait before the next attempt, or re-raise ``error`` when there is to be none."""
-        shared_pause = isinstance(error, errors.Throttled) and self._bucket is not None
+        shared_pause = False
         if isinstance(error, errors.Throttled) and self._bucket is not None:
             # Everyone on this account backs off, and the account sends slower afterwards.
             self._bucket.throttled(error.retry_after)
+            shared_pause = True
         if attempt >= self._retry.max_attempts or not retrying.retryable(operation.safety, error):
             raise error
         if throttled > self._retry.max_throttled_retries:

@@ -108,9 +108,12 @@ class TokenBucket:
             self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.current_rate(now))
             self._stamp = now
 
-    def _sent_rate(self, now: float) -> float:
+    def _forget_sent_before(self, now: float) -> None:
         while self._sent and self._sent[0] < now - _MEASURE_SECONDS:
             self._sent.popleft()
+
+    def _sent_rate(self, now: float) -> float:
+        self._forget_sent_before(now)
         return len(self._sent) / _MEASURE_SECONDS
 
     def throttled(self, retry_after: float) -> None:
@@ -154,6 +157,6 @@ class TokenBucket:
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     self._sent.append(now)
-                    self._sent_rate(now)  # drops what fell out of the window
+                    self._forget_sent_before(now)  # keeps the record to the measuring window
                     return
                 await self._sleep((1.0 - self._tokens) / self.current_rate(now))

@@ -97,7 +97,7 @@ class Reconciler:
         self._fresh: dict[str, tuple[float, cloud.InstanceView]] = {}
         self._stalled_until: dict[str, tuple[float, int]] = {}
         self._retagged_at: dict[str, float] = {}
-        self._deletions: dict[str, dict[str, Any]] = {}  # uid -> the status.deletion we last wrote
+        self._deletions: dict[str, DeletionStatus] = {}  # uid -> the status.deletion we last wrote
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -457,7 +457,7 @@ class Reconciler:
                 result.requeue_after = _backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
                 self._deleting_conditions(cr, result, "DeleteFailed", f"{type(step).__name__}: {exc}", ok=False)
             if result.status.get("deletion"):
-                self._deletions[cr.metadata.uid] = result.status["deletion"]
+                self._deletions[cr.metadata.uid] = DeletionStatus.model_validate(result.status["deletion"])
             return result
 
     def _with_remembered_deletion(self, cr: RocketMQInstance) -> RocketMQInstance:
@@ -472,16 +472,15 @@ class Reconciler:
         if remembered is None:
             return cr
         current = cr.status.deletion
-        if current is not None and current.attempts >= int(remembered.get("attempts") or 0):
+        if current is not None and current.attempts >= remembered.attempts:
             return cr
         logger.info(
             "%s/%s: the CR body predates our last deletion status (attempt %s); using what we wrote",
             cr.metadata.namespace,
             cr.metadata.name,
-            remembered.get("attempts"),
+            remembered.attempts,
         )
-        deletion = DeletionStatus.model_validate(remembered)
-        return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": deletion})})
+        return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": remembered})})
 
     async def _deletion_seen(self, cr: RocketMQInstance, instance_id: str | None) -> Seen:
         if not instance_id:
@@ -595,11 +594,11 @@ class Reconciler:
         verdict = self._throttled(
             conditions.Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
         )
-        fresh = verdict.conditions(generation=cr.metadata.generation or None, now=_now_iso(self._clock))
+        generation = cr.metadata.generation or None
+        fresh = verdict.conditions(generation=generation, now=_now_iso(self._clock))
         merged = conditions.merge(cr.status.conditions, fresh)
         if not conditions.same(cr.status.conditions, merged):
             result.status["conditions"] = [c.to_wire() for c in merged]
-        generation = cr.metadata.generation or None
         if cr.status.observed_generation != generation:
             # Health checks (kstatus, Flux) compare it with metadata.generation while deleting too.
             result.status["observedGeneration"] = generation
