@@ -167,6 +167,35 @@ class Stack:
         return [c for c in self.sim.calls(since) if c.get("operation") == "batch_action"]
 
 
+def create_many(stack: Stack, namespace: str, count: int, *, prefix: str = "mq") -> list[str]:
+    """``count`` CRs named ``<prefix>-000``, ``<prefix>-001``, ... with the default spec."""
+    names = [f"{prefix}-{i:03d}" for i in range(count)]
+    for name in names:
+        stack.cluster.create(namespace, name, SPEC)
+    return names
+
+
+def wait_all_ready(stack: Stack, namespace: str, count: int, *, timeout: float = 240.0) -> dict[str, str]:
+    """``{name: instance id}`` once ``count`` CRs of the namespace are Ready."""
+
+    def ready() -> dict[str, str] | None:
+        found = {
+            item["metadata"]["name"]: item["status"]["instanceId"]
+            for item in stack.cluster.list(namespace)
+            if (c := condition(item, "Ready")) and c["status"] == "True"
+        }
+        return found if len(found) == count else None
+
+    return wait_for(ready, timeout=timeout, what=f"{count} CRs Ready in {namespace}", interval=1.0)
+
+
+def create_ready(
+    stack: Stack, namespace: str, count: int, *, prefix: str = "mq", timeout: float = 240.0
+) -> dict[str, str]:
+    create_many(stack, namespace, count, prefix=prefix)
+    return wait_all_ready(stack, namespace, count, timeout=timeout)
+
+
 class Recorder:
     """Records every watch event of RocketMQInstances in one namespace, with its arrival time."""
 

@@ -4,24 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .support import SPEC, Recorder, Stack, condition, wait_for
-
-
-def _create_ready(stack: Stack, namespace: str, count: int, prefix: str = "mq") -> dict[str, str]:
-    names = [f"{prefix}-{i:03d}" for i in range(count)]
-    for name in names:
-        stack.cluster.create(namespace, name, SPEC)
-
-    def all_ready() -> dict[str, str] | None:
-        items = stack.cluster.list(namespace)
-        ready = {
-            item["metadata"]["name"]: item["status"]["instanceId"]
-            for item in items
-            if (c := condition(item, "Ready")) and c["status"] == "True"
-        }
-        return ready if len(ready) == count else None
-
-    return wait_for(all_ready, timeout=180, what=f"{count} CRs Ready", interval=1.0)
+from .support import Recorder, Stack, condition, create_ready, wait_for
 
 
 def _saw_batch_result(history: list[tuple[float, str, dict[str, Any]]]) -> dict[str, Any] | None:
@@ -34,7 +17,7 @@ def _saw_batch_result(history: list[tuple[float, str, dict[str, Any]]]) -> dict[
 
 def test_sixty_deletions_take_at_most_two_batch_calls_and_no_single_deletes(stack: Stack) -> None:
     ns = stack.namespace()
-    ids = _create_ready(stack, ns, 60)
+    ids = create_ready(stack, ns, 60, timeout=180)
     since = stack.sim.calls()[-1]["seq"]
     with Recorder(stack.cluster, ns) as recorder:
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
@@ -62,7 +45,7 @@ def test_sixty_deletions_take_at_most_two_batch_calls_and_no_single_deletes(stac
 
 def test_partial_failure_keeps_the_finalizer_with_the_reason_until_cleared(stack: Stack) -> None:
     ns = stack.namespace()
-    ids = _create_ready(stack, ns, 6, prefix="part")
+    ids = create_ready(stack, ns, 6, prefix="part", timeout=180)
     failing = sorted(ids.values())[:2]
     stack.sim.faults(failed_ids=failing)
     try:
@@ -94,7 +77,7 @@ def test_partial_failure_keeps_the_finalizer_with_the_reason_until_cleared(stack
 
 def test_namespace_teardown_batches_and_leaks_nothing(stack: Stack) -> None:
     ns = stack.namespace()
-    ids = _create_ready(stack, ns, 20, prefix="ns")
+    ids = create_ready(stack, ns, 20, prefix="ns", timeout=180)
     since = stack.sim.calls()[-1]["seq"]
     stack.cluster.kubectl("delete", "namespace", ns, "--wait=false")
     wait_for(lambda: ns not in stack.cluster.namespaces(), timeout=180, what="the namespace to be gone")

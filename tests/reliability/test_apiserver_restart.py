@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, wait_for
+from e2e.support import SPEC, Recorder, Stack, create_ready, wait_for
 from kube_testenv import ControlPlane, use_existing_cluster
 
 from . import kit
@@ -31,12 +31,12 @@ DOWN_SECONDS = 5.0
 )
 def test_teardown_survives_an_apiserver_restart(stack: Stack, control_plane: ControlPlane, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 30)
+    ids = create_ready(stack, ns, 30)
     pid = stack.operator.process.pid
     since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
-        wait_for(lambda: kit.calls_of(stack, "batch_action", since), timeout=60, what="the first batch call")
+        wait_for(lambda: stack.batch_calls(since), timeout=60, what="the first batch call")
         left = len(stack.cluster.list(ns))
         began = time.monotonic()
         control_plane.restart_apiserver(down_seconds=DOWN_SECONDS)
@@ -45,7 +45,7 @@ def test_teardown_survives_an_apiserver_restart(stack: Stack, control_plane: Con
         kit.assert_clean_teardown(stack, recorder, ns, ids, since)
     assert stack.operator.process.pid == pid and stack.operator.restarts == 0
     assert stack.operator.process.is_running()
-    evidence(f"operator pid {pid} throughout; {len(kit.calls_of(stack, 'batch_action', since))} batch call(s)")
+    evidence(f"operator pid {pid} throughout; {len(stack.batch_calls(since))} batch call(s)")
     evidence("30 CRs gone, 30 instances deleted, 0 orphans, 0 early releases")
 
 
@@ -60,7 +60,7 @@ def test_watches_resume_after_an_apiserver_restart(
     stack: Stack, control_plane: ControlPlane, evidence: Evidence
 ) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 2)
+    ids = create_ready(stack, ns, 2)
     pid = stack.operator.process.pid
     since = kit.last_seq(stack)
     control_plane.restart_apiserver(down_seconds=DOWN_SECONDS)

@@ -11,7 +11,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from devstack.simulator_process import console_script
-from e2e.support import SPEC, Cluster, Recorder, Stack, condition, wait_for
+from e2e.support import SPEC, Cluster, Recorder, Stack, condition, create_many, create_ready, wait_for
 from e2e.test_validation import IMMUTABLE_EDITS, INVALID_CREATES
 
 from . import kit
@@ -136,7 +136,7 @@ def test_bad_credentials_stall_every_cr_and_stop_the_calls(
     stack = stacks()
     good = dict(stack.settings)
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 2)
+    ids = create_ready(stack, ns, 2)
     since = kit.last_seq(stack)
     if variant == "wrong-secret-key":
         bad = {"DMS_SECRET_KEY": f"wrong-{stack.settings['DMS_SECRET_KEY'][::-1]}"}
@@ -289,7 +289,7 @@ def test_unknown_fields_and_type_quirks_in_cloud_answers(stack: Stack, evidence:
     since = kit.last_seq(stack)
     for name, instance_id in ids.items():
         stack.cluster.create(ns, name, {"instanceId": instance_id, "deletionPolicy": "Delete"})
-    normal = kit.create(stack, ns, 2, prefix="plain")
+    normal = create_many(stack, ns, 2, prefix="plain")
     for name in [*ids, *normal]:
         cr = stack.cluster.wait_ready(ns, name, timeout=60)
         assert cr["status"]["storageSpace"] == 300, name

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, condition, wait_for
+from e2e.support import SPEC, Recorder, Stack, condition, create_many, create_ready, wait_all_ready, wait_for
 
 from . import kit
 from .conftest import Evidence, StackFactory
@@ -26,6 +27,13 @@ FAULTY = {"DMS_REQUEST_TIMEOUT_SECONDS": "2"}
 @pytest.fixture(scope="module")
 def stack(stacks: StackFactory) -> Stack:
     return stacks(settings=FAULTY)
+
+
+@pytest.fixture(autouse=True)
+def no_fault_outlives_its_test(stack: Stack) -> Iterator[None]:
+    """Tests clear their faults as part of the case; this also does when one fails half-way."""
+    yield
+    stack.sim.clear_faults()
 
 
 def ready_reason_of(stack: Stack, ns: str, name: str) -> tuple[str, str]:
@@ -50,7 +58,7 @@ def observed_failing(
 ) -> None:
     """Listing fails: Ready CRs say why after two poll intervals, and recover when it stops."""
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, crs)
+    ids = create_ready(stack, ns, crs)
     since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(**faults)
@@ -95,8 +103,8 @@ def test_a_429_storm_slows_the_operator_below_the_limit(stacks: StackFactory, ev
     since = kit.last_seq(throttled)
     began = time.time()
     with Recorder(throttled.cluster, ns) as recorder:
-        kit.create(throttled, ns, STORM_CRS)
-        ids = kit.wait_all_ready(throttled, ns, STORM_CRS, timeout=240)
+        create_many(throttled, ns, STORM_CRS)
+        ids = wait_all_ready(throttled, ns, STORM_CRS, timeout=240)
         throttled.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         throttled.cluster.wait_gone(ns, ids, timeout=240)
         ended = time.time()
@@ -145,7 +153,7 @@ def test_5xx_burst_on_create(stack: Stack, evidence: Evidence) -> None:
         refused = len([c for c in kit.calls_of(stack, "create", since) if c["status"] == 503])
         message = next(m for m in kit.messages_seen(recorder) if "HTTP 503" in m)
         stack.sim.clear_faults()
-        ids = kit.wait_all_ready(stack, ns, 2, timeout=60)
+        ids = wait_all_ready(stack, ns, 2, timeout=60)
         one_instance_each(stack, ["fault-503-c0", "fault-503-c1"])
         teardown(stack, recorder, ns, ids, since)
     evidence(f"{refused} creates answered 503; Ready message {message[:120]!r}")
@@ -161,7 +169,7 @@ def test_5xx_burst_on_create(stack: Stack, evidence: Evidence) -> None:
 )
 def test_5xx_burst_on_batch_delete(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 3)
+    ids = create_ready(stack, ns, 3)
     since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(error_rate=1.0, error_status=500, error_operations=["batch_action"])
@@ -171,7 +179,7 @@ def test_5xx_burst_on_batch_delete(stack: Stack, evidence: Evidence) -> None:
         assert len(stack.cluster.list(ns)) == 3, "no CR may go while its deletion fails"
         assert all((stack.sim_instance(i) or {}).get("status") == "RUNNING" for i in ids.values())
         message = next(m for m in kit.messages_seen(recorder) if "HTTP 500" in m)
-        attempts = len(kit.calls_of(stack, "batch_action", since))
+        attempts = len(stack.batch_calls(since))
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
         kit.assert_clean_teardown(stack, recorder, ns, ids, since)
@@ -231,7 +239,7 @@ def test_dropped_connection_after_the_cloud_created(stack: Stack, evidence: Evid
         kit.wait_reason(recorder, {"CloudUnreachable"}, timeout=30)
         time.sleep(6)
         stack.sim.clear_faults()
-        ids = kit.wait_all_ready(stack, ns, 1, timeout=60)
+        ids = wait_all_ready(stack, ns, 1, timeout=60)
         one_instance_each(stack, ["fault-drop-after"])
         assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, "dropped")}
         creates = kit.calls_of(stack, "create", since)
@@ -248,14 +256,14 @@ def test_dropped_connection_after_the_cloud_created(stack: Stack, evidence: Evid
 )
 def test_dropped_connection_after_the_cloud_deleted(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 3)
+    ids = create_ready(stack, ns, 3)
     since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(drop_rate=1.0, drop_phase="after", drop_operations=["batch_action"])
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         seen = kit.wait_reason(recorder, {"DeleteFailed"}, timeout=60)
         time.sleep(4)
-        dropped = len(kit.calls_of(stack, "batch_action", since))
+        dropped = len(stack.batch_calls(since))
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
         kit.assert_clean_teardown(stack, recorder, ns, ids, since)
@@ -296,7 +304,7 @@ def test_timeouts_on_create(stack: Stack, evidence: Evidence) -> None:
         kit.wait_reason(recorder, {"CloudUnreachable"}, timeout=30)
         time.sleep(6)
         stack.sim.clear_faults()
-        ids = kit.wait_all_ready(stack, ns, 1, timeout=60)
+        ids = wait_all_ready(stack, ns, 1, timeout=60)
         one_instance_each(stack, ["fault-timeout-create"])
         creates = kit.calls_of(stack, "create", since)
         teardown(stack, recorder, ns, ids, since)
@@ -341,7 +349,7 @@ def test_malformed_create_answers(stack: Stack, evidence: Evidence) -> None:
         kit.wait_reason(recorder, {"MalformedResponse"}, timeout=30)
         time.sleep(6)
         stack.sim.clear_faults()
-        ids = kit.wait_all_ready(stack, ns, 1, timeout=60)
+        ids = wait_all_ready(stack, ns, 1, timeout=60)
         one_instance_each(stack, ["fault-malformed-create"])
         assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, "garbled")}
         teardown(stack, recorder, ns, ids, since)
@@ -357,7 +365,7 @@ def test_malformed_create_answers(stack: Stack, evidence: Evidence) -> None:
 )
 def test_malformed_batch_delete_answers(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 3)
+    ids = create_ready(stack, ns, 3)
     since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(malformed_rate=1.0, malformed_operations=["batch_action"])
@@ -383,7 +391,7 @@ def test_malformed_batch_delete_answers(stack: Stack, evidence: Evidence) -> Non
 )
 def test_partial_failed_batch_results(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 6)
+    ids = create_ready(stack, ns, 6)
     failing = sorted(ids.values())[:2]
     failing_names = [n for n, i in ids.items() if i in failing]
     since = kit.last_seq(stack)
@@ -405,7 +413,7 @@ def test_partial_failed_batch_results(stack: Stack, evidence: Evidence) -> None:
         wait_for(stuck, timeout=30, what="the failing CRs to show Failed / DeleteFailed")
         time.sleep(max(0.0, 15 - (time.monotonic() - began)))
         window = time.monotonic() - began
-        retries = [c for c in kit.calls_of(stack, "batch_action", since) if set(c["instance_ids"]) & set(failing)]
+        retries = [c for c in stack.batch_calls(since) if set(c["instance_ids"]) & set(failing)]
         # Exponential backoff (2 s, 4 s, 8 s, ...) for each of the two: a few calls, not one per second.
         assert len(retries) <= 2 * (math.log2(window) + 2), f"{len(retries)} batch calls in {window:.0f} s"
         stack.sim.clear_faults()
@@ -424,7 +432,7 @@ def test_partial_failed_batch_results(stack: Stack, evidence: Evidence) -> None:
 )
 def test_a_batch_size_limit_smaller_than_ours(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
-    ids = kit.create_ready(stack, ns, 14)
+    ids = create_ready(stack, ns, 14)
     since = kit.last_seq(stack)
     stack.sim.config(batch_max_size=4)
     try:
@@ -446,7 +454,7 @@ def test_a_batch_size_limit_smaller_than_ours(stack: Stack, evidence: Evidence) 
                 sizes.add(deletion["batchSize"])
     finally:
         stack.sim.config(batch_max_size=None)
-    batches = kit.calls_of(stack, "batch_action", since)
+    batches = stack.batch_calls(since)
     refused = [c for c in batches if c["status"] == 400]
     accepted = [c for c in batches if c["status"] == 200]
     assert refused, "the limit was never hit"

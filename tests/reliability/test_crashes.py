@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, wait_for
+from e2e.support import SPEC, Recorder, Stack, create_ready, wait_for
+from rocketmq_operator.core.mapping import OWNER_UID_TAG
 
 from . import kit
 from .conftest import Evidence, StackFactory
@@ -51,7 +52,7 @@ def test_five_kills_during_a_300_cr_teardown(big: Stack, evidence: Evidence) -> 
     rng = random.Random(seed)
     ns = big.namespace()
     began = time.monotonic()
-    ids = kit.create_ready(big, ns, TEARDOWN_CRS, timeout=600)
+    ids = create_ready(big, ns, TEARDOWN_CRS, timeout=600)
     evidence(f"{TEARDOWN_CRS} CRs Ready in {time.monotonic() - began:.0f} s")
     since = kit.last_seq(big)
     held_back = rng.sample(sorted(ids.values()), HELD_BACK)
@@ -75,7 +76,7 @@ def test_five_kills_during_a_300_cr_teardown(big: Stack, evidence: Evidence) -> 
         wait_for(lambda: ns not in big.cluster.namespaces(), timeout=300, what="the namespace gone", interval=1.0)
         evidence(f"seed {seed}; kills at {', '.join(kills)}; teardown {time.monotonic() - began:.0f} s")
         kit.assert_clean_teardown(big, recorder, ns, ids, since)
-    batches = kit.calls_of(big, "batch_action", since)
+    batches = big.batch_calls(since)
     evidence(f"{len(batches)} batch calls carrying {sum(len(c['instance_ids']) for c in batches)} ids")
     evidence("0 CRs left, 0 instances left, 0 orphans, 0 early releases")
 
@@ -113,7 +114,7 @@ def test_kill_while_five_creates_are_unanswered(stack: Stack, evidence: Evidence
         assert len(made) == 1, made
         assert cr["status"]["instanceId"] == made[0]["instance_id"]
         tags = {t["key"]: t["value"] for t in made[0]["tags"]}
-        assert tags["rocketmq-operator.uid"] == cr["metadata"]["uid"]
+        assert tags[OWNER_UID_TAG] == cr["metadata"]["uid"]
         assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, name)}
     creates = kit.calls_of(stack, "create", since)
     conflicts = [c for c in creates if c["status"] == 400]

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from devstack.simulator_process import DEFAULT_SECRET_KEY
-from e2e.support import GROUP, PLURAL, SPEC, VERSION, Cluster, Recorder, Stack, condition, wait_for
+from e2e.support import GROUP, PLURAL, SPEC, VERSION, Cluster, Recorder, Stack, condition, create_many, wait_for
 from kube_testenv import ControlPlane
 
 from . import kit, report
@@ -76,7 +76,7 @@ def test_foreign_instances_are_never_touched_across_many_sweeps(stacks: StackFac
     stack.sim.config(create_fail_names=["ours-fails-00", "ours-fails-01"])
     for i in range(2):
         stack.cluster.create(ns, f"ours-{i}", {**SPEC, "name": f"ours-fails-{i:02d}"})
-    kit.create(stack, ns, 2, prefix="fine")
+    create_many(stack, ns, 2, prefix="fine")
     sweeps_before = _sweeps(stack)
     began = time.monotonic()
 
@@ -99,7 +99,7 @@ def test_foreign_instances_are_never_touched_across_many_sweeps(stacks: StackFac
         now = stack.sim_instance(instance_id)
         assert now is not None, f"{before['name']} was deleted"
         assert (now["status"], now["tags"]) == (before["status"], before["tags"]), before["name"]
-    ours = [c for c in kit.calls_of(stack, "batch_action", since) if c["status"] == 200]
+    ours = [c for c in stack.batch_calls(since) if c["status"] == 200]
     assert ours, "the operator's own failed instances were never deleted"
     stack.sim.config(create_fail_names=[])
     stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
