@@ -22,6 +22,7 @@ from .pytest_output import OUTPUT
 # ---- ownership ----------------------------------------------------------------------------------
 
 SWEEP_SECONDS = 40.0
+LOOKALIKE_NAMESPACE = "<the namespace of the test's own CRs>"
 FOREIGN: list[dict[str, Any]] = [
     {"name": "foreign-untagged-failed", "status": "CREATEFAILED"},
     {
@@ -33,8 +34,9 @@ FOREIGN: list[dict[str, Any]] = [
         "name": "foreign-lookalike-failed",
         "status": "CREATEFAILED",
         "tags": [
+            # Our namespace's name (filled in at seed time), another cluster's id.
             {"key": "rocketmq-operator.cluster", "value": "rel-elsewhere"},
-            {"key": "rocketmq-operator.namespace", "value": "rel-ownership0-x"},
+            {"key": "rocketmq-operator.namespace", "value": LOOKALIKE_NAMESPACE},
         ],
     },
     {"name": "foreign-running", "status": "RUNNING"},
@@ -69,10 +71,16 @@ def test_foreign_instances_are_never_touched_across_many_sweeps(stacks: StackFac
             "DMS_SECURITY_TOKEN": token,  # temporary credentials: every request carries it
         }
     )
-    seeded = stack.sim.seed(stack.simulator.project_id, FOREIGN)
+    ns = stack.namespace()
+    lookalike = [
+        {**f, "tags": [{**t, "value": ns if t["value"] == LOOKALIKE_NAMESPACE else t["value"]} for t in f["tags"]]}
+        if "tags" in f
+        else f
+        for f in FOREIGN
+    ]
+    seeded = stack.sim.seed(stack.simulator.project_id, lookalike)
     foreign = {s["instance_id"]: s for s in seeded}
     since = kit.last_seq(stack)
-    ns = stack.namespace()
     stack.sim.config(create_fail_names=["ours-fails-00", "ours-fails-01"])
     for i in range(2):
         stack.cluster.create(ns, f"ours-{i}", {**SPEC, "name": f"ours-fails-{i:02d}"})

@@ -16,8 +16,10 @@ MIN_CASES = 25  # issue 6: "at least 25 distinct cases"
 
 def test_the_suite_declares_what_its_tests_run(request: pytest.FixtureRequest) -> None:
     statically = report.declared_in_suite()
-    collected = [report.declared(item) for item in request.session.items]
-    for row in filter(None, collected):
+    collected = [row for item in request.session.items if (row := report.declared(item))]
+    if not collected:
+        pytest.skip("no reliability case was collected in this session (run the whole suite)")
+    for row in collected:
         assert statically.get(row.case) == row, f"{row.case}: the static reading of the marks disagrees"
 
 
