@@ -249,15 +249,21 @@ class ControlPlane:
         )
         self._apiserver = restarted
         restarted.start()
-        verify_ca = readiness.tls_context(certs.ca_cert)
-        wait_for(
-            f"kube-apiserver {server_url}/readyz after a restart",
-            lambda: readiness.apiserver_ready(server_url, verify_ca),
-            timeout=self.start_timeout,
-            watched=[self._etcd, restarted],
-        )
+        self._wait_apiserver_ready(server_url, certs, [self._etcd, restarted], " after a restart")
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _wait_apiserver_ready(
+        self, server_url: str, certs: Certificates, watched: Sequence[ManagedProcess], when: str = ""
+    ) -> None:
+        """Wait for kube-apiserver's /readyz, failing early if a ``watched`` process exits."""
+        verify_ca = readiness.tls_context(certs.ca_cert)
+        wait_for(
+            f"kube-apiserver {server_url}/readyz{when}",
+            lambda: readiness.apiserver_ready(server_url, verify_ca),
+            timeout=self.start_timeout,
+            watched=watched,
+        )
 
     def _prepare_workdir(self) -> Path:
         if self._workdir_arg is not None:
@@ -368,13 +374,7 @@ class ControlPlane:
             log_path=log_dir / "kube-apiserver.log",
         )
         self._apiserver.start()
-        verify_ca = readiness.tls_context(certs.ca_cert)
-        wait_for(
-            f"kube-apiserver {server_url}/readyz",
-            lambda: readiness.apiserver_ready(server_url, verify_ca),
-            timeout=self.start_timeout,
-            watched=[self._etcd, self._apiserver],
-        )
+        self._wait_apiserver_ready(server_url, certs, [self._etcd, self._apiserver])
 
         admin_config = render_kubeconfig(
             server_url=server_url,

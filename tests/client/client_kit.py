@@ -15,7 +15,7 @@ import httpx
 
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.ratelimit import TokenBucket
-from rocketmq_operator.adapters.retrying import RetryPolicy
+from rocketmq_operator.adapters.retrying import CredentialGate, RetryPolicy
 from rocketmq_operator.adapters.signing import AkSkCredentials
 from rocketmq_operator.ports.protocol import Account
 
@@ -107,6 +107,7 @@ def make_client(
     retry: RetryPolicy | None = None,
     bucket: TokenBucket | None = None,
     jitter: float = 0.5,
+    gate: CredentialGate | None = None,
 ) -> dms_client.DmsClient:
     """A DmsClient over the scripted cloud, signing with the example keys, on a fake clock."""
     clock = clock or FakeClock()
@@ -124,6 +125,7 @@ def make_client(
         clock=clock,
         sleep=clock.sleep,
         jitter=lambda: jitter,
+        gate=gate,
     )
 
 

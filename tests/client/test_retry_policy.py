@@ -351,8 +351,8 @@ async def test_after_the_pause_one_probe_goes_and_each_refusal_doubles_the_pause
     cloud_ = Cloud(default=AUTH_REFUSED)
     sent_at: list[float] = []
 
-    async with make_client(cloud_, clock=clock) as client:
-        client._gate = retrying.CredentialGate(base=30.0, cap=100.0, clock=clock)
+    gate = retrying.CredentialGate(base=30.0, cap=100.0, clock=clock)
+    async with make_client(cloud_, clock=clock, gate=gate) as client:
         for _ in range(200):  # a caller trying once a second for 200 s
             attempts = cloud_.attempts
             with pytest.raises(errors.AuthFailed):

@@ -15,7 +15,6 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ import yaml
 
 from devstack import SimulatorProcess
 from devstack.__main__ import install_crd
-from e2e.support import SPEC, wait_for
+from e2e.support import SPEC, is_true, wait_for
 from kube_testenv import ControlPlane, ManagedProcess
 
 from .kit import CHART, ROOT, rocketmq_instance, wait_live
@@ -170,18 +169,6 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-@pytest.fixture(scope="module")
-def simulator(artifacts: Path) -> Iterator[SimulatorProcess]:
-    sim = SimulatorProcess(
-        log_path=artifacts / "simulator.log", extra_args=["--create-seconds", "1", "--delete-seconds", "1"]
-    )
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
 @pytest.mark.controlplane
 @pytest.mark.e2e
 def test_the_images_command_runs_from_a_fresh_virtualenv_built_from_the_wheel(
@@ -226,9 +213,7 @@ def test_the_images_command_runs_from_a_fresh_virtualenv_built_from_the_wheel(
 
         def ready() -> bool:
             cr = json.loads(control_plane.kubectl("get", "rmqi", "from-wheel", "-n", namespace, "-o", "json").stdout)
-            return any(
-                c["type"] == "Ready" and c["status"] == "True" for c in cr.get("status", {}).get("conditions", [])
-            )
+            return is_true(cr, "Ready")
 
         wait_for(ready, timeout=60, what="the CR Ready, served by the wheel's operator")
         control_plane.kubectl("delete", "rmqi", "from-wheel", "-n", namespace, "--timeout=60s")

@@ -86,7 +86,9 @@ def test_the_documented_install_renders_and_wires_the_documented_secret(helm: He
 def test_the_names_the_readme_uses_are_the_ones_the_chart_creates(helm: Helm) -> None:
     docs = _rendered(helm)
     section = _section()
-    for name in re.findall(r"(?:deployment|job)/([a-z0-9-]+)", section):
+    names = re.findall(r"(?:deployment|job)/([a-z0-9-]+)", section)
+    assert names, "the README's install section names no deployment/ or job/"
+    for name in names:
         assert name in {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "Job")}, name
     chart_crds = {
         d["metadata"]["name"]
@@ -97,7 +99,9 @@ def test_the_names_the_readme_uses_are_the_ones_the_chart_creates(helm: Helm) ->
         re.findall(r"`([a-z]+\.kopf\.dev)`", section)
     )
     assert mentioned == chart_crds
-    for value in re.findall(r"`([a-zA-Z]+(?:\.[a-zA-Z]+)+)=", section):
+    set_values = re.findall(r"`([a-zA-Z]+(?:\.[a-zA-Z]+)+)=", section)
+    assert set_values, "the README's install section sets no chart value (`a.b=...`)"
+    for value in set_values:
         top, *rest = value.split(".")
         values = yaml.safe_load((ROOT / "deploy/helm/rocketmq-operator/values.yaml").read_text())
         node = values[top]
