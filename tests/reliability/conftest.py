@@ -53,7 +53,6 @@ class StackFactory:
         *,
         settings: dict[str, str] | None = None,
         simulator_args: list[str] | None = None,
-        operator_args: list[str] | None = None,
         share_simulator_with: Stack | None = None,
         start_operator: bool = True,
         ca_file: Path | None = None,
@@ -73,14 +72,7 @@ class StackFactory:
             )
             simulator.start()
         merged = {**simulator.operator_env(), **FAST_SETTINGS, **(settings or {})}
-        SECRETS_USED.update(v for k, v in merged.items() if k.endswith(("_SECRET_KEY", "_TOKEN")) and v)
-        operator = OperatorProcess(
-            kubeconfig=self.cluster.control_plane.kubeconfig_path,
-            settings=merged,
-            log_path=self.logs / f"operator-{index}.log",
-            namespaces=[f"{prefix}-*"],
-            extra_args=operator_args or (),
-        )
+        operator = self._operator(prefix, merged, f"operator-{index}.log")
         stack = Stack(self.cluster, simulator, operator, prefix, merged)
         self.started.append(stack)
         if start_operator:
@@ -91,17 +83,22 @@ class StackFactory:
         """Stop the stack's operator; start another on the same namespaces with changed settings."""
         stack.operator.stop()
         merged = {k: v for k, v in {**stack.settings, **settings}.items() if k not in drop}
-        SECRETS_USED.update(v for k, v in merged.items() if k.endswith(("_SECRET_KEY", "_TOKEN")) and v)
         replaced = len([s for s in self.started if s.prefix == stack.prefix])
-        operator = OperatorProcess(
-            kubeconfig=self.cluster.control_plane.kubeconfig_path,
-            settings=merged,
-            log_path=self.logs / f"operator-{stack.prefix.removeprefix(f'rel-{self.module}')}-{replaced}.log",
-            namespaces=[f"{stack.prefix}-*"],
-        )
+        log_name = f"operator-{stack.prefix.removeprefix(f'rel-{self.module}')}-{replaced}.log"
+        operator = self._operator(stack.prefix, merged, log_name)
         stack.operator, stack.settings = operator, merged
         self.started.append(stack)  # stopped again at the end (stopping twice is harmless)
         operator.start()
+
+    def _operator(self, prefix: str, settings: dict[str, str], log_name: str) -> OperatorProcess:
+        """An operator on ``<prefix>-*`` namespaces; its secrets are registered for the leak scan."""
+        SECRETS_USED.update(v for k, v in settings.items() if k.endswith(("_SECRET_KEY", "_TOKEN")) and v)
+        return OperatorProcess(
+            kubeconfig=self.cluster.control_plane.kubeconfig_path,
+            settings=settings,
+            log_path=self.logs / log_name,
+            namespaces=[f"{prefix}-*"],
+        )
 
     def close(self) -> None:
         for stack in reversed(self.started):

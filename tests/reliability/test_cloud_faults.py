@@ -53,6 +53,34 @@ def one_instance_each(stack: Stack, cloud_names: list[str]) -> None:
         assert len(made) == 1, f"{name}: {len(made)} instances"
 
 
+def created_through_fault(
+    stack: Stack, *, faults: dict[str, Any], reason: str, names: dict[str, str], adopted: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CRs ``{name: cloud name}`` created while ``faults`` are on say ``reason``; when they stop, each is
+    Ready with exactly one instance (adopted, if asked), and then deleted cleanly.
+
+    Returns the create calls the cloud served and every Ready message the CRs carried.
+    """
+    ns = stack.namespace()
+    since = kit.last_seq(stack)
+    with Recorder(stack.cluster, ns) as recorder:
+        stack.sim.faults(**faults)
+        for name, cloud_name in names.items():
+            stack.cluster.create(ns, name, {**SPEC, "name": cloud_name})
+        kit.wait_reason(recorder, {reason}, timeout=30)
+        time.sleep(6)
+        stack.sim.clear_faults()
+        ids = wait_all_ready(stack, ns, len(names), timeout=60)
+        one_instance_each(stack, list(names.values()))
+        if adopted:
+            for name in names:
+                assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, name)}, name
+        creates = kit.calls_of(stack, "create", since)
+        messages = kit.messages_seen(recorder)
+        teardown(stack, recorder, ns, ids, since)
+    return creates, messages
+
+
 def observed_failing(
     stack: Stack, evidence: Evidence, *, faults: dict[str, Any], reason: str, detail: str, crs: int = 3
 ) -> None:
@@ -142,20 +170,14 @@ def test_a_429_storm_slows_the_operator_below_the_limit(stacks: StackFactory, ev
     "exactly one instance each (a 5xx create is never retried blindly by the client)",
 )
 def test_5xx_burst_on_create(stack: Stack, evidence: Evidence) -> None:
-    ns = stack.namespace()
-    since = kit.last_seq(stack)
-    with Recorder(stack.cluster, ns) as recorder:
-        stack.sim.faults(error_rate=1.0, error_status=503, error_operations=["create"])
-        stack.cluster.create(ns, "c-0", {**SPEC, "name": "fault-503-c0"})
-        stack.cluster.create(ns, "c-1", {**SPEC, "name": "fault-503-c1"})
-        kit.wait_reason(recorder, {"CloudServerError"}, timeout=30)
-        time.sleep(6)
-        refused = len([c for c in kit.calls_of(stack, "create", since) if c["status"] == 503])
-        message = next(m for m in kit.messages_seen(recorder) if "HTTP 503" in m)
-        stack.sim.clear_faults()
-        ids = wait_all_ready(stack, ns, 2, timeout=60)
-        one_instance_each(stack, ["fault-503-c0", "fault-503-c1"])
-        teardown(stack, recorder, ns, ids, since)
+    creates, messages = created_through_fault(
+        stack,
+        faults={"error_rate": 1.0, "error_status": 503, "error_operations": ["create"]},
+        reason="CloudServerError",
+        names={"c-0": "fault-503-c0", "c-1": "fault-503-c1"},
+    )
+    refused = len([c for c in creates if c["status"] == 503])
+    message = next(m for m in messages if "HTTP 503" in m)
     evidence(f"{refused} creates answered 503; Ready message {message[:120]!r}")
     evidence("then 2 CRs Ready, 1 instance each")
 
@@ -231,19 +253,13 @@ def test_dropped_connections_on_reads(stack: Stack, evidence: Evidence) -> None:
     "(the retried create meets DMS.00400060 and finds its own instance by name), Ready",
 )
 def test_dropped_connection_after_the_cloud_created(stack: Stack, evidence: Evidence) -> None:
-    ns = stack.namespace()
-    since = kit.last_seq(stack)
-    with Recorder(stack.cluster, ns) as recorder:
-        stack.sim.faults(drop_rate=1.0, drop_phase="after", drop_operations=["create"])
-        stack.cluster.create(ns, "dropped", {**SPEC, "name": "fault-drop-after"})
-        kit.wait_reason(recorder, {"CloudUnreachable"}, timeout=30)
-        time.sleep(6)
-        stack.sim.clear_faults()
-        ids = wait_all_ready(stack, ns, 1, timeout=60)
-        one_instance_each(stack, ["fault-drop-after"])
-        assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, "dropped")}
-        creates = kit.calls_of(stack, "create", since)
-        teardown(stack, recorder, ns, ids, since)
+    creates, _ = created_through_fault(
+        stack,
+        faults={"drop_rate": 1.0, "drop_phase": "after", "drop_operations": ["create"]},
+        reason="CloudUnreachable",
+        names={"dropped": "fault-drop-after"},
+        adopted=True,
+    )
     evidence(f"{len(creates)} create calls ({len([c for c in creates if c['fault'] == 'drop'])} dropped); 1 instance")
 
 
@@ -296,18 +312,12 @@ def test_timeouts_on_list(stack: Stack, evidence: Evidence) -> None:
     checked="the CR shows reason CloudUnreachable while it lasts; afterwards exactly one instance, Ready",
 )
 def test_timeouts_on_create(stack: Stack, evidence: Evidence) -> None:
-    ns = stack.namespace()
-    since = kit.last_seq(stack)
-    with Recorder(stack.cluster, ns) as recorder:
-        stack.sim.faults(latency_ms=3000, latency_operations=["create"])
-        stack.cluster.create(ns, "slow", {**SPEC, "name": "fault-timeout-create"})
-        kit.wait_reason(recorder, {"CloudUnreachable"}, timeout=30)
-        time.sleep(6)
-        stack.sim.clear_faults()
-        ids = wait_all_ready(stack, ns, 1, timeout=60)
-        one_instance_each(stack, ["fault-timeout-create"])
-        creates = kit.calls_of(stack, "create", since)
-        teardown(stack, recorder, ns, ids, since)
+    creates, _ = created_through_fault(
+        stack,
+        faults={"latency_ms": 3000, "latency_operations": ["create"]},
+        reason="CloudUnreachable",
+        names={"slow": "fault-timeout-create"},
+    )
     evidence(
         f"{len(creates)} create calls ({len([c for c in creates if c['status'] is None or c['fault']])} timed "
         "out on our side), 1 instance, Ready"
@@ -341,18 +351,13 @@ def test_malformed_list_answers(stack: Stack, evidence: Evidence) -> None:
     checked="the CR shows reason MalformedResponse while it lasts; afterwards exactly one instance, Ready",
 )
 def test_malformed_create_answers(stack: Stack, evidence: Evidence) -> None:
-    ns = stack.namespace()
-    since = kit.last_seq(stack)
-    with Recorder(stack.cluster, ns) as recorder:
-        stack.sim.faults(malformed_rate=1.0, malformed_operations=["create"])
-        stack.cluster.create(ns, "garbled", {**SPEC, "name": "fault-malformed-create"})
-        kit.wait_reason(recorder, {"MalformedResponse"}, timeout=30)
-        time.sleep(6)
-        stack.sim.clear_faults()
-        ids = wait_all_ready(stack, ns, 1, timeout=60)
-        one_instance_each(stack, ["fault-malformed-create"])
-        assert "Adopted" in {e["reason"] for e in stack.cluster.events(ns, "garbled")}
-        teardown(stack, recorder, ns, ids, since)
+    created_through_fault(
+        stack,
+        faults={"malformed_rate": 1.0, "malformed_operations": ["create"]},
+        reason="MalformedResponse",
+        names={"garbled": "fault-malformed-create"},
+        adopted=True,
+    )
     evidence("1 instance, adopted after the garbled answers; Ready")
 
 
