@@ -49,7 +49,8 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 def render_admin(sim: Simulator, instance: Instance) -> dict[str, Any]:
-    """The show shape plus what only the simulator knows: owner project, bin, pending transition."""
+    """The show shape plus what only the simulator knows: owner project, bin, pending transition and
+    the instance's latest deletion (as in ``/_sim/deletions``)."""
     detail = render_detail(instance, instance.status, "show")
     detail["project_id"] = instance.project_id
     detail["in_recycle_bin"] = instance.in_recycle_bin
@@ -60,6 +61,8 @@ def render_admin(sim: Simulator, instance: Instance) -> dict[str, Any]:
         if pending is None
         else {"target": "GONE" if pending.target == GONE else pending.target, "due": pending.due}
     )
+    deletion = sim.store.last_deletion(instance.instance_id)
+    detail["last_deletion"] = None if deletion is None else deletion.to_json()
     return detail
 
 
@@ -174,6 +177,10 @@ async def get_calls(request: web.Request) -> web.StreamResponse:
     return _ok({"calls": [c.to_json() for c in calls], "next": calls[-1].seq if calls else max(since, 0)})
 
 
+async def list_deletions(request: web.Request) -> web.StreamResponse:
+    return _ok({"deletions": [entry.to_json() for entry in _sim(request).store.deletions()]})
+
+
 async def delete_calls(request: web.Request) -> web.StreamResponse:
     sim = _sim(request)
     sim.calls.clear()
@@ -200,4 +207,5 @@ def register(app: web.Application) -> None:
     router.add_delete("/_sim/instances/{instance_id}", delete_instance)
     router.add_get("/_sim/calls", get_calls)
     router.add_delete("/_sim/calls", delete_calls)
+    router.add_get("/_sim/deletions", list_deletions)
     router.add_route("*", "/_sim/{tail:.*}", not_found)

@@ -35,7 +35,7 @@ def _create(call: Call, *, legacy: bool) -> web.StreamResponse:
 
 
 async def show(call: Call) -> web.StreamResponse:
-    instance = call.sim.store.get(call.project_id, call.instance_id)
+    instance = call.sim.store.show(call.project_id, call.instance_id)
     return call.ok(render_detail(instance, instance.status, "show"))
 
 
@@ -58,7 +58,7 @@ async def update(call: Call) -> web.StreamResponse:
 
 
 async def delete(call: Call) -> web.StreamResponse:
-    call.sim.store.delete(call.project_id, call.instance_id)
+    call.sim.store.delete(call.project_id, call.instance_id, call.sim.faults.take_delete_failure)
     return call.no_content()
 
 
@@ -75,7 +75,8 @@ async def batch_action(call: Call) -> web.StreamResponse:
         raw_force = body.get("force_delete")
         call.record.force_delete = raw_force if isinstance(raw_force, bool) else None
     request = payloads.parse_batch(body, strict=config.strict, max_size=config.batch_max_size)
-    results = call.sim.store.batch_delete(call.project_id, request, call.sim.faults.is_failed_id)
+    faults = call.sim.faults
+    results = call.sim.store.batch_delete(call.project_id, request, faults.is_failed_id, faults.take_delete_failure)
     if results is None:
         # The all_failure form answers 204 without a body (reference section 6 row 2).
         return call.no_content()

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     behaviour.add_argument("--unknown-batch-ids", choices=UNKNOWN_BATCH_ID_MODES, default="failed")
     behaviour.add_argument("--undeletable-batch-ids", choices=UNDELETABLE_BATCH_ID_MODES, default="failed")
     behaviour.add_argument("--restart-nodes-as-objects", action="store_true")
+    behaviour.add_argument(
+        "--list-shows-deleting",
+        action="store_true",
+        help="for comparison only: list DELETING instances too (the real cloud's list hides them)",
+    )
     behaviour.add_argument("--seed", type=int, default=None, help="seed for random choices")
     return parser
 
@@ -120,6 +125,7 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
         "undeletable_batch_ids": args.undeletable_batch_ids,
         "restart_nodes_as_objects": args.restart_nodes_as_objects,
         "seed": args.seed,
+        "list_shows_deleting": args.list_shows_deleting,
     }
     config = SimulatorConfig()
     config.update(values)

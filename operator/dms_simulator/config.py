@@ -105,6 +105,7 @@ _CHECKS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "restart_nodes_as_objects": _bool,
     "seed": _optional_int,
     "max_clock_skew_seconds": _positive,
+    "list_shows_deleting": _bool,
 }
 
 
@@ -144,6 +145,10 @@ class SimulatorConfig:
     """Seed for the random choices (create failures, fault rates); ``None`` = unpredictable."""
     max_clock_skew_seconds: float = 900.0
     """How far ``X-Sdk-Date`` may be from the simulator's real time (the gateway allows 15 minutes)."""
+    list_shows_deleting: bool = False
+    """For comparison only: list DELETING instances too. The real cloud's list drops an instance as
+    soon as its deletion starts (docs/simulator.md, "How a deletion shows"); this restores the
+    simulator's old, kinder view so a test can show what a client would have missed."""
 
     def __post_init__(self) -> None:
         # Validate constructor arguments the same way as admin updates.

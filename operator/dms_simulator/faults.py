@@ -32,6 +32,8 @@ OPERATIONS: Final = (
 """Every operation name the gateway assigns; fault scopes and the call log use these."""
 
 DropPhase = Literal["before", "after"]
+DeleteFailStatus = Literal["ERROR", "RUNNING"]
+DELETE_FAIL_STATUSES: Final = ("ERROR", "RUNNING")
 
 
 @dataclass
@@ -56,6 +58,13 @@ class FaultPlan:
     malformed_operations: list[str] | None = None
     failed_ids: list[str] = field(default_factory=list)
     hold_create_seconds: float = 0.0
+    delete_fail_ids: list[str] = field(default_factory=list)
+    """The next accepted deletion of each of these ids fails when its DELETING time is up; the id is
+    then dropped from the list, so a resubmission succeeds."""
+    delete_fail_next: int = 0
+    """The next N accepted deletions (of any id) fail the same way."""
+    delete_fail_status: DeleteFailStatus = "ERROR"
+    """What a failed deletion leaves the instance in."""
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -88,9 +97,14 @@ class FaultPlan:
                 if value not in ("before", "after"):
                     raise ValueError(f"drop_phase must be 'before' or 'after', got {value!r}")
                 values[key] = value
-            elif key == "failed_ids":
+            elif key == "delete_fail_status":
+                if value not in DELETE_FAIL_STATUSES:
+                    choices = " or ".join(repr(status) for status in DELETE_FAIL_STATUSES)
+                    raise ValueError(f"delete_fail_status must be {choices}, got {value!r}")
+                values[key] = value
+            elif key in ("failed_ids", "delete_fail_ids"):
                 if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                    raise ValueError(f"failed_ids must be a list of strings, got {value!r}")
+                    raise ValueError(f"{key} must be a list of strings, got {value!r}")
                 values[key] = list(value)
         return cls(**values)
 
@@ -186,6 +200,21 @@ class Faults:
 
     def is_failed_id(self, instance_id: str) -> bool:
         return instance_id in self.plan.failed_ids
+
+    def take_delete_failure(self, instance_id: str) -> str | None:
+        """For a deletion being accepted now: the status it will fail into, or ``None`` (it succeeds).
+
+        Decided (and the fault consumed) at acceptance, so a plan changed while the instance is
+        DELETING cannot touch a deletion already under way, and one fault fails exactly one deletion.
+        """
+        plan = self.plan
+        if instance_id in plan.delete_fail_ids:
+            plan.delete_fail_ids.remove(instance_id)
+            return plan.delete_fail_status
+        if plan.delete_fail_next > 0:
+            plan.delete_fail_next -= 1
+            return plan.delete_fail_status
+        return None
 
     def hold_seconds(self, operation: str) -> float:
         return self.plan.hold_create_seconds if operation == "create" else 0.0

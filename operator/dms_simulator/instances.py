@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from dms_simulator.deletions import Deletion
+
 # --- statuses (reference section 3: the union of every documented spelling) ---
 CREATING: Final = "CREATING"
 CREATEFAILED: Final = "CREATEFAILED"
@@ -31,6 +33,8 @@ UPGRADING: Final = "UPGRADING"
 ROLLBACK: Final = "ROLLBACK"
 ROLLINGBACK: Final = "ROLLINGBACK"
 DELETING: Final = "DELETING"
+RECYCLE: Final = "RECYCLE"
+"""What show answers for an instance in the recycle bin (the list and every other operation: 404)."""
 
 STATUSES: Final = frozenset(
     {
@@ -48,6 +52,7 @@ STATUSES: Final = frozenset(
         ROLLBACK,
         ROLLINGBACK,
         DELETING,
+        RECYCLE,
     }
 )
 DELETABLE: Final = frozenset({RUNNING, ERROR, CREATEFAILED, EXTENDEDFAILED, FROZEN})
@@ -121,6 +126,8 @@ class Transition:
     to_recycle_bin: bool = False
     previous_status: str | None = None
     """The status before the transition began (a binned instance reports the one it was deleted in)."""
+    deletion: Deletion | None = None
+    """The record to close when an accepted deletion ends (seeded DELETING states have none)."""
 
 
 GONE: Final = "<gone>"

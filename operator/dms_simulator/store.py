@@ -18,6 +18,7 @@ from typing import Any, Final
 from dms_simulator import errors, instances, payloads
 from dms_simulator.clock import Clock
 from dms_simulator.config import SimulatorConfig
+from dms_simulator.deletions import Deletion, DeletionLog, Outcome
 from dms_simulator.errors import DmsError, invalid_parameter
 from dms_simulator.instances import (
     CREATEFAILED,
@@ -26,6 +27,7 @@ from dms_simulator.instances import (
     DELETING,
     EXTENDING,
     GONE,
+    RECYCLE,
     RESTARTING,
     RUNNING,
     Instance,
@@ -66,6 +68,10 @@ class BatchItem:
     result: str  # "success" | "failed"
 
 
+DeletionFailure = Callable[[str], str | None]
+"""Asked once per deletion being accepted: the status it will fail into, or ``None`` (it succeeds)."""
+
+
 def user_of(identity: str) -> tuple[str, str]:
     """A stable (user_id, user_name) for the caller, as the cloud would report the creating user."""
     return hashlib.md5(identity.encode(), usedforsecurity=False).hexdigest(), f"sim-{identity}"
@@ -78,10 +84,12 @@ class Store:
         self._rng = rng
         self._instances: dict[str, Instance] = {}
         self._policies: dict[str, RecyclePolicy] = {}
+        self._deletions = DeletionLog()
 
     def reset(self) -> None:
         self._instances.clear()
         self._policies.clear()
+        self._deletions.clear()
 
     # ------------------------------------------------------------------ time
 
@@ -104,25 +112,37 @@ class Store:
     def _apply(self, instance: Instance, transition: Transition) -> None:
         if transition.target == GONE:
             if transition.to_recycle_bin:
-                policy = self.policy(instance.project_id)
-                instance.recycle = RecycleEntry(
-                    in_recycle_time=transition.due,
-                    auto_delete_time=transition.due + policy.retention_days * DAY,
-                    save_days=max(1, round(policy.retention_days)),
-                    status=transition.previous_status or RUNNING,
-                )
-                instance.status = instance.recycle.status
+                self._bin(instance, transition.due, transition.previous_status or RUNNING)
             else:
                 del self._instances[instance.instance_id]
-            return
-        if transition.resize is not None:
+        else:
             resize = transition.resize
-            instance.storage_space = resize.storage_space or instance.storage_space
-            instance.broker_num = resize.broker_num or instance.broker_num
-            instance.product_id = resize.product_id or instance.product_id
-            if resize.counts_as_extension:
-                instance.extend_times += 1
-        instance.status = transition.target
+            if resize is not None:
+                instance.storage_space = resize.storage_space or instance.storage_space
+                instance.broker_num = resize.broker_num or instance.broker_num
+                instance.product_id = resize.product_id or instance.product_id
+                if resize.counts_as_extension:
+                    instance.extend_times += 1
+            instance.status = transition.target
+        if transition.deletion is not None:
+            # A deletion whose target is a status is one the cloud gave up on (a fault).
+            outcome: Outcome = (
+                "failed" if transition.target != GONE else "binned" if instance.in_recycle_bin else "gone"
+            )
+            # Closed at the time it was due, not at this (lazy) settle: that is when the cloud finished.
+            transition.deletion.end(transition.due, outcome, None if outcome == "gone" else instance.status)
+
+    def _bin(self, instance: Instance, at: float, listed_status: str) -> None:
+        """Into the recycle bin: show answers RECYCLE, the recycle list reports ``listed_status``."""
+        policy = self.policy(instance.project_id)
+        instance.pending = None
+        instance.recycle = RecycleEntry(
+            in_recycle_time=at,
+            auto_delete_time=at + policy.retention_days * DAY,
+            save_days=max(1, round(policy.retention_days)),
+            status=listed_status,
+        )
+        instance.status = RECYCLE
 
     def _begin(self, instance: Instance, status: str, seconds: float, target: str, **extra: Any) -> None:
         previous = instance.status
@@ -147,13 +167,33 @@ class Store:
     # ------------------------------------------------------------------ lookups
 
     def _visible(self, project_id: str) -> Iterator[Instance]:
+        """Every instance of the project outside the bin, DELETING ones included (they hold their
+        name and count toward the quota until they are gone)."""
         return (i for i in self._instances.values() if i.project_id == project_id and not i.in_recycle_bin)
 
-    def get(self, project_id: str, instance_id: str) -> Instance:
-        """A live instance of this project; another project's instance is as absent as a missing one."""
-        self.settle()
+    def _lookup(self, project_id: str, instance_id: str, *, binned_too: bool = False) -> Instance | None:
+        # Another project's instance is as absent as a missing one.
         instance = self._instances.get(instance_id)
-        if instance is None or instance.project_id != project_id or instance.in_recycle_bin:
+        if instance is None or instance.project_id != project_id:
+            return None
+        if instance.in_recycle_bin and not binned_too:
+            return None
+        return instance
+
+    def get(self, project_id: str, instance_id: str) -> Instance:
+        """A live instance of this project, for every operation but show."""
+        self.settle()
+        instance = self._lookup(project_id, instance_id)
+        if instance is None:
+            raise errors.instance_not_found(instance_id)
+        return instance
+
+    def show(self, project_id: str, instance_id: str) -> Instance:
+        """What show answers: a live instance, or a binned one (status RECYCLE, as the real cloud
+        answers a non-forced deletion with the bin on)."""
+        self.settle()
+        instance = self._lookup(project_id, instance_id, binned_too=True)
+        if instance is None:
             raise errors.instance_not_found(instance_id)
         return instance
 
@@ -226,6 +266,9 @@ class Store:
         self.settle()
         matches = []
         for instance in self._visible(project_id):
+            # The real list drops an instance the moment its deletion starts (docs/simulator.md).
+            if instance.status == DELETING and not self._config.list_shows_deleting:
+                continue
             if instance.status == CREATEFAILED and not query.include_failure:
                 continue
             if query.instance_id is not None and instance.instance_id != query.instance_id:
@@ -263,38 +306,52 @@ class Store:
             instance.enable_publicip = request.enable_publicip
             instance.publicip_id = (request.publicip_id or "") if request.enable_publicip else ""
 
-    def delete(self, project_id: str, instance_id: str) -> None:
+    def delete(self, project_id: str, instance_id: str, delete_failure: DeletionFailure) -> None:
         instance = self.get(project_id, instance_id)
         if instance.status == DELETING:
             return  # a repeated delete is harmless
         if instance.status not in DELETABLE:
             raise errors.wrong_state(instance_id, instance.status, "delete")
-        self._start_delete(instance, force=False)
+        self._start_delete(instance, force=False, delete_failure=delete_failure)
 
-    def _start_delete(self, instance: Instance, *, force: bool) -> None:
+    def _start_delete(self, instance: Instance, *, force: bool, delete_failure: DeletionFailure) -> None:
+        record = self._deletions.accept(
+            instance_id=instance.instance_id,
+            project_id=instance.project_id,
+            name=instance.name,
+            forced=force,
+            at=self._clock.now(),
+        )
+        seconds = self._config.delete_seconds
+        fails_into = delete_failure(instance.instance_id)
+        if fails_into is not None:
+            self._begin(instance, DELETING, seconds, fails_into, deletion=record)
+            return
         to_bin = (
             not force
             and self.policy(instance.project_id).default_use_recycle
             # Nothing worth restoring in an instance that never came up.
             and instance.status != CREATEFAILED
         )
-        self._begin(instance, DELETING, self._config.delete_seconds, GONE, to_recycle_bin=to_bin)
+        self._begin(instance, DELETING, seconds, GONE, to_recycle_bin=to_bin, deletion=record)
 
     def batch_delete(
         self,
         project_id: str,
         request: payloads.BatchRequest,
         is_failed_id: Callable[[str], bool],
+        delete_failure: DeletionFailure,
     ) -> list[BatchItem] | None:
         """Start deleting; per-instance results for an id list, ``None`` for the all_failure form."""
         self.settle()
         if request.all_failure is not None:
             for instance in list(self._visible(project_id)):
                 if instance.status == CREATEFAILED and not is_failed_id(instance.instance_id):
-                    self._start_delete(instance, force=request.force_delete)
+                    self._start_delete(instance, force=request.force_delete, delete_failure=delete_failure)
             return None
         assert request.instances is not None
-        targets = [(iid, self._lookup_visible(project_id, iid)) for iid in request.instances]
+        # A binned id is as unknown here as a missing one.
+        targets = [(iid, self._lookup(project_id, iid)) for iid in request.instances]
         # Whole-call refusals first, so a refused call changes nothing.
         for iid, found in targets:
             if found is None and self._config.unknown_batch_ids == "error":
@@ -317,17 +374,11 @@ class Store:
             elif found.status == DELETING:
                 results.append(BatchItem(iid, "success"))
             elif found.status in DELETABLE:
-                self._start_delete(found, force=request.force_delete)
+                self._start_delete(found, force=request.force_delete, delete_failure=delete_failure)
                 results.append(BatchItem(iid, "success"))
             else:
                 results.append(BatchItem(iid, "failed"))
         return results
-
-    def _lookup_visible(self, project_id: str, instance_id: str) -> Instance | None:
-        instance = self._instances.get(instance_id)
-        if instance is None or instance.project_id != project_id or instance.in_recycle_bin:
-            return None
-        return instance
 
     def resize(self, project_id: str, instance_id: str, request: payloads.ResizeRequest) -> Task:
         instance = self.get(project_id, instance_id)
@@ -484,6 +535,15 @@ class Store:
     def remove(self, instance_id: str) -> bool:
         return self._instances.pop(instance_id, None) is not None
 
+    def deletions(self) -> list[Deletion]:
+        """Every accepted deletion, oldest first, with those whose time is up closed."""
+        self.settle()
+        return self._deletions.entries()
+
+    def last_deletion(self, instance_id: str) -> Deletion | None:
+        self.settle()
+        return self._deletions.latest(instance_id)
+
     def seed(self, project_id: str, spec: Mapping[str, Any]) -> Instance:
         """Put an instance in place as-is: any state, any owner (no tags), no name or quota checks."""
         self.settle()
@@ -581,16 +641,10 @@ class Store:
         recycled = spec.get("recycled", False)
         if not isinstance(recycled, bool):
             raise invalid_parameter("recycled", "must be true or false")
-        if recycled:
-            policy = self.policy(instance.project_id)
-            now = self._clock.now()
-            instance.pending = None
-            instance.recycle = RecycleEntry(
-                in_recycle_time=now,
-                auto_delete_time=now + policy.retention_days * DAY,
-                save_days=max(1, round(policy.retention_days)),
-                status=instance.status,
-            )
+        # A status of RECYCLE only exists in the bin, so seeding it means binning the instance.
+        if recycled or status == RECYCLE:
+            listed = instance.recycle.status if instance.recycle is not None else instance.status
+            self._bin(instance, self._clock.now(), RUNNING if listed == RECYCLE else listed)
 
     def _seed_transition(self, instance: Instance) -> None:
         entry = _SEED_TRANSITIONS.get(instance.status)

@@ -137,11 +137,19 @@ async def test_the_admin_view_includes_deleting_and_binned_instances(manual_api:
     state = {item["name"]: (item["status"], item["in_recycle_bin"]) for item in everything}
     assert state == {
         "rmq-going": ("DELETING", False),
-        "rmq-binned": ("RUNNING", True),
+        "rmq-binned": ("RECYCLE", True),
         "rmq-staying": ("RUNNING", False),
     }
-    going = next(item for item in everything if item["name"] == "rmq-going")
+    by_name = {item["name"]: item for item in everything}
+    going, binned_view, staying = by_name["rmq-going"], by_name["rmq-binned"], by_name["rmq-staying"]
     assert going["pending"] == {"target": "GONE", "due": clock.now() + 5}
+    # When each deletion ended, as /_sim/deletions records it.
+    assert (going["last_deletion"]["ended_at"], going["last_deletion"]["outcome"]) == (None, None)
+    assert (binned_view["last_deletion"]["ended_at"], binned_view["last_deletion"]["outcome"]) == (
+        clock.now(),
+        "binned",
+    )
+    assert staying["last_deletion"] is None
     all_projects = (await manual_api.admin("GET", "/instances")).json()["instances"]
     assert len(all_projects) == 4
 

@@ -205,6 +205,24 @@ def test_delete_answers_204_then_the_instance_is_deleting_then_404(client: Any, 
     assert raised.value.request_id  # read from the X-Request-Id header
 
 
+def test_list_instances_leaves_out_a_deleting_instance_that_show_instance_still_answers(
+    client: Any, clock: ManualClock
+) -> None:
+    staying, going = running(client, clock, "sdk-staying"), running(client, clock, "sdk-going")
+    response = client.batch_delete_instances(
+        m.BatchDeleteInstancesRequest(body=m.BatchDeleteInstanceReq(action="delete", instances=[going]))
+    )
+    assert [item.result for item in response.results] == ["success"]
+    listed = client.list_instances(m.ListInstancesRequest(engine="reliability"))
+    assert ([item.instance_id for item in listed.instances], listed.instance_num) == ([staying], 1)
+    deleting = client.list_instances(m.ListInstancesRequest(engine="reliability", status="DELETING"))
+    assert (deleting.instances, deleting.instance_num) == ([], 0)
+    shown = client.show_instance(m.ShowInstanceRequest(instance_id=going))
+    assert (shown.status, shown.name) == ("DELETING", "sdk-going")
+    clock.advance(DELETE)
+    assert status(client, going) == "<404>"
+
+
 def test_batch_delete_by_ids_reports_each_instance(client: Any, clock: ManualClock) -> None:
     first, second = running(client, clock, "sdk-batch-1"), running(client, clock, "sdk-batch-2")
     response = client.batch_delete_instances(
@@ -324,7 +342,11 @@ def test_recycle_bin_policy_list_and_restore(client: Any, clock: ManualClock) ->
     instance_id = running(client, clock, "sdk-recycled")
     client.delete_instance(m.DeleteInstanceRequest(instance_id=instance_id))
     clock.advance(DELETE)
-    assert status(client, instance_id) == "<404>"
+    # How the real cloud answers a non-forced deletion with the bin on (docs/simulator.md).
+    shown = client.show_instance(m.ShowInstanceRequest(instance_id=instance_id))
+    assert isinstance(shown, m.ShowInstanceResponse)
+    assert (shown.status, shown.instance_id, shown.name) == ("RECYCLE", instance_id, "sdk-recycled")
+    assert client.list_instances(m.ListInstancesRequest(engine="reliability")).instances == []
 
     binned = client.show_recycle_instances(m.ShowRecycleInstancesRequest())
     assert isinstance(binned, m.ShowRecycleInstancesResponse)
