@@ -123,6 +123,12 @@ class FakeCloud:
         before_list: called with the query before each list page is served, to mutate the cloud
             between the pages of one walk.
         latency: virtual seconds each call takes.
+        delete_seconds: how long an accepted deletion stays DELETING. As on the real cloud, the
+            list hides a deleting instance at once (unless ``list_shows_deleting``) while show
+            answers it DELETING; then show answers 404, or status RECYCLE with ``recycle_bin`` on
+            and a non-forced deletion (the recycle-bin list has it too).
+        undo: ids whose next accepted deletion the cloud fails: when its time is up the instance is
+            back, in the status given, and listed again.
     """
 
     instances: dict[str, cloud.InstanceView] = field(default_factory=dict)
@@ -134,7 +140,15 @@ class FakeCloud:
     before_list: Callable[[cloud.ListQuery], None] | None = None
     latency: float = 0.0
     throttle_note: str | None = None
+    delete_seconds: float = 0.0
+    recycle_bin: bool = False
+    list_shows_deleting: bool = False
+    undo: dict[str, str] = field(default_factory=dict)
+    binned: dict[str, cloud.InstanceView] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    """Loop time at which each deletion ended (gone or binned)."""
     calls: list[Call] = field(default_factory=list)
+    _deleting: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _account: protocol.Account = field(default_factory=lambda: protocol.Account("https://dms.test", "p-1"))
 
     # Helpers for tests.
@@ -155,7 +169,31 @@ class FakeCloud:
     def calls_of(self, operation: str) -> list[Call]:
         return [call for call in self.calls if call.operation == operation]
 
+    def settle(self) -> None:
+        """End every deletion whose time has come."""
+        now = self._now()
+        for instance_id, (due, to_bin) in sorted(self._deleting.items(), key=lambda item: item[1][0]):
+            if due > now:
+                continue
+            del self._deleting[instance_id]
+            view = self.instances.pop(instance_id)
+            undone = self.undo.pop(instance_id, None)
+            if undone is not None:
+                self.instances[instance_id] = view.model_copy(update={"status": undone})
+                continue
+            self.ended[instance_id] = now
+            if to_bin:
+                self.binned[instance_id] = view.model_copy(update={"status": cloud.RECYCLE})
+
+    def _start_delete(self, instance_id: str, *, force: bool) -> None:
+        view = self.instances[instance_id]
+        self.instances[instance_id] = view.model_copy(update={"status": cloud.DELETING})
+        to_bin = self.recycle_bin and not force and view.status != cloud.CREATEFAILED
+        self._deleting[instance_id] = (self._now() + self.delete_seconds, to_bin)
+        self.settle()
+
     async def _serve(self, call: Call) -> None:
+        self.settle()
         self.calls.append(call)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -185,6 +223,8 @@ class FakeCloud:
 
     async def show_instance(self, instance_id: str) -> cloud.InstanceView:
         await self._serve(Call(self._now(), "show_instance", ids=(instance_id,)))
+        if instance_id in self.binned:
+            return self.binned[instance_id]
         return self._get(instance_id)
 
     async def list_instances(self, query: cloud.ListQuery) -> cloud.ListInstancesResponse:
@@ -192,7 +232,10 @@ class FakeCloud:
         if self.before_list is not None:
             self.before_list(query)
         matching = [
-            view for view in self.instances.values() if query.include_failure or view.status != cloud.CREATEFAILED
+            view
+            for view in self.instances.values()
+            if (query.include_failure or view.status != cloud.CREATEFAILED)
+            and (self.list_shows_deleting or view.status != cloud.DELETING)
         ]
         page = matching[query.offset : query.offset + query.limit]
         return cloud.ListInstancesResponse(instances=page, instance_num=len(matching))
@@ -204,8 +247,8 @@ class FakeCloud:
 
     async def delete_instance(self, instance_id: str) -> None:
         await self._serve(Call(self._now(), "delete_instance", ids=(instance_id,)))
-        self._get(instance_id)
-        del self.instances[instance_id]
+        if self._get(instance_id).status != cloud.DELETING:
+            self._start_delete(instance_id, force=False)
 
     async def delete_many(
         self, instance_ids: Sequence[str], *, force_delete: bool | None = None
@@ -227,7 +270,8 @@ class FakeCloud:
             if instance_id in self.failed_ids or instance_id in unknown:
                 results.append(cloud.BatchActionResult(instance=instance_id, result=cloud.BATCH_FAILED))
                 continue
-            del self.instances[instance_id]
+            if self.instances[instance_id].status != cloud.DELETING:
+                self._start_delete(instance_id, force=bool(force_delete))
             results.append(cloud.BatchActionResult(instance=instance_id, result=cloud.BATCH_SUCCESS))
         return results
 
@@ -266,7 +310,13 @@ class FakeCloud:
 
     async def list_recycle_bin(self) -> cloud.RecycleBinResponse:
         await self._serve(Call(self._now(), "list_recycle_bin"))
-        return cloud.RecycleBinResponse(retention_days=1, default_use_recycle=False)
+        binned = [
+            cloud.RecycledInstance(instance_id=view.instance_id, name=view.name, status=cloud.RUNNING)
+            for view in self.binned.values()
+        ]
+        return cloud.RecycleBinResponse(
+            retention_days=1, default_use_recycle=self.recycle_bin, recycle_instances=binned
+        )
 
     async def restore_from_recycle_bin(self, instance_ids: Sequence[str]) -> list[cloud.RestoreResult]:
         await self._serve(Call(self._now(), "restore_from_recycle_bin", ids=tuple(instance_ids)))

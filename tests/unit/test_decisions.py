@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rocketmq_operator.core import cloud, decisions
+from rocketmq_operator.core import cloud, decisions, evidence
 from rocketmq_operator.core.decisions import Seen
 from rocketmq_operator.core.resource import PAUSED_ANNOTATION, DeletionPolicy
 
@@ -48,6 +48,7 @@ class TestObserving:
             (cloud.FROZEN, "Frozen", False, False, True),
             (cloud.ERROR, "InstanceError", False, False, False),
             (cloud.DELETING, "DeletingOutOfBand", False, False, True),
+            (cloud.RECYCLE, "InstanceRecycled", False, False, True),
             ("SOMETHING_NEW", "UnknownStatus", False, False, False),
         ],
     )
@@ -84,6 +85,13 @@ class TestObserving:
         spec = {**cr().spec.to_wire(), "recreateOnFailure": True}
         again = decisions.decide(cr(spec=spec, status=status), Seen.absent())
         assert isinstance(again, decisions.Recreate) and again.failed_instance_id == "i-1"
+
+    def test_a_failed_instance_still_being_deleted_is_waited_for_not_recreated(self) -> None:
+        status = {"instanceId": "i-1", "failedInstanceIds": ["i-1"]}
+        spec = {**cr().spec.to_wire(), "recreateOnFailure": True}
+        action = decisions.decide(cr(spec=spec, status=status), Seen.present(view(status=cloud.DELETING)))
+        assert isinstance(action, decisions.Observe)
+        assert (action.verdict.reason, action.verdict.reconciling) == ("DeletingFailedInstance", True)
 
 
 class TestUpdating:
@@ -149,62 +157,87 @@ DELETE = decisions.PolicyChoice(DeletionPolicy.DELETE, "operator default")
 ORPHAN = decisions.PolicyChoice(DeletionPolicy.ORPHAN, "spec.deletionPolicy")
 
 
+ACCEPTED = {
+    "instanceId": "i-1",
+    "deletion": {"instanceId": "i-1", "result": "Accepted", "submittedAt": decisions.isoformat(NOW - 30)},
+}
+
+
+def _shown(status: str | None, *, at: float = NOW) -> evidence.Look:
+    """What a show call at ``at`` answered: a status, or ``None`` for 404."""
+    return evidence.from_show(None if status is None else view(status=status), at=at)
+
+
 class TestDeleting:
     def test_orphan_releases_at_once(self) -> None:
-        step = decisions.decide_deletion(
-            cr(status={"instanceId": "i-1"}, deleting=True), ORPHAN, Seen.unknown(), now=NOW
-        )
+        step = decisions.decide_deletion(cr(status={"instanceId": "i-1"}, deleting=True), ORPHAN, evidence.unknown())
         assert isinstance(step, decisions.Release) and step.reason == "Orphaned"
 
     def test_no_instance_and_no_pending_create_releases(self) -> None:
-        step = decisions.decide_deletion(cr(deleting=True), DELETE, Seen.unknown(), now=NOW)
+        step = decisions.decide_deletion(cr(deleting=True), DELETE, evidence.unknown())
         assert isinstance(step, decisions.Release) and step.reason == "NothingToDelete"
 
     def test_a_pending_create_is_looked_up_before_release(self) -> None:
-        step = decisions.decide_deletion(cr(status=PENDING, deleting=True), DELETE, Seen.unknown(), now=NOW)
+        step = decisions.decide_deletion(cr(status=PENDING, deleting=True), DELETE, evidence.unknown())
         assert isinstance(step, decisions.FindByName) and step.name == "team-a-orders-abcdef12"
 
     def test_running_instance_is_submitted_with_the_force_flag(self) -> None:
         spec = {**cr().spec.to_wire(), "forceDelete": True}
         step = decisions.decide_deletion(
-            cr(spec=spec, status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view()), now=NOW
+            cr(spec=spec, status={"instanceId": "i-1"}, deleting=True), DELETE, _shown(cloud.RUNNING)
         )
         assert isinstance(step, decisions.Submit) and step.instance_id == "i-1" and step.force_delete
 
+    @pytest.mark.parametrize(
+        ("look", "step_type", "reason"),
+        [
+            # Proof, and only proof, releases (reference section 8).
+            (_shown(None), decisions.Release, "Deleted"),
+            (_shown(cloud.RECYCLE), decisions.Release, "Recycled"),
+            (evidence.Look(evidence.Sighting.RECYCLED, NOW), decisions.Release, "Recycled"),
+            # Not listed any more: gone *or still deleting* on the real cloud. Not proof.
+            (evidence.Look(evidence.Sighting.UNLISTED, NOW), decisions.AwaitGone, None),
+            (evidence.unknown("Throttled", "slow down"), decisions.AwaitGone, None),
+            (_shown(cloud.DELETING), decisions.AwaitGone, None),
+            # Alive again after the cloud had accepted the deletion: it undid it.
+            (_shown(cloud.ERROR), decisions.Undone, None),
+            (_shown(cloud.RUNNING), decisions.Undone, None),
+            # ... unless the look may predate the acceptance.
+            (_shown(cloud.RUNNING, at=NOW - 29), decisions.AwaitGone, None),
+        ],
+    )
+    def test_an_accepted_deletion_is_released_only_on_proof(
+        self, look: evidence.Look, step_type: type, reason: str | None
+    ) -> None:
+        step = decisions.decide_deletion(cr(status=ACCEPTED, deleting=True), DELETE, look)
+        assert isinstance(step, step_type)
+        if reason is not None:
+            assert isinstance(step, decisions.Release) and step.reason == reason
+
+    def test_an_undone_deletion_names_the_status_the_cloud_shows(self) -> None:
+        step = decisions.decide_deletion(cr(status=ACCEPTED, deleting=True), DELETE, _shown(cloud.ERROR))
+        assert isinstance(step, decisions.Undone) and step.cloud_status == cloud.ERROR
+        assert "ERROR" in step.message
+
+    def test_an_unsubmitted_instance_the_list_no_longer_shows_is_not_released(self) -> None:
+        deleting = cr(status={"instanceId": "i-1"}, deleting=True)
+        unlisted = evidence.Look(evidence.Sighting.UNLISTED, NOW)
+        assert isinstance(decisions.decide_deletion(deleting, DELETE, unlisted), decisions.AwaitGone)
+        assert isinstance(decisions.decide_deletion(deleting, DELETE, _shown(None)), decisions.Release)
+
     def test_creating_instance_is_held_back(self) -> None:
         step = decisions.decide_deletion(
-            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view(status="CREATING")), now=NOW
+            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, _shown(cloud.CREATING)
         )
         assert isinstance(step, decisions.HoldBack)
 
-    def test_accepted_deletion_waits_instead_of_resubmitting(self) -> None:
-        status = {
-            "instanceId": "i-1",
-            "deletion": {"instanceId": "i-1", "result": "Accepted", "submittedAt": decisions.isoformat(NOW - 10)},
-        }
-        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
-        assert isinstance(step, decisions.AwaitGone)
-
-    def test_accepted_long_ago_but_still_running_is_resubmitted(self) -> None:
-        status = {
-            "instanceId": "i-1",
-            "deletion": {"instanceId": "i-1", "result": "Accepted", "submittedAt": decisions.isoformat(NOW - 600)},
-        }
-        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
-        assert isinstance(step, decisions.Submit)
-
-    def test_deleting_instance_is_awaited(self) -> None:
+    def test_deleting_instance_is_awaited_not_submitted(self) -> None:
         step = decisions.decide_deletion(
-            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, Seen.present(view(status="DELETING")), now=NOW
+            cr(status={"instanceId": "i-1"}, deleting=True), DELETE, _shown(cloud.DELETING)
         )
         assert isinstance(step, decisions.AwaitGone)
 
-    def test_only_confirmed_absence_releases(self) -> None:
-        deleting = cr(status={"instanceId": "i-1"}, deleting=True)
-        assert isinstance(decisions.decide_deletion(deleting, DELETE, Seen.absent(), now=NOW), decisions.Release)
-        assert isinstance(decisions.decide_deletion(deleting, DELETE, Seen.unknown(), now=NOW), decisions.AwaitGone)
-
     def test_failed_and_errored_results_are_resubmitted(self) -> None:
         status = {"instanceId": "i-1", "deletion": {"instanceId": "i-1", "result": "Failed", "attempts": 2}}
-        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, Seen.present(view()), now=NOW)
+        step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, _shown(cloud.ERROR))
         assert isinstance(step, decisions.Submit)

@@ -14,6 +14,7 @@ from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
 from rocketmq_operator.core.settings import OperatorSettings, from_env
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services.batching import DeletionBatcher
+from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler, StepResult
@@ -49,20 +50,31 @@ async def world(fake: FakeCloud | None = None, settings: OperatorSettings = SETT
     batcher = DeletionBatcher(
         fake, window=settings.batch_window_seconds, max_size=50, metrics=metrics, clock=loop_clock
     )
+    confirmer = DeletionConfirmer(
+        fake,
+        verify_interval=settings.verify_interval_seconds,
+        max_gap=settings.poll_interval_seconds,
+        listed=observer.lookup,
+        metrics=metrics,
+        clock=loop_clock,
+    )
     reconciler = Reconciler(
         client=fake,
         observer=observer,
         batcher=batcher,
+        confirmer=confirmer,
         settings=settings,
         cluster_id=lambda: "cluster-1",
         metrics=metrics,
         clock=loop_clock,
     )
     await observer.start()
+    await confirmer.start()
     try:
         yield World(fake, observer, reconciler)
     finally:
         await batcher.aclose()
+        await confirmer.aclose()
         await observer.aclose()
 
 
@@ -320,28 +332,90 @@ class TestDeleting:
 
 class TestConfirmingDeletion:
     @virtual_time
-    async def test_walks_are_paced_to_the_deletion_and_the_release_follows_it_closely(self) -> None:
-        settings = SETTINGS.model_copy(
-            update={"delete_confirm_wait_seconds": 60.0, "verify_interval_seconds": 2.0, "poll_interval_seconds": 30.0}
-        )
-        fake = FakeCloud()
+    async def test_the_finalizer_stays_until_show_proves_the_instance_gone(self) -> None:
+        settings = SETTINGS.model_copy(update={"delete_confirm_wait_seconds": 60.0})
+        fake = FakeCloud(delete_seconds=40.0)
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
         async with world(fake, settings) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
             first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-            # The cloud accepted; the instance is DELETING for 40 s, then gone.
-            fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.DELETING))
-            loop = asyncio.get_running_loop()
-            gone_at = loop.time() + 40.0
-            loop.call_at(gone_at, fake.remove, "i-1")
-            walks_before = len([c for c in fake.calls_of("list_instances") if c.offset == 0])
-            second = await w.reconciler.finalize(
-                applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
-            )
-            released_at = loop.time()
-            walks = len([c for c in fake.calls_of("list_instances") if c.offset == 0]) - walks_before
+            accepted = applied(resource, first)
+            # The list hides the deleting instance from the next walk on: not proof of anything.
+            await w.observer.snapshot_after(loop_clock() + 1, timeout=10)
+            assert "i-1" not in w.observer.latest().instances  # type: ignore[union-attr]
+            second = await w.reconciler.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            released_at = asyncio.get_running_loop().time()
         assert second.released
-        assert released_at - gone_at <= 40.0 / 4 + 0.1, "the release lags by at most a quarter of the deletion"
-        assert walks <= 12, f"{walks} walks to confirm one 40 s deletion: pacing is off"
-        assert walks >= 4
+        assert released_at >= fake.ended["i-1"], "released while the cloud was still deleting"
+        assert released_at - fake.ended["i-1"] <= 40.0 / 4 + 0.1
+        assert {e.reason for e in second.events} == {"Deleted"}
+
+    @virtual_time
+    async def test_a_deletion_the_cloud_undoes_says_delete_failed_and_is_sent_again(self) -> None:
+        settings = SETTINGS.model_copy(update={"delete_confirm_wait_seconds": 30.0})
+        fake = FakeCloud(delete_seconds=5.0, undo={"i-1": cloud.ERROR})
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake, settings) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            accepted = applied(resource, await w.reconciler.finalize(resource, namespace_policy=None,
+                                                                     default_policy=DeletionPolicy.DELETE))  # fmt: skip
+            undone = await w.reconciler.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not undone.released
+            assert undone.status["deletion"]["result"] == "Failed"
+            assert "ERROR" in undone.status["deletion"]["lastError"]
+            assert undone.status["cloudStatus"] == cloud.ERROR
+            ready = {c["type"]: c for c in undone.status["conditions"]}["Ready"]
+            assert ready["reason"] == "DeleteFailed" and "ERROR" in ready["message"]
+            assert undone.requeue_after is not None and undone.requeue_after > 0
+            failed = applied(accepted, undone)
+            resent = await w.reconciler.finalize(failed, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert resent.status["deletion"]["result"] == "Accepted"
+            assert resent.status["deletion"]["attempts"] == 2
+            final = await w.reconciler.finalize(
+                applied(failed, resent), namespace_policy=None, default_policy=DeletionPolicy.DELETE
+            )
+        assert final.released
+        assert len(fake.calls_of("delete_many")) == 2
+
+    @virtual_time
+    async def test_a_new_cr_whose_name_is_held_by_a_deleting_instance_waits_and_never_adopts_it(self) -> None:
+        fake = FakeCloud(delete_seconds=120.0)
+        async with world(fake) as w:
+            resource = cr(spec={**SPEC, "name": "shared-name"})
+            fake.add(cloud.InstanceView(instance_id="i-old", name="shared-name", status=cloud.RUNNING))
+            await fake.delete_many(["i-old"], force_delete=True)
+            marked = applied(resource, await w.reconciler.prepare(resource))
+            step = await w.reconciler.reconcile(marked)
+            assert "instanceId" not in step.status, "the deleting instance must never be adopted"
+            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert ready["reason"] == "NameHeldByDeletingInstance"
+            reconciling = {c["type"]: c for c in step.status["conditions"]}["Reconciling"]
+            assert reconciling["status"] == "True"
+            assert step.requeue_after == SETTINGS.poll_interval_seconds
+            await asyncio.sleep(121)
+            created = await w.reconciler.reconcile(applied(marked, step))
+        assert created.status["instanceId"] not in (None, "i-old")
+
+
+class TestAnInstanceTheListNoLongerShows:
+    @virtual_time
+    async def test_is_asked_about_with_show_before_the_cr_calls_it_missing(self) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await fake.delete_many(["i-1"], force_delete=True)  # deleted outside the operator
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            deleting = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            await asyncio.sleep(61)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            missing = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            shows = len(fake.calls_of("show_instance"))
+            again = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        ready = {c["type"]: c for c in deleting.status["conditions"]}["Ready"]
+        assert ready["reason"] == "DeletingOutOfBand"
+        ready = {c["type"]: c for c in missing.status["conditions"]}["Ready"]
+        assert ready["reason"] == "InstanceMissing"
+        assert len(fake.calls_of("show_instance")) == shows, "a 404 is remembered, not asked again"
+        assert {c["type"]: c for c in again.status["conditions"]}["Ready"]["reason"] == "InstanceMissing"

@@ -48,6 +48,8 @@ FREEZING = "FREEZING"
 FROZEN = "FROZEN"
 UPGRADING = "UPGRADING"
 DELETING = "DELETING"
+RECYCLE = "RECYCLE"
+"""Show's answer for an instance that a non-forced deletion moved to the recycle bin (reference section 8)."""
 
 TRANSITIONAL_STATUSES = frozenset(
     {CREATING, RESTARTING, STARTING, EXTENDING, FREEZING, UPGRADING, DELETING, "ROLLBACK", "ROLLINGBACK"}

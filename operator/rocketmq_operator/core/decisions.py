@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from rocketmq_operator.core import cloud
+from rocketmq_operator.core import cloud, evidence
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.mapping import Delta, create_request, diff, instance_name
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
@@ -176,6 +176,28 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
             reason = "Resizing" if delta.resize is not None else "Updating"
             return Update(_verdict(False, reason, f"applying {what}", reconciling=True), delta=delta)
         return Observe(_verdict(True, "Available", f"instance {instance_id} is RUNNING"))
+    if state == cloud.DELETING and instance_id in (status.failed_instance_ids or []):
+        # The sweep is deleting the instance the cloud failed to create; the name frees up after.
+        then = "then a new one will be created" if cr.spec.recreate_on_failure else "then delete or recreate this CR"
+        return Observe(
+            _verdict(
+                False,
+                "DeletingFailedInstance",
+                f"the cloud failed to create instance {instance_id}; it is being deleted, {then}",
+                reconciling=cr.spec.recreate_on_failure,
+                stalled=not cr.spec.recreate_on_failure,
+            )
+        )
+    if state == cloud.RECYCLE:
+        return Observe(
+            _verdict(
+                False,
+                "InstanceRecycled",
+                f"instance {instance_id} was deleted outside the operator and is in the cloud's recycle "
+                "bin; restore it there, or delete this CR",
+                stalled=True,
+            )
+        )
     if state == cloud.DELETING:
         return Observe(
             _verdict(
@@ -268,7 +290,7 @@ class Submit(DeletionStep):
 
 @dataclass(frozen=True)
 class AwaitGone(DeletionStep):
-    """Accepted by the cloud: wait until observation shows the instance gone."""
+    """Accepted by the cloud (or deleting already): wait for proof that the instance is gone."""
 
     instance_id: str = ""
 
@@ -280,11 +302,20 @@ class HoldBack(DeletionStep):
     instance_id: str = ""
 
 
-RESUBMIT_AFTER_SECONDS = 120.0
-"""An accepted delete whose instance is still not DELETING after this long is sent again."""
+@dataclass(frozen=True)
+class Undone(DeletionStep):
+    """The cloud accepted the deletion, then the instance came back (ERROR, RUNNING): send it again later."""
+
+    instance_id: str = ""
+    cloud_status: str = ""
 
 
-def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, seen: Seen, *, now: float) -> DeletionStep:
+def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, look: evidence.Look) -> DeletionStep:
+    """The next deletion step, from the latest look at the instance.
+
+    Only proof (show 404, show ``RECYCLE``, the recycle-bin list) releases the finalizer. An
+    instance that is merely not listed is still being deleted as far as anyone can tell.
+    """
     instance_id = cr.status.instance_id or cr.spec.instance_id
     if policy.policy == DeletionPolicy.ORPHAN:
         what = f"instance {instance_id}" if instance_id else "no instance"
@@ -296,11 +327,16 @@ def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, seen: Seen, *, n
                 name=cr.status.creation.name,
             )
         return Release("no cloud instance was created", reason="NothingToDelete")
-    if seen.state == ABSENT:
-        return Release(f"instance {instance_id} is gone from the cloud", reason="Deleted")
-    if seen.state == UNKNOWN or seen.instance is None:
-        return AwaitGone(seen.error_message or f"waiting to observe instance {instance_id}", instance_id=instance_id)
-    state = seen.instance.status
+    if look.sighting == evidence.Sighting.GONE:
+        return Release(f"instance {instance_id} is gone: the cloud answers 404 for it", reason="Deleted")
+    if look.sighting == evidence.Sighting.RECYCLED:
+        return Release(f"instance {instance_id} is in the cloud's recycle bin", reason="Recycled")
+    if look.sighting == evidence.Sighting.DELETING:
+        return AwaitGone(f"instance {instance_id} is DELETING", instance_id=instance_id)
+    if look.sighting != evidence.Sighting.PRESENT or look.view is None:
+        message = look.error_message or f"waiting for the cloud to confirm that instance {instance_id} is gone"
+        return AwaitGone(message, instance_id=instance_id)
+    state = look.view.status
     if state == cloud.CREATING:
         return HoldBack(
             f"instance {instance_id} is still CREATING; it will be deleted when it settles",
@@ -308,18 +344,21 @@ def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, seen: Seen, *, n
         )
     deletion = cr.status.deletion
     accepted = deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id
-    if state == cloud.DELETING:
-        return AwaitGone(f"instance {instance_id} is DELETING", instance_id=instance_id)
     if accepted and deletion is not None and deletion.submitted_at:
-        age = now - _epoch(deletion.submitted_at)
-        if age < RESUBMIT_AFTER_SECONDS:
-            return AwaitGone(
-                f"deletion of instance {instance_id} accepted; waiting for the cloud", instance_id=instance_id
+        accepted_at = epoch(deletion.submitted_at)
+        if evidence.failed_after_acceptance(look, accepted_at=accepted_at):
+            return Undone(
+                f"the cloud accepted the deletion of instance {instance_id}, but the instance is {state} "
+                "again; it will be sent again",
+                instance_id=instance_id,
+                cloud_status=state or "",
             )
+        return AwaitGone(f"deletion of instance {instance_id} accepted; waiting for the cloud", instance_id=instance_id)
     return Submit(f"deleting instance {instance_id}", instance_id=instance_id, force_delete=cr.spec.force_delete)
 
 
-def _epoch(timestamp: str) -> float:
+def epoch(timestamp: str) -> float:
+    """Epoch seconds of an RFC 3339 stamp that ``isoformat`` wrote; 0 for a malformed one."""
     try:
         return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
     except ValueError:

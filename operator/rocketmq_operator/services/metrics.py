@@ -57,6 +57,19 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.confirmations = Counter(
+            "rocketmq_operator_deletion_confirmations",
+            "Accepted deletions decided, by evidence: gone (show 404), recycled (RECYCLE or the bin "
+            "list), undone (the cloud brought the instance back).",
+            ["evidence"],
+            registry=r,
+        )
+        self.confirmation_looks = Histogram(
+            "rocketmq_operator_deletion_confirmation_looks",
+            "Looks (show or recycle-bin list answers) one accepted deletion took to decide.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=r,
+        )
         self.sweeps = Counter(
             "rocketmq_operator_sweeps",
             "Failed-instance sweeps run, by mode.",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rocketmq_operator.core import cloud, conditions, decisions
+from rocketmq_operator.core import cloud, conditions, decisions, evidence
 from rocketmq_operator.core.decisions import Seen
 from rocketmq_operator.core.mapping import (
     endpoints,
@@ -31,7 +31,7 @@ from rocketmq_operator.core.resource import DeletionPolicy, DeletionStatus, Rock
 from rocketmq_operator.core.settings import ObserveStrategy, OperatorSettings
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
-from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services import batching, confirming, observing
 from rocketmq_operator.services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,17 @@ CREATE_CLOCK_SKEW_SECONDS = 120.0
 
 TERMINAL_RETRY_SECONDS = 600.0
 """How long a CR stalled on a terminal cloud error waits before the same request is tried again."""
+
+
+class NameHeldByDeletingInstance(errors.CloudError):
+    """A create was refused for its name, and no live instance the list shows has that name.
+
+    The real list hides instances being deleted, so the holder is one of them: the name frees up
+    when its deletion ends. Not terminal: the create is tried again later; the instance being
+    deleted is never adopted.
+    """
+
+    reason = "NameHeldByDeletingInstance"
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class Reconciler:
         client: ExternalClient,
         observer: observing.Observer,
         batcher: batching.DeletionBatcher,
+        confirmer: confirming.DeletionConfirmer,
         settings: OperatorSettings,
         cluster_id: Callable[[], str],
         metrics: Metrics,
@@ -86,6 +98,7 @@ class Reconciler:
         self._client = client
         self._observer = observer
         self._batcher = batcher
+        self._confirmer = confirmer
         self._settings = settings
         self._cluster_id = cluster_id
         self._metrics = metrics
@@ -98,6 +111,8 @@ class Reconciler:
         self._stalled_until: dict[str, tuple[float, int]] = {}
         self._retagged_at: dict[str, float] = {}
         self._deletions: dict[str, DeletionStatus] = {}  # uid -> the status.deletion we last wrote
+        # Instances show answered 404 for: ids are never reused, so one answer holds for good.
+        self._gone: set[str] = set()
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -108,8 +123,10 @@ class Reconciler:
         self._stalled_until.pop(cr.metadata.uid, None)
         self._retagged_at.pop(cr.metadata.uid, None)
         self._deletions.pop(cr.metadata.uid, None)
-        if cr.status.instance_id:
-            self._fresh.pop(cr.status.instance_id, None)
+        for instance_id in filter(None, {cr.status.instance_id, cr.spec.instance_id}):
+            self._fresh.pop(instance_id, None)
+            self._gone.discard(instance_id)
+            self._confirmer.forget(instance_id)
 
     # ---- observation ------------------------------------------------------------------------
 
@@ -124,21 +141,25 @@ class Reconciler:
             self._fresh.pop(instance_id, None)
         return _to_seen(observation)
 
-    async def _seen_now(self, instance_id: str, *, despite_list_errors: bool = False) -> Seen:
-        """Where freshness matters (just created or adopted): one show call if the cache lacks it.
+    async def _seen_now(self, instance_id: str) -> Seen:
+        """Where the list cannot tell: one show call.
 
+        Right after a create or an adoption the cache may not have the instance yet. And an
+        instance the list no longer shows is gone *or being deleted* (the real list hides deleting
+        instances), so absence is checked with show before a CR is told its instance is missing.
         Not while the shared list walks fail (the observer then reports its error): one show per
-        CR per pass would multiply the calls to a failing cloud by the number of CRs. Deletions
-        pass ``despite_list_errors``: they need a fresh answer once, before they are submitted.
+        CR per pass would multiply the calls to a failing cloud by the number of CRs.
         """
         seen = self._seen(instance_id)
-        if seen.state != decisions.UNKNOWN:
+        if seen.state == decisions.PRESENT or (seen.state == decisions.UNKNOWN and seen.error_reason is not None):
             return seen
-        if seen.error_reason is not None and not despite_list_errors:
+        if seen.state == decisions.ABSENT and instance_id in self._gone:
             return seen
         observation = await self._observer.show(instance_id)
         if observation.instance is not None:
             self._fresh[instance_id] = (self._clock(), observation.instance)
+        elif observation.state == observing.ABSENT:
+            self._gone.add(instance_id)
         return _to_seen(observation)
 
     # ---- live CRs ---------------------------------------------------------------------------
@@ -226,7 +247,13 @@ class Reconciler:
         try:
             instance_id = await self._client.create_instance(request)
         except errors.NameConflict:
-            view = await self._find_own(cr, request.name)
+            view, others = await self._name_holders(cr, request.name)
+            if view is None and not others:
+                raise NameHeldByDeletingInstance(
+                    f"the name {request.name} is taken by an instance that the cloud's list no longer "
+                    "shows, one that is being deleted; creating once the name is free",
+                    operation="create_instance",
+                ) from None
             if view is None:
                 raise
             result.event(
@@ -244,20 +271,37 @@ class Reconciler:
 
     async def _find_own(self, cr: RocketMQInstance, name: str) -> cloud.InstanceView | None:
         """The instance named ``name`` if it is this CR's (by owner tag, or untagged and new enough)."""
+        own, _others = await self._name_holders(cr, name)
+        return own
+
+    async def _name_holders(
+        self, cr: RocketMQInstance, name: str
+    ) -> tuple[cloud.InstanceView | None, list[cloud.InstanceView]]:
+        """This CR's instance named ``name``, if listed, and the other listed live ones of that name.
+
+        An instance being deleted is never this CR's to adopt, nor a live holder of the name: a
+        cloud whose list shows deleting instances must not make the operator adopt one.
+        """
         page = await self._client.list_instances(cloud.ListQuery(name=name, exact_match_name=True))
         marker = cr.status.creation
-        since = decisions._epoch(marker.pending_since) if marker else 0.0
+        since = decisions.epoch(marker.pending_since) if marker else 0.0
+        own: cloud.InstanceView | None = None
+        others: list[cloud.InstanceView] = []
         for view in page.instances:
-            if view.name != name:
+            if view.name != name or view.status in (cloud.DELETING, cloud.RECYCLE):
                 continue
-            if owned_by_cr(view, cr.metadata.uid):
-                return view
-            if view.tags and has_owner_tags(view):
-                continue  # someone else's (another CR or cluster)
             created = (view.created_at or 0) / 1000.0
-            if marker is not None and created >= since - CREATE_CLOCK_SKEW_SECONDS:
-                return view
-        return None
+            ours = owned_by_cr(view, cr.metadata.uid) or (
+                # untagged (tagging failed after our create) and created after our marker
+                not (view.tags and has_owner_tags(view))
+                and marker is not None
+                and created >= since - CREATE_CLOCK_SKEW_SECONDS
+            )
+            if ours and own is None:
+                own = view
+            else:
+                others.append(view)
+        return own, others
 
     def _owner_tags_due(self, cr: RocketMQInstance, view: cloud.InstanceView) -> bool:
         """Our instance shows no owner tags (tagging failed after the create): tag it again.
@@ -447,10 +491,12 @@ class Reconciler:
             if choice.warning:
                 result.event("Warning", "UnknownDeletionPolicy", choice.warning)
             instance_id = cr.status.instance_id or cr.spec.instance_id
-            seen = (
-                await self._deletion_seen(cr, instance_id) if choice.policy == DeletionPolicy.DELETE else Seen.absent()
+            look = (
+                await self._deletion_look(cr, instance_id)
+                if choice.policy == DeletionPolicy.DELETE
+                else evidence.unknown()
             )
-            step = decisions.decide_deletion(cr, choice, seen, now=self._clock())
+            step = decisions.decide_deletion(cr, choice, look)
             try:
                 await self._deletion_step(cr, step, result)
             except errors.CloudError as exc:
@@ -482,53 +528,33 @@ class Reconciler:
         )
         return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": remembered})})
 
-    async def _deletion_seen(self, cr: RocketMQInstance, instance_id: str | None) -> Seen:
-        if not instance_id:
-            return Seen.unknown()
-        deletion = cr.status.deletion
-        if deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id:
-            return await self._await_gone(instance_id, submitted=decisions._epoch(deletion.submitted_at or ""))
-        return await self._seen_now(instance_id, despite_list_errors=True)
+    async def _deletion_look(self, cr: RocketMQInstance, instance_id: str | None) -> evidence.Look:
+        """The latest look at the instance of a CR being deleted.
 
-    async def _await_gone(self, instance_id: str, *, submitted: float) -> Seen:
-        """Follow list walks until the instance is gone, within one bounded wait.
-
-        Every deleting CR waits on the same shared walks, so confirming a thousand deletions costs
-        a few paged lists, not a thousand show calls; and one pass can cover the whole deletion
-        instead of rescheduling itself every few seconds (two API-server writes each time).
-        Walks are paced relative to how long the deletion has taken so far: the first right after
-        the submission (instant deletions, or a move to the recycle bin, are released at once),
-        then a quarter of the time elapsed, at least ``verify_interval`` and at most the poll
-        interval. The release lags the cloud by at most a quarter of the deletion's duration
-        (about ``verify_interval`` for quick ones), and a cloud that takes minutes costs a
-        log-spaced handful of walks instead of one every few seconds.
+        An accepted deletion waits (a bounded, shared wait: no thread, no call of its own) for the
+        confirmer's proof. Otherwise the instance is about to be submitted: a list walk that shows
+        it says in what status; one that does not (gone, or deleting already) is checked by show.
         """
-        deadline = self._clock() + self._settings.delete_confirm_wait_seconds
-        since = submitted
-        last_present: Seen | None = None
-        while True:
-            remaining = max(0.0, deadline - self._clock())
-            observation = await self._observer.observe_fresh(instance_id, since=since, timeout=remaining)
-            seen = _to_seen(observation)
-            if seen.state == decisions.UNKNOWN and last_present is not None and self._clock() >= deadline:
-                return last_present  # our own wait ran out, nothing failed: what we saw last holds
-            # Still there (DELETING, or not yet started by the cloud): follow a later walk.
-            if seen.instance is None or remaining <= 0 or observation.observed_at is None:
-                return seen
-            last_present = seen
-            now = self._clock()
-            gap = min(
-                self._settings.poll_interval_seconds,
-                max(self._settings.verify_interval_seconds, (now - submitted) / 4),
+        if not instance_id:
+            return evidence.unknown()
+        deletion = cr.status.deletion
+        if deletion is not None and deletion.result == batching.ACCEPTED and deletion.instance_id == instance_id:
+            return await self._confirmer.confirm(
+                instance_id,
+                accepted_at=decisions.epoch(deletion.submitted_at or ""),
+                force=bool(deletion.force_delete),
+                cohort=deletion.batch_id or "",
+                timeout=self._settings.delete_confirm_wait_seconds,
             )
-            since = max(observation.observed_at, now) + gap
+        observation = self._observer.lookup(instance_id)
+        if observation.instance is not None and observation.observed_at is not None:
+            return evidence.from_status(observation.instance, at=observation.observed_at)
+        return await self._confirmer.look(instance_id)
 
     async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):
             result.released = True
             result.event("Normal", step.reason, step.message)
-            if cr.status.instance_id:
-                self._fresh.pop(cr.status.instance_id, None)
             return
         if isinstance(step, decisions.FindByName):
             view = await self._find_own(cr, step.name)
@@ -549,6 +575,15 @@ class Reconciler:
             }
             self._deleting_conditions(cr, result, "WaitingForCreate", step.message, ok=True)
             result.requeue_after = min(self._settings.poll_interval_seconds, 30.0)
+            return
+        if isinstance(step, decisions.Undone):
+            previous = _previous_deletion(cr)
+            result.status["deletion"] = {**previous, "result": batching.FAILED, "lastError": step.message}
+            result.status["cloudStatus"] = step.cloud_status or None
+            result.event("Warning", "DeleteFailed", step.message)
+            self._deleting_conditions(cr, result, "DeleteFailed", step.message, ok=False)
+            self._confirmer.forget(step.instance_id)
+            result.requeue_after = _backoff(int(previous.get("attempts", 0)), None)
             return
         if isinstance(step, decisions.AwaitGone):
             self._deleting_conditions(cr, result, "Deleting", step.message, ok=True)

@@ -228,7 +228,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         if result.released:
             started = cr.metadata.deletion_timestamp
             if started:
-                seconds = max(0.0, _now() - decisions._epoch(started))
+                seconds = max(0.0, _now() - decisions.epoch(started))
                 chosen = decisions.resolve_policy(cr, policy, opts.default_deletion_policy).policy
                 runtime.metrics.release_seconds.labels(policy=chosen.value).observe(seconds)
             runtime.reconciler.forget(cr)

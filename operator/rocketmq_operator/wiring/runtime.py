@@ -18,6 +18,7 @@ from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.services.batching import DeletionBatcher
+from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler
@@ -62,6 +63,7 @@ class Runtime:
     client: dms_client.DmsClient
     observer: Observer
     batcher: DeletionBatcher
+    confirmer: DeletionConfirmer
     sweeper: Sweeper
     reconciler: Reconciler
     metrics_server: Any = None
@@ -91,6 +93,13 @@ class Runtime:
             max_size=settings.batch_max_size,
             metrics=metrics,
         )
+        confirmer = DeletionConfirmer(
+            client,
+            verify_interval=settings.verify_interval_seconds,
+            max_gap=max(settings.poll_interval_seconds, settings.verify_interval_seconds),
+            listed=observer.lookup,
+            metrics=metrics,
+        )
         sweeper = Sweeper(
             client=client,
             observer=observer,
@@ -106,6 +115,7 @@ class Runtime:
             client=client,
             observer=observer,
             batcher=batcher,
+            confirmer=confirmer,
             settings=settings,
             cluster_id=cluster_id,
             metrics=metrics,
@@ -116,12 +126,14 @@ class Runtime:
             server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
             logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
         await observer.start()
+        await confirmer.start()
         await sweeper.start()
-        return cls(settings, metrics, client, observer, batcher, sweeper, reconciler, server)
+        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, server)
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()
         await self.batcher.aclose()
+        await self.confirmer.aclose()
         await self.observer.aclose()
         await self.client.aclose()
         if self.metrics_server is not None:

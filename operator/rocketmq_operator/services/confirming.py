@@ -1,0 +1,354 @@
+"""The deletion confirmer: proof, per instance, that an accepted deletion has finished.
+
+Why it exists: ``success`` from the batch action means *accepted*. The finalizer may come off only
+on proof that the instance is gone (``core.evidence``), and the real cloud's list hides an instance
+as soon as its deletion starts, so the shared list walks cannot give that proof. This service asks
+for it with as few calls as it can:
+
+- **When**: the first look at an instance goes out when this account's deletions have typically
+  finished (a running median of accepted -> confirmed), later ones at a quarter of the time elapsed.
+  Most instances need exactly one look.
+- **Cohorts**: the instances of one batch call were accepted together and are deleted alike. The
+  oldest due instance of a cohort is looked at first; only when it is gone are the others asked
+  about. While it is still DELETING they all wait for its next look.
+- **The recycle bin**: non-forced deletions on an account whose bin is on end in the bin, and one
+  recycle-bin list call (at most one per ``verify_interval``) confirms any number of them.
+  Instances it keeps missing (a failed instance is never binned) are asked about with show.
+- **For free**: an instance that a list walk started after the acceptance shows alive again (not
+  DELETING) is a deletion the cloud undid; that needs no call at all.
+
+Every call goes through the account's client, so its token bucket paces confirmations too: a 429
+storm slows them (``Throttled.retry_after`` is honoured), it never fails or releases one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from rocketmq_operator.core import cloud, evidence
+from rocketmq_operator.core.evidence import Look, Sighting
+from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.services import observing
+from rocketmq_operator.services.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+BIN_PATIENCE = 3.0
+"""A non-forced deletion is looked for in the recycle bin until it has taken this many times the
+usual duration (and at least ``max_gap``); after that, show asks about it (it may end in a 404: an
+instance whose creation failed is never binned, nor is any on an account whose bin is off)."""
+SETTLED_MEMORY_SECONDS = 3600.0
+"""How long a settled answer is kept for a CR that has not come back for it."""
+
+
+@dataclass
+class _Pending:
+    """One accepted deletion being confirmed."""
+
+    instance_id: str
+    accepted_at: float
+    force: bool
+    cohort: str
+    due: float
+    latest: Look = field(default_factory=evidence.unknown)
+    last_deleting_at: float | None = None
+    bin_misses: int = 0
+    looks: int = 0
+    settled_at: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DeletionConfirmer:
+    """Confirms the accepted deletions of one account.
+
+    Args:
+        client: the cloud client of the account (its token bucket paces every look).
+        verify_interval: the least seconds between two looks at one instance, and between two
+            recycle-bin list calls.
+        max_gap: the most seconds between two looks at one instance (the poll interval).
+        initial_estimate: how long a deletion is assumed to take before any has been confirmed;
+            default ``verify_interval``.
+        listed: the observer's ``lookup``: free news of instances that a list walk shows again.
+        concurrency: show calls in flight at once.
+        clock: wall clock (epoch seconds); waits are measured on it too, so a virtual-time loop
+            whose wall clock follows the loop drives this in tests.
+    """
+
+    def __init__(
+        self,
+        client: protocol.ExternalClient,
+        *,
+        verify_interval: float,
+        max_gap: float,
+        initial_estimate: float | None = None,
+        listed: Callable[[str], observing.Observation] | None = None,
+        concurrency: int = 8,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if verify_interval <= 0 or max_gap < verify_interval:
+            raise ValueError(f"need 0 < verify_interval <= max_gap, not {verify_interval!r}, {max_gap!r}")
+        self._client = client
+        self._verify_interval = verify_interval
+        self._max_gap = max_gap
+        initial = verify_interval if initial_estimate is None else initial_estimate
+        self._estimates = {force: evidence.DurationEstimate(initial=initial) for force in (True, False)}
+        self._listed = listed
+        self._shows = asyncio.Semaphore(concurrency)
+        self._metrics = metrics
+        self._clock = clock
+        self._entries: dict[str, _Pending] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._bin_in_use: bool | None = None
+        self._last_bin_call = -float("inf")
+        self._bin_not_before = -float("inf")
+
+    # ---- for the reconciler ------------------------------------------------------------------
+
+    def estimate(self, *, force: bool) -> float:
+        """Seconds a deletion of this kind is expected to take, as learned so far."""
+        return self._estimates[force].seconds
+
+    async def look(self, instance_id: str) -> Look:
+        """One show call now: for an instance whose deletion was not (or no longer) accepted."""
+        async with self._shows:
+            return await self._show(instance_id)
+
+    # The caller's budget is part of the contract, hence ASYNC109.
+    async def confirm(
+        self,
+        instance_id: str,
+        *,
+        accepted_at: float,
+        force: bool,
+        cohort: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Look:
+        """Wait, at most ``timeout`` seconds, for the deletion accepted at ``accepted_at`` to be decided.
+
+        Returns the proof (``GONE``, ``RECYCLED``), a ``PRESENT`` look showing the cloud undid the
+        deletion, or, when time runs out first, the latest look (``DELETING``, ``UNKNOWN``). The
+        confirmation goes on after a timeout; asking again joins it.
+        """
+        entry = self._entries.get(instance_id)
+        if entry is None or entry.accepted_at < accepted_at:
+            # A new acceptance (a resubmission after the cloud undid the last one) starts afresh.
+            entry = _Pending(
+                instance_id=instance_id,
+                accepted_at=accepted_at,
+                force=force,
+                cohort=cohort,
+                due=accepted_at + self.estimate(force=force),
+            )
+            self._entries[instance_id] = entry
+            self._wake.set()
+        if entry.settled_at is None and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await entry.done.wait()
+        return entry.latest
+
+    def forget(self, instance_id: str) -> None:
+        self._entries.pop(instance_id, None)
+
+    def pending(self) -> int:
+        return sum(1 for entry in self._entries.values() if entry.settled_at is None)
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="deletion-confirmer")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self._clock()
+            self._drop_old(now)
+            waiting = [entry for entry in self._entries.values() if entry.settled_at is None]
+            due = [entry for entry in waiting if entry.due <= now]
+            if not due:
+                delay = min((entry.due for entry in waiting), default=now + 3600.0) - now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                continue
+            try:
+                await self._tick(due)
+            except Exception:
+                # The loop must go on (a CR waits on it); push what was due back by one gap.
+                logger.exception("confirming deletions failed unexpectedly")
+                for entry in due:
+                    if entry.settled_at is None and entry.due <= now:
+                        entry.due = now + self._verify_interval
+
+    def _drop_old(self, now: float) -> None:
+        for instance_id, entry in list(self._entries.items()):
+            if entry.settled_at is not None and now - entry.settled_at > SETTLED_MEMORY_SECONDS:
+                del self._entries[instance_id]
+
+    async def _tick(self, due: list[_Pending]) -> None:
+        now = self._clock()
+        unanswered = [entry for entry in due if not self._from_list_walk(entry)]
+        binned = [entry for entry in unanswered if self._bin_worth_asking(entry, now)]
+        shown = [entry for entry in unanswered if entry not in binned]
+        if binned:
+            shown.extend(await self._from_recycle_bin(binned))
+        await asyncio.gather(*(self._probe(cohort) for cohort in _cohorts(shown)))
+
+    def _bin_worth_asking(self, entry: _Pending, now: float) -> bool:
+        if entry.force or self._bin_in_use is False:
+            return False
+        patience = max(BIN_PATIENCE * self.estimate(force=False), self._max_gap)
+        return entry.bin_misses == 0 or now - entry.accepted_at < patience
+
+    def _from_list_walk(self, entry: _Pending) -> bool:
+        """Settle or reschedule an entry on what the latest list walk says, if it says anything new."""
+        if self._listed is None:
+            return False
+        observation = self._listed(entry.instance_id)
+        if observation.state != observing.PRESENT or observation.instance is None or observation.observed_at is None:
+            return False
+        if entry.latest.observed_at is not None and observation.observed_at <= entry.latest.observed_at:
+            return False
+        look = evidence.from_status(observation.instance, at=observation.observed_at)
+        if look.sighting == Sighting.DELETING or evidence.failed_after_acceptance(look, accepted_at=entry.accepted_at):
+            self._apply(entry, look, sentinel=False)
+            return True
+        return False
+
+    async def _from_recycle_bin(self, entries: list[_Pending]) -> list[_Pending]:
+        """One recycle-bin list for the due ones; returns those that now need a show instead.
+
+        The answer covers every non-forced deletion waiting here, due or not: any it lists is
+        settled too, for no extra call.
+        """
+        now = self._clock()
+        not_before = max(self._last_bin_call + self._verify_interval, self._bin_not_before)
+        if now < not_before:
+            for entry in entries:
+                entry.due = not_before
+            return []
+        self._last_bin_call = now
+        try:
+            answer = await self._client.list_recycle_bin()
+        except errors.CloudError as exc:
+            logger.info("listing the recycle bin failed (%s); confirming by show instead", exc)
+            self._bin_not_before = now + (exc.retry_after if isinstance(exc, errors.Throttled) else self._max_gap)
+            if isinstance(exc, errors.Throttled):
+                for entry in entries:
+                    entry.due = self._bin_not_before
+                return []
+            return entries
+        if answer.default_use_recycle is not None:
+            self._bin_in_use = answer.default_use_recycle
+        binned = {item.instance_id: item for item in answer.recycle_instances}
+        for entry in self._entries.values():
+            item = binned.get(entry.instance_id)
+            if item is not None and entry.settled_at is None and not entry.force:
+                view = cloud.InstanceView(instance_id=item.instance_id, name=item.name, status=cloud.RECYCLE)
+                self._apply(entry, Look(Sighting.RECYCLED, now, view), sentinel=True)
+        needs_show: list[_Pending] = []
+        for entry in entries:
+            if entry.settled_at is not None:
+                continue
+            entry.bin_misses += 1
+            # Not binned yet reads like "still deleting" for the estimate's bracket.
+            entry.last_deleting_at = now
+            if self._bin_in_use is False:
+                needs_show.append(entry)
+            else:
+                self._reschedule(entry, now)
+        return needs_show
+
+    async def _probe(self, cohort: list[_Pending]) -> None:
+        """Look at the cohort's oldest instance; the others only once it is no longer DELETING."""
+        sentinel, *others = cohort
+        async with self._shows:
+            look = await self._show(sentinel.instance_id)
+        self._apply(sentinel, look, sentinel=True)
+        if look.sighting in (Sighting.DELETING, Sighting.UNKNOWN):
+            for entry in others:
+                entry.due = max(entry.due, sentinel.due)
+            return
+        await asyncio.gather(*(self._look_at(entry) for entry in others))
+
+    async def _look_at(self, entry: _Pending) -> None:
+        async with self._shows:
+            look = await self._show(entry.instance_id)
+        self._apply(entry, look, sentinel=False)
+
+    async def _show(self, instance_id: str) -> Look:
+        at = self._clock()
+        try:
+            view = await self._client.show_instance(instance_id)
+        except errors.NotFound:
+            return evidence.from_show(None, at=at)
+        except errors.CloudError as exc:
+            return evidence.unknown(
+                exc.reason,
+                f"confirming the deletion of {instance_id}: {exc}",
+                terminal=exc.terminal,
+                retry_after=exc.retry_after if isinstance(exc, errors.Throttled) else None,
+            )
+        return evidence.from_show(view, at=at)
+
+    def _apply(self, entry: _Pending, look: Look, *, sentinel: bool) -> None:
+        entry.looks += 1
+        now = self._clock()
+        if look.sighting == Sighting.UNKNOWN:
+            # Keep the last real sighting; an error only delays the next look.
+            if entry.latest.sighting == Sighting.UNKNOWN:
+                entry.latest = look
+            gap = self._gap(entry, now)
+            entry.due = now + (max(gap, look.retry_after) if look.retry_after is not None else gap)
+            return
+        entry.latest = look
+        undone = evidence.failed_after_acceptance(look, accepted_at=entry.accepted_at)
+        if look.proves_gone or undone:
+            if look.proves_gone and sentinel and look.observed_at is not None:
+                last = entry.last_deleting_at
+                self._estimates[entry.force].record(
+                    elapsed=look.observed_at - entry.accepted_at,
+                    last_still_deleting=None if last is None else last - entry.accepted_at,
+                )
+            self._settle(entry, "undone" if undone else look.sighting.value.lower())
+            return
+        if look.sighting == Sighting.DELETING and look.observed_at is not None:
+            entry.last_deleting_at = look.observed_at
+        self._reschedule(entry, now)
+
+    def _gap(self, entry: _Pending, now: float) -> float:
+        return evidence.next_gap(now - entry.accepted_at, least=self._verify_interval, most=self._max_gap)
+
+    def _reschedule(self, entry: _Pending, now: float) -> None:
+        entry.due = now + self._gap(entry, now)
+
+    def _settle(self, entry: _Pending, outcome: str) -> None:
+        entry.settled_at = self._clock()
+        entry.done.set()
+        if self._metrics is not None:
+            self._metrics.confirmations.labels(evidence=outcome).inc()
+            self._metrics.confirmation_looks.observe(entry.looks)
+
+
+def _cohorts(entries: Iterable[_Pending]) -> list[list[_Pending]]:
+    """The entries grouped by cohort (the batch call that carried them), oldest first in each."""
+    groups: dict[str, list[_Pending]] = {}
+    for entry in entries:
+        key = entry.cohort or f"alone:{entry.instance_id}"
+        groups.setdefault(key, []).append(entry)
+    return [sorted(group, key=lambda e: (e.accepted_at, e.instance_id)) for group in groups.values()]

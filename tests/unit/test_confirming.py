@@ -1,0 +1,237 @@
+"""Confirming accepted deletions: proof per instance, few calls, paced, on a virtual clock.
+
+The fake cloud behaves as the real one does (reference section 8): the list hides an instance as
+soon as its deletion starts, show answers DELETING until it is gone, then 404, or RECYCLE when a
+non-forced deletion went to the recycle bin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from rocketmq_operator.core import cloud
+from rocketmq_operator.core.evidence import Look, Sighting
+from rocketmq_operator.ports import errors
+from rocketmq_operator.services.confirming import DeletionConfirmer
+from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.observing import Observer
+
+from .fake_cloud import FakeCloud, loop_clock, virtual_time
+
+VERIFY = 2.0
+MAX_GAP = 30.0
+
+
+@asynccontextmanager
+async def confirming(fake: FakeCloud, *, observer: Observer | None = None) -> AsyncIterator[DeletionConfirmer]:
+    confirmer = DeletionConfirmer(
+        fake,
+        verify_interval=VERIFY,
+        max_gap=MAX_GAP,
+        listed=observer.lookup if observer is not None else None,
+        metrics=Metrics(),
+        clock=loop_clock,
+    )
+    await confirmer.start()
+    try:
+        yield confirmer
+    finally:
+        await confirmer.aclose()
+
+
+async def delete_batch(
+    fake: FakeCloud,
+    confirmer: DeletionConfirmer,
+    ids: list[str],
+    *,
+    force: bool,
+    cohort: str,
+    timeout: float = 600,  # noqa: ASYNC109 -- handed to confirm()
+) -> dict[str, tuple[Look, float]]:
+    """Delete ``ids`` in one batch call and confirm each; what each confirmation said, and when."""
+    await fake.delete_many(ids, force_delete=force)
+    accepted_at = loop_clock()
+
+    async def one(instance_id: str) -> tuple[Look, float]:
+        look = await confirmer.confirm(
+            instance_id, accepted_at=accepted_at, force=force, cohort=cohort, timeout=timeout
+        )
+        return look, asyncio.get_running_loop().time()
+
+    answers = await asyncio.gather(*(one(i) for i in ids))
+    return dict(zip(ids, answers, strict=True))
+
+
+def shows(fake: FakeCloud) -> int:
+    return len(fake.calls_of("show_instance"))
+
+
+class TestForcedDeletions:
+    @virtual_time
+    async def test_each_is_released_on_a_404_soon_after_the_cloud_finished(self) -> None:
+        fake = FakeCloud(delete_seconds=10.0)
+        ids = fake.add_running(50)
+        async with confirming(fake) as confirmer:
+            answers = await delete_batch(fake, confirmer, ids, force=True, cohort="b-1")
+        for instance_id, (look, at) in answers.items():
+            assert look.sighting == Sighting.GONE
+            assert at >= fake.ended[instance_id], "released before the cloud finished deleting"
+            assert at - fake.ended[instance_id] <= VERIFY + 0.5
+
+    @virtual_time
+    async def test_a_cohort_waits_on_its_oldest_instance_so_most_need_one_show(self) -> None:
+        fake = FakeCloud(delete_seconds=10.0)
+        first, second = fake.add_running(50), fake.add_running(50)
+        async with confirming(fake) as confirmer:
+            await delete_batch(fake, confirmer, first, force=True, cohort="b-1")
+            learning = shows(fake)
+            await delete_batch(fake, confirmer, second, force=True, cohort="b-2")
+            learned = shows(fake) - learning
+            estimate = confirmer.estimate(force=True)
+        # Before anything is known, one instance of the batch is looked at every few seconds.
+        assert 50 < learning <= 50 + 6, learning
+        # Then the first look goes out about when deletions end: about one show per instance.
+        assert 50 <= learned <= 50 + 2, learned
+        assert 8.0 <= estimate <= 12.0, estimate
+
+    @virtual_time
+    async def test_an_instance_the_list_no_longer_shows_is_not_taken_for_gone(self) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        (instance_id,) = fake.add_running(1)
+        observer = Observer(fake, interval=5.0, min_gap=1.0, clock=loop_clock)
+        await observer.start()
+        try:
+            async with confirming(fake, observer=observer) as confirmer:
+                await fake.delete_many([instance_id], force_delete=True)
+                accepted_at = loop_clock()
+                await observer.snapshot_after(accepted_at, timeout=10)
+                assert instance_id not in observer.latest().instances  # type: ignore[union-attr]
+                look = await confirmer.confirm(
+                    instance_id, accepted_at=accepted_at, force=True, cohort="b-1", timeout=30
+                )
+                assert look.sighting == Sighting.DELETING
+                final = await confirmer.confirm(
+                    instance_id, accepted_at=accepted_at, force=True, cohort="b-1", timeout=120
+                )
+        finally:
+            await observer.aclose()
+        assert final.sighting == Sighting.GONE
+        assert final.observed_at is not None and final.observed_at - loop_clock() <= 0
+
+    @virtual_time
+    async def test_looks_thin_out_as_a_deletion_drags_on(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        (instance_id,) = fake.add_running(1)
+        async with confirming(fake) as confirmer:
+            answers = await delete_batch(fake, confirmer, [instance_id], force=True, cohort="b-1", timeout=900)
+        assert answers[instance_id][0].sighting == Sighting.GONE
+        # Every 2 s at first, then a quarter of the elapsed time, at most every 30 s: ~30, not 300.
+        assert shows(fake) <= 35, shows(fake)
+        assert answers[instance_id][1] - fake.ended[instance_id] <= MAX_GAP
+
+
+class TestTheRecycleBin:
+    @virtual_time
+    async def test_one_bin_list_confirms_many_non_forced_deletions(self) -> None:
+        fake = FakeCloud(delete_seconds=10.0, recycle_bin=True)
+        ids = fake.add_running(50)
+        async with confirming(fake) as confirmer:
+            answers = await delete_batch(fake, confirmer, ids, force=False, cohort="b-1")
+        assert {look.sighting for look, _ in answers.values()} == {Sighting.RECYCLED}
+        assert shows(fake) == 0
+        bin_calls = len(fake.calls_of("list_recycle_bin"))
+        assert bin_calls <= 6, bin_calls
+        for instance_id, (_, at) in answers.items():
+            assert fake.ended[instance_id] <= at <= fake.ended[instance_id] + VERIFY + 0.5
+
+    @virtual_time
+    async def test_an_instance_the_bin_never_gets_is_asked_about_with_show(self) -> None:
+        fake = FakeCloud(delete_seconds=10.0, recycle_bin=True)
+        fake.add(cloud.InstanceView(instance_id="i-failed", name="x", status=cloud.CREATEFAILED))
+        async with confirming(fake) as confirmer:
+            answers = await delete_batch(fake, confirmer, ["i-failed"], force=False, cohort="b-1")
+        look, at = answers["i-failed"]
+        assert look.sighting == Sighting.GONE
+        assert fake.calls_of("show_instance"), "a 404 can only come from show"
+        assert at - fake.ended["i-failed"] <= MAX_GAP + VERIFY
+
+    @virtual_time
+    async def test_with_the_bin_off_non_forced_deletions_are_shown_after_one_bin_list(self) -> None:
+        fake = FakeCloud(delete_seconds=4.0, recycle_bin=False)
+        first, second = fake.add_running(3), fake.add_running(3)
+        async with confirming(fake) as confirmer:
+            await delete_batch(fake, confirmer, first, force=False, cohort="b-1")
+            await delete_batch(fake, confirmer, second, force=False, cohort="b-2")
+        assert len(fake.calls_of("list_recycle_bin")) == 1
+
+
+class TestACloudThatPushesBack:
+    @virtual_time
+    async def test_throttling_slows_confirmations_and_never_releases_one(self) -> None:
+        fake = FakeCloud(delete_seconds=4.0)
+        (instance_id,) = fake.add_running(1)
+        throttled = errors.Throttled("429", status=429, code="APIGW.0308", retry_after=10.0)
+        fake.call_errors["show_instance"] = [throttled, throttled, throttled]
+        async with confirming(fake) as confirmer:
+            await fake.delete_many([instance_id], force_delete=True)
+            accepted_at = loop_clock()
+            early = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, cohort="", timeout=15)
+            late = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, cohort="", timeout=60)
+        assert not early.proves_gone and early.sighting == Sighting.UNKNOWN
+        assert late.sighting == Sighting.GONE
+        looks = [call.at for call in fake.calls_of("show_instance")]
+        assert len(looks) == 4 and all(b - a >= 10.0 for a, b in itertools.pairwise(looks)), looks
+
+    @virtual_time
+    async def test_a_deletion_the_cloud_undoes_is_reported_alive_with_its_status(self) -> None:
+        fake = FakeCloud(delete_seconds=6.0, undo={"i-0000": cloud.ERROR})
+        fake.add_running(1)
+        async with confirming(fake) as confirmer:
+            answers = await delete_batch(fake, confirmer, ["i-0000"], force=True, cohort="b-1", timeout=60)
+        look, _ = answers["i-0000"]
+        assert look.sighting == Sighting.PRESENT and look.status == cloud.ERROR
+        assert "i-0000" in fake.instances and "i-0000" not in fake.ended
+
+    @virtual_time
+    async def test_an_undone_deletion_that_a_list_walk_shows_costs_no_call(self) -> None:
+        fake = FakeCloud(delete_seconds=3.0, undo={"i-0000": cloud.RUNNING})
+        fake.add_running(1)
+        observer = Observer(fake, interval=5.0, min_gap=1.0, clock=loop_clock)
+        confirmer = DeletionConfirmer(
+            fake,
+            verify_interval=VERIFY,
+            max_gap=MAX_GAP,
+            initial_estimate=20.0,  # the first show would come late: the walk must tell first
+            listed=observer.lookup,
+            clock=loop_clock,
+        )
+        await observer.start()
+        await confirmer.start()
+        try:
+            await fake.delete_many(["i-0000"], force_delete=True)
+            accepted_at = loop_clock()
+            await observer.snapshot_after(accepted_at + 5.0, timeout=30)
+            look = await confirmer.confirm("i-0000", accepted_at=accepted_at, force=True, cohort="b-1", timeout=60)
+        finally:
+            await confirmer.aclose()
+            await observer.aclose()
+        assert look.sighting == Sighting.PRESENT and look.status == cloud.RUNNING
+        assert not fake.calls_of("show_instance")
+
+    @virtual_time
+    async def test_after_a_restart_an_old_acceptance_is_looked_at_at_once(self) -> None:
+        fake = FakeCloud(delete_seconds=0.0)
+        (instance_id,) = fake.add_running(1)
+        await fake.delete_many([instance_id], force_delete=True)
+        await asyncio.sleep(300)  # the operator was down
+        async with confirming(fake) as confirmer:
+            started = asyncio.get_running_loop().time()
+            look = await confirmer.confirm(
+                instance_id, accepted_at=loop_clock() - 300, force=True, cohort="b-old", timeout=30
+            )
+            took = asyncio.get_running_loop().time() - started
+        assert look.sighting == Sighting.GONE
+        assert (shows(fake), took) == (1, 0.0)
