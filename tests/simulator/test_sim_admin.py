@@ -46,6 +46,7 @@ async def test_config_is_read_whole_and_updated_partially(api: Api) -> None:
         "quota",
         "strict",
         "unknown_batch_ids",
+        "list_shows_deleting",
     ):
         assert key in config
     updated = (await api.admin("PUT", "/config", {"batch_max_size": 50, "strict": False})).json()
@@ -63,6 +64,7 @@ async def test_config_is_read_whole_and_updated_partially(api: Api) -> None:
         {"create_fail_names": "one"},
         {"nonsense": 1},
         {"create_seconds": 1, "rate_limit_rps": -1},
+        {"list_shows_deleting": "yes"},
     ],
 )
 async def test_invalid_config_is_refused_atomically(api: Api, change: dict[str, object]) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sim_kit import AK, PID, SK, TOKEN, create_body
 
+from dms_simulator.cli import build_parser, config_from
 from dms_simulator.signing import sign_request
 
 SCRIPT = Path(sys.executable).parent / "dms-simulator"
@@ -112,6 +113,7 @@ def test_behaviour_flags_land_in_the_config(start: Callable[..., Running]) -> No
         "success",
         "--seed",
         "3",
+        "--list-shows-deleting",
     )
     config = httpx.get(sim.url + "/_sim/config").json()
     assert config == {
@@ -127,8 +129,16 @@ def test_behaviour_flags_land_in_the_config(start: Callable[..., Running]) -> No
         "strict": False,
         "unknown_batch_ids": "success",
         "seed": 3,
+        "list_shows_deleting": True,
     }
     assert sim.stop() == 0
+
+
+def test_the_list_hides_deleting_instances_unless_the_comparison_flag_is_given() -> None:
+    account = ["--account", f"{AK}:{SK}:{PID}"]
+    assert config_from(build_parser().parse_args(account)).list_shows_deleting is False
+    flagged = build_parser().parse_args([*account, "--list-shows-deleting"])
+    assert config_from(flagged).list_shows_deleting is True
 
 
 def test_tls_serves_https_that_only_a_client_trusting_the_ca_accepts(

@@ -1,6 +1,6 @@
 """Fault injection, switched at runtime through the admin API: latency, 5xx, dropped connections,
 malformed bodies, per-instance batch failures and a held-back create response, each scoped by
-operation and by count."""
+operation and by count. (Deletions that fail after being accepted: test_sim_deletion.py.)"""
 
 from __future__ import annotations
 
@@ -134,6 +134,7 @@ async def test_the_fault_plan_is_replaced_read_and_cleared(api: Api) -> None:
     assert (plan["error_next"], plan["latency_ms"], plan["malformed_rate"]) == (0, 0.0, 0.5)
     cleared = (await api.admin("DELETE", "/faults")).json()
     assert cleared["malformed_rate"] == 0.0 and cleared["failed_ids"] == []
+    assert (cleared["delete_fail_ids"], cleared["delete_fail_next"], cleared["delete_fail_status"]) == ([], 0, "ERROR")
 
 
 @pytest.mark.parametrize(
@@ -146,10 +147,21 @@ async def test_the_fault_plan_is_replaced_read_and_cleared(api: Api) -> None:
         {"latency_operations": ["frobnicate"]},
         {"drop_phase": "during"},
         {"failed_ids": "abc"},
+        {"delete_fail_ids": "abc"},
+        {"delete_fail_ids": ["ok", 7]},
+        {"delete_fail_next": -1},
+        {"delete_fail_next": True},
+        {"delete_fail_next": 1.5},
+        {"delete_fail_status": "DELETING"},
+        {"delete_fail_status": "error"},
+        {"delete_fail_status": None},
     ],
 )
-async def test_an_invalid_fault_plan_is_refused_and_the_old_one_kept(api: Api, plan: dict[str, object]) -> None:
+async def test_an_invalid_fault_plan_is_refused_naming_the_key_and_the_old_one_kept(
+    api: Api, plan: dict[str, object]
+) -> None:
     await api.faults(error_next=1)
     response = await api.admin("PUT", "/faults", plan)
-    assert response.status_code == 400
+    assert error_of(response) == (400, "SIM.0400")
+    assert next(iter(plan)) in response.json()["error_msg"]
     assert (await api.admin("GET", "/faults")).json()["error_next"] == 1
