@@ -169,12 +169,18 @@ async def test_garbage_on_the_socket_does_not_stop_the_server(server: SimulatorS
         await writer.wait_closed()
 
 
-async def test_a_client_that_hangs_up_mid_request_does_not_stop_the_server(server: SimulatorServer) -> None:
+async def test_a_client_that_hangs_up_mid_request_does_not_stop_the_server(server: SimulatorServer, api: Api) -> None:
     _, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(b'POST /v2/x/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"na')
+    # A create whose body stops 996 bytes short of its Content-Length.
+    writer.write(f'POST {CREATE} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{"na'.encode())
     await writer.drain()
     writer.close()
     await writer.wait_closed()
+    # The next client, on a new connection, is served (create answers 200); the cut-off request left
+    # nothing behind.
+    instance_id = await api.create("rmq-after-hangup")
+    everything = (await api.admin("GET", "/instances")).json()["instances"]
+    assert [item["instance_id"] for item in everything] == [instance_id]
 
 
 async def test_an_internal_error_is_a_huawei_shaped_500(
