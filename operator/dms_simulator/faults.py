@@ -59,8 +59,8 @@ class FaultPlan:
     failed_ids: list[str] = field(default_factory=list)
     hold_create_seconds: float = 0.0
     delete_fail_ids: list[str] = field(default_factory=list)
-    """The next accepted deletion of each of these ids fails when its DELETING time is up; the id is
-    then dropped from the list, so a resubmission succeeds."""
+    """The next accepted deletion of each of these ids fails when its DELETING time is up. Accepting
+    it removes the id from here, so a resubmission succeeds."""
     delete_fail_next: int = 0
     """The next N accepted deletions (of any id) fail the same way."""
     delete_fail_status: DeleteFailStatus = "ERROR"
