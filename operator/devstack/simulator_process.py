@@ -75,6 +75,11 @@ class SimulatorAdmin:
         result: dict[str, Any] = self._json(response)
         return result
 
+    def deletions(self) -> list[dict[str, Any]]:
+        """Every deletion the cloud accepted, with when it ended (``ended_at``) and how."""
+        result: list[dict[str, Any]] = self._json(self._http.get("/_sim/deletions"))["deletions"]
+        return result
+
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._json(self._http.get("/_sim/calls", params={"since": since}))["calls"]
         return result

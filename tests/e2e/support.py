@@ -166,6 +166,16 @@ class Stack:
     def batch_calls(self, since: int = 0) -> list[dict[str, Any]]:
         return [c for c in self.sim.calls(since) if c.get("operation") == "batch_action"]
 
+    def deletions(self, instance_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The simulator's record of every deletion it accepted for these instances, oldest first:
+        when each really ended (``ended_at``) and how (``outcome``: gone, binned, failed)."""
+        wanted = set(instance_ids)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for entry in self.sim.deletions():
+            if entry["instance_id"] in wanted:
+                found.setdefault(entry["instance_id"], []).append(entry)
+        return found
+
 
 def create_many(stack: Stack, namespace: str, count: int, *, prefix: str = "mq") -> list[str]:
     """``count`` CRs named ``<prefix>-000``, ``<prefix>-001``, ... with the default spec."""

@@ -59,30 +59,28 @@ def deleted_names(recorder: Recorder) -> set[str]:
     return {obj["metadata"]["name"] for _, kind, obj in list(recorder.events) if kind == "DELETED"}
 
 
-def early_releases(stack: Stack, recorder: Recorder, ids: dict[str, str], since: int = 0) -> list[str]:
-    """CRs that disappeared before the cloud can have finished deleting their instance.
+def early_releases(stack: Stack, recorder: Recorder, ids: dict[str, str]) -> list[str]:
+    """CRs that disappeared before the cloud had finished deleting their instance.
 
-    The cloud starts deleting an instance no earlier than the arrival of the first batch call that
-    names it, and needs ``delete_seconds`` after that. A CR whose DELETED watch event reached us
-    before that moment was released while its instance still existed.
+    The simulator records when each deletion it accepted really ended (``/_sim/deletions``: gone,
+    binned, or failed and the instance back). A CR whose DELETED watch event reached us before the
+    first of its instance's deletions that ended in gone or binned was released while its instance
+    still existed (the list had merely stopped showing it).
     """
-    delete_seconds = float(stack.sim.config()["delete_seconds"])
-    first_batch: dict[str, float] = {}
-    for call in stack.batch_calls(since):
-        for instance_id in call["instance_ids"]:
-            first_batch.setdefault(instance_id, float(call["time"]))
+    record = stack.deletions(ids.values())
     early = []
     for name, instance_id in ids.items():
         gone_at = recorder.deleted_at(name)
         if gone_at is None:
             continue
-        started = first_batch.get(instance_id)
-        if started is None or gone_at < started + delete_seconds:
-            early.append(f"{name} ({instance_id}) gone at {gone_at:.3f}, delete started {started}")
+        ended = [e["ended_at"] for e in record.get(instance_id, []) if e["outcome"] in ("gone", "binned")]
+        if not ended or gone_at < min(ended):
+            finished = min(ended, default=None)
+            early.append(f"{name} ({instance_id}) gone at {gone_at:.3f}, the cloud finished at {finished}")
     return early
 
 
-def assert_clean_teardown(stack: Stack, recorder: Recorder, namespace: str, ids: dict[str, str], since: int) -> None:
+def assert_clean_teardown(stack: Stack, recorder: Recorder, namespace: str, ids: dict[str, str]) -> None:
     """Every CR gone, every instance deleted, no orphan left, no CR released early."""
     assert not stack.cluster.list(namespace), "CRs left"
     alive = [
@@ -91,5 +89,5 @@ def assert_clean_teardown(stack: Stack, recorder: Recorder, namespace: str, ids:
     assert not alive, f"instances of deleted CRs still exist: {alive}"
     orphans = [i["instance_id"] for i in instances_of_namespace(stack, namespace)]
     assert not orphans, f"orphans (instances of this namespace without a CR): {orphans}"
-    early = early_releases(stack, recorder, ids, since)
+    early = early_releases(stack, recorder, ids)
     assert not early, f"released before the cloud deleted the instance: {early}"

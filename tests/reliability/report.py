@@ -28,6 +28,7 @@ AREAS = (
     "Crashes",
     "API server",
     "Cloud faults",
+    "Deletion proof",
     "Bad input",
     "Ownership and secrets",
 )

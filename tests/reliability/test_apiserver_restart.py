@@ -42,7 +42,7 @@ def test_teardown_survives_an_apiserver_restart(stack: Stack, control_plane: Con
         control_plane.restart_apiserver(down_seconds=DOWN_SECONDS)
         evidence(f"API server down and back in {time.monotonic() - began:.1f} s with {left} CRs left")
         stack.cluster.wait_gone(ns, ids, timeout=180)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     assert stack.operator.process.pid == pid and stack.operator.restarts == 0
     assert stack.operator.process.is_running()
     evidence(f"operator pid {pid} throughout; {len(stack.batch_calls(since))} batch call(s)")
@@ -84,6 +84,6 @@ def test_watches_resume_after_an_apiserver_restart(
         all_ids = {**ids, "after-restart": created["status"]["instanceId"]}
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         stack.cluster.wait_gone(ns, all_ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, all_ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, all_ids)
     evidence(f"new CR Ready {ready_seconds:.0f} s after the restart; the edit sent as {len(updates)} update call(s)")
     evidence(f"operator pid {pid} throughout")

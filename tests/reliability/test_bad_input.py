@@ -170,7 +170,7 @@ def test_bad_credentials_stall_every_cr_and_stop_the_calls(
     with Recorder(stack.cluster, ns) as recorder:
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         stack.cluster.wait_gone(ns, names, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     evidence(f"{len(calls)} call(s) refused 401, then 0 calls in the next {first + 25 - stalled_at:.0f} s")
     evidence(f"Ready message: {message[:150]!r}")
 
@@ -286,7 +286,6 @@ def test_unknown_fields_and_type_quirks_in_cloud_answers(stack: Stack, evidence:
     seeded = stack.sim.seed(stack.simulator.project_id, [{"name": f"quirky-{i}", **QUIRKS} for i in range(3)])
     ids = {f"q-{i}": s["instance_id"] for i, s in enumerate(seeded)}
     ns = stack.namespace()
-    since = kit.last_seq(stack)
     for name, instance_id in ids.items():
         stack.cluster.create(ns, name, {"instanceId": instance_id, "deletionPolicy": "Delete"})
     normal = create_many(stack, ns, 2, prefix="plain")
@@ -301,6 +300,6 @@ def test_unknown_fields_and_type_quirks_in_cloud_answers(stack: Stack, evidence:
     with Recorder(stack.cluster, ns) as recorder:
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         stack.cluster.wait_gone(ns, all_ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, all_ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, all_ids)
     evidence('3 quirky instances adopted and Ready (storageSpace 300 read from "300"), beside 2 ordinary CRs')
     evidence("no answer refused as malformed; all 5 deleted cleanly")

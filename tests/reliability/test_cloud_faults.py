@@ -44,7 +44,7 @@ def ready_reason_of(stack: Stack, ns: str, name: str) -> tuple[str, str]:
 def teardown(stack: Stack, recorder: Recorder, ns: str, ids: dict[str, str], since: int) -> None:
     stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
     stack.cluster.wait_gone(ns, ids, timeout=120)
-    kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+    kit.assert_clean_teardown(stack, recorder, ns, ids)
 
 
 def one_instance_each(stack: Stack, cloud_names: list[str]) -> None:
@@ -136,7 +136,7 @@ def test_a_429_storm_slows_the_operator_below_the_limit(stacks: StackFactory, ev
         throttled.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
         throttled.cluster.wait_gone(ns, ids, timeout=240)
         ended = time.time()
-        kit.assert_clean_teardown(throttled, recorder, ns, ids, since)
+        kit.assert_clean_teardown(throttled, recorder, ns, ids)
         reasons = kit.reasons_seen(recorder)
     calls = [c for c in throttled.sim.calls(since) if c["time"] >= began]
     refused = [c for c in calls if c["status"] == 429]
@@ -204,7 +204,7 @@ def test_5xx_burst_on_batch_delete(stack: Stack, evidence: Evidence) -> None:
         attempts = len(stack.batch_calls(since))
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     evidence(f"{attempts} batch calls answered 500 (client retries and backoff); message {message[:120]!r}")
     evidence("then 3 CRs gone, 3 instances deleted, 0 early releases")
 
@@ -282,7 +282,7 @@ def test_dropped_connection_after_the_cloud_deleted(stack: Stack, evidence: Evid
         dropped = len(stack.batch_calls(since))
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     evidence(f"{dropped} batch calls done but unanswered; Ready reason {seen} meanwhile; 0 early releases")
 
 
@@ -371,7 +371,6 @@ def test_malformed_create_answers(stack: Stack, evidence: Evidence) -> None:
 def test_malformed_batch_delete_answers(stack: Stack, evidence: Evidence) -> None:
     ns = stack.namespace()
     ids = create_ready(stack, ns, 3)
-    since = kit.last_seq(stack)
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(malformed_rate=1.0, malformed_operations=["batch_action"])
         stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
@@ -380,7 +379,7 @@ def test_malformed_batch_delete_answers(stack: Stack, evidence: Evidence) -> Non
         time.sleep(3)
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     evidence(f"message while it lasted {message[:120]!r}; then 3 gone, 0 early releases")
 
 
@@ -423,7 +422,7 @@ def test_partial_failed_batch_results(stack: Stack, evidence: Evidence) -> None:
         assert len(retries) <= 2 * (math.log2(window) + 2), f"{len(retries)} batch calls in {window:.0f} s"
         stack.sim.clear_faults()
         stack.cluster.wait_gone(ns, ids, timeout=120)
-        kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+        kit.assert_clean_teardown(stack, recorder, ns, ids)
     evidence(f"4 released at once; the 2 failing ones retried in {len(retries)} batch calls over {window:.0f} s")
     evidence("then all 6 gone, 0 early releases")
 
@@ -444,7 +443,7 @@ def test_a_batch_size_limit_smaller_than_ours(stack: Stack, evidence: Evidence) 
         with Recorder(stack.cluster, ns) as recorder:
             stack.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
             stack.cluster.wait_gone(ns, ids, timeout=120)
-            kit.assert_clean_teardown(stack, recorder, ns, ids, since)
+            kit.assert_clean_teardown(stack, recorder, ns, ids)
             sizes = set()
             for name in ids:
                 deletion = next(

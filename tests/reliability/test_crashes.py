@@ -75,7 +75,7 @@ def test_five_kills_during_a_300_cr_teardown(big: Stack, evidence: Evidence) -> 
         big.sim.clear_faults()
         wait_for(lambda: ns not in big.cluster.namespaces(), timeout=300, what="the namespace gone", interval=1.0)
         evidence(f"seed {seed}; kills at {', '.join(kills)}; teardown {time.monotonic() - began:.0f} s")
-        kit.assert_clean_teardown(big, recorder, ns, ids, since)
+        kit.assert_clean_teardown(big, recorder, ns, ids)
     batches = big.batch_calls(since)
     evidence(f"{len(batches)} batch calls carrying {sum(len(c['instance_ids']) for c in batches)} ids")
     evidence("0 CRs left, 0 instances left, 0 orphans, 0 early releases")

@@ -158,7 +158,7 @@ def test_tls_is_verified_by_default_and_a_private_ca_is_trusted_when_given(
     with Recorder(stack.cluster, ns) as recorder:
         stack.cluster.delete(ns, "tls")
         stack.cluster.wait_gone(ns, ["tls"], timeout=60)
-        kit.assert_clean_teardown(stack, recorder, ns, {"tls": cr["status"]["instanceId"]}, since)
+        kit.assert_clean_teardown(stack, recorder, ns, {"tls": cr["status"]["instanceId"]})
     evidence(f"default: 0 calls reached the cloud; Ready message {message[:160]!r}")
     evidence("with DMS_CA_FILE: Ready, then deleted cleanly")
 

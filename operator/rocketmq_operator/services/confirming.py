@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,9 +40,11 @@ from rocketmq_operator.services.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 BIN_PATIENCE = 3.0
-"""A non-forced deletion is looked for in the recycle bin until it has taken this many times the
-usual duration (and at least ``max_gap``); after that, show asks about it (it may end in a 404: an
-instance whose creation failed is never binned, nor is any on an account whose bin is off)."""
+BIN_PATIENCE_FLOOR = 60.0
+"""A non-forced deletion is looked for in the recycle bin until it has taken ``BIN_PATIENCE`` times
+the usual duration, two ``max_gap`` and at least this many seconds; after that, show asks about it.
+Such a deletion rarely ends in a 404 (an instance whose creation failed is never binned), so the
+bin, one call for any number of deletions, is given its time."""
 SETTLED_MEMORY_SECONDS = 3600.0
 """How long a settled answer is kept for a CR that has not come back for it."""
 
@@ -103,6 +106,9 @@ class DeletionConfirmer:
         self._metrics = metrics
         self._clock = clock
         self._entries: dict[str, _Pending] = {}
+        # When each cohort's oldest instance is looked at next: an instance that joins the cohort
+        # later (its CR came back for it later) waits for that look instead of making its own.
+        self._cohort_due: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._bin_in_use: bool | None = None
@@ -144,7 +150,7 @@ class DeletionConfirmer:
                 accepted_at=accepted_at,
                 force=force,
                 cohort=cohort,
-                due=accepted_at + self.estimate(force=force),
+                due=max(accepted_at + self.estimate(force=force), self._cohort_due.get(cohort, -math.inf)),
             )
             self._entries[instance_id] = entry
             self._wake.set()
@@ -199,6 +205,9 @@ class DeletionConfirmer:
         for instance_id, entry in list(self._entries.items()):
             if entry.settled_at is not None and now - entry.settled_at > SETTLED_MEMORY_SECONDS:
                 del self._entries[instance_id]
+        waiting = {entry.cohort for entry in self._entries.values() if entry.settled_at is None}
+        for cohort in self._cohort_due.keys() - waiting:
+            del self._cohort_due[cohort]
 
     async def _tick(self, due: list[_Pending]) -> None:
         now = self._clock()
@@ -212,7 +221,7 @@ class DeletionConfirmer:
     def _bin_worth_asking(self, entry: _Pending, now: float) -> bool:
         if entry.force or self._bin_in_use is False:
             return False
-        patience = max(BIN_PATIENCE * self.estimate(force=False), self._max_gap)
+        patience = max(BIN_PATIENCE * self.estimate(force=False), 2 * self._max_gap, BIN_PATIENCE_FLOOR)
         return entry.bin_misses == 0 or now - entry.accepted_at < patience
 
     def _from_list_walk(self, entry: _Pending) -> bool:
@@ -281,9 +290,12 @@ class DeletionConfirmer:
             look = await self._show(sentinel.instance_id)
         self._apply(sentinel, look, sentinel=True)
         if look.sighting in (Sighting.DELETING, Sighting.UNKNOWN):
+            if sentinel.cohort:
+                self._cohort_due[sentinel.cohort] = sentinel.due
             for entry in others:
                 entry.due = max(entry.due, sentinel.due)
             return
+        self._cohort_due.pop(sentinel.cohort, None)
         await asyncio.gather(*(self._look_at(entry) for entry in others))
 
     async def _look_at(self, entry: _Pending) -> None:

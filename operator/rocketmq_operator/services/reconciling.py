@@ -200,7 +200,8 @@ class Reconciler:
             return result
 
     def _stalled(self, cr: RocketMQInstance, action: decisions.Action) -> bool:
-        """Don't repeat a request that failed terminally, until the spec changes or time passes."""
+        """Don't repeat a request that failed terminally, or one whose retry is not due, until the spec
+        changes or the time passes."""
         if not isinstance(action, decisions.Create | decisions.Update | decisions.Adopt):
             return False
         until = self._stalled_until.get(cr.metadata.uid)
@@ -410,6 +411,11 @@ class Reconciler:
             verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=True)
             retry = exc.retry_after if isinstance(exc, errors.Throttled) else self._settings.poll_interval_seconds
             result.requeue_after = retry
+            if isinstance(exc, NameHeldByDeletingInstance):
+                # Not before the retry is due, whatever wakes the CR first (the observe timer).
+                self._stalled_until[cr.metadata.uid] = (self._clock() + retry, cr.metadata.generation)
+                if _ready_reason(cr) != reason:
+                    result.event("Normal", reason, message)
         logger.warning("%s: %s", cr.ref, message)
         return self._status_for(cr, decisions.Observe(verdict), view, result)
 
@@ -678,6 +684,10 @@ def _backoff(attempts: int, error: errors.CloudError | None) -> float:
     if isinstance(error, errors.Throttled):
         delay = max(delay, error.retry_after)
     return delay
+
+
+def _ready_reason(cr: RocketMQInstance) -> str | None:
+    return next((c.reason for c in cr.status.conditions or () if c.type == "Ready"), None)
 
 
 def _without_noop(cr: RocketMQInstance, result: StepResult) -> StepResult:
