@@ -186,14 +186,14 @@ class Stack:
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         return name
 
-    def create_crs(self, namespace: str, count: int) -> list[str]:
+    def create_crs(self, namespace: str, count: int, *, force_delete: bool = False) -> list[str]:
         names = [f"mq-{i:05d}" for i in range(count)]
         for name in names:
             body = {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "RocketMQInstance",
                 "metadata": {"name": name},
-                "spec": SPEC,
+                "spec": {**SPEC, "forceDelete": force_delete},
             }
             self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         return names

@@ -1,9 +1,12 @@
 """``make bench``: what batching buys, measured side by side on the real stack.
 
 Runs, for each N: the teardown of N Ready CRs batched (batch size 50) and with batch size 1 (the
-one-call-per-resource pattern of every peer operator), once without a cloud rate limit and once
-with one; steady-state cloud calls per poll interval (shared list walk vs one show per CR); and a
-sweep of 200 owned failed instances. Writes bench/results/results.{json,md} and a plot.
+one-call-per-resource pattern of every peer operator): forced deletions without a cloud rate limit
+and with one, and non-forced deletions into the recycle bin; steady-state cloud calls per poll
+interval (shared list walk vs one show per CR); and a sweep of 200 owned failed instances. The
+simulated cloud runs in its faithful default: its list hides an instance as soon as its deletion
+starts, so every release must be proven by show (404, RECYCLE) or the recycle-bin list. Writes
+bench/results/results.{json,md} and a plot.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.harness import Stack
-from bench.scenarios import sweep, teardown
+from bench.scenarios import BINNED, FORCED, sweep, teardown
 
 
 def machine() -> dict[str, Any]:
@@ -62,10 +65,14 @@ def main() -> int:
     stack = Stack.start(Path("bench/.logs").absolute())
     try:
         for n in counts:
-            for limit in (None, args.rate_limit):
+            # Forced deletions (404s, proven by show), with and without a cloud rate limit; then
+            # non-forced ones on an account whose recycle bin is on (proven by the bin's list).
+            plan = [(FORCED, None), (FORCED, args.rate_limit), (BINNED, None)]
+            for deletion, limit in plan:
                 for label, size in (("batched", args.batch_size), ("baseline", 1)):
-                    tag = f"{label}{'-limited' if limit else ''}"
+                    tag = f"{label}{'-limited' if limit else ''}{'-binned' if deletion == BINNED else ''}"
                     print(f"bench: teardown n={n} {tag} ...", file=sys.stderr, flush=True)
+                    first = deletion == FORCED and limit is None and label == "batched"
                     run = teardown(
                         stack,
                         label=tag,
@@ -74,12 +81,14 @@ def main() -> int:
                         cloud_rate_limit_rps=limit,
                         latency_ms=args.latency_ms,
                         delete_seconds=args.delete_seconds,
-                        steady_intervals=args.steady_intervals if (label == "batched" and limit is None) else 0,
+                        deletion=deletion,
+                        steady_intervals=args.steady_intervals if first else 0,
                     )
                     results["teardowns"].append(run.to_json())
                     print(
                         f"bench:   {run.wall_seconds:.1f}s to the last CR gone, {run.total_calls} cloud calls "
-                        f"({run.batch_calls} batch), p95 release after gone "
+                        f"({run.batch_calls} batch, {run.confirmation_calls} confirmations), "
+                        f"{run.early_releases} early releases, p95 release after gone "
                         f"{run.release_after_cloud_gone['p95']:.2f}s, "
                         f"peak RSS {run.operator_peak_rss_mib:.0f} MiB",
                         file=sys.stderr,

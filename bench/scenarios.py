@@ -26,6 +26,12 @@ BASE_SETTINGS = {
 }
 
 
+FORCED = "forced"
+"""CRs with ``forceDelete: true``: each deletion ends in a 404, proven by show."""
+BINNED = "binned"
+"""CRs without it, on an account whose recycle bin is on: each ends in the bin (show says RECYCLE)."""
+
+
 @dataclass
 class Teardown:
     label: str
@@ -34,6 +40,7 @@ class Teardown:
     cloud_rate_limit_rps: float | None
     latency_ms: float
     delete_seconds: float
+    deletion: str = FORCED
     seconds_to_ready: float = 0.0
     wall_seconds: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
@@ -43,6 +50,11 @@ class Teardown:
     throttled_calls: int = 0
     release_after_deletion_requested: dict[str, float] = field(default_factory=dict)
     release_after_cloud_gone: dict[str, float] = field(default_factory=dict)
+    """From the moment the simulator's record says the deletion ended (gone or binned)."""
+    confirmation_calls: int = 0
+    """Show and recycle-bin list calls: what it cost to prove the deletions finished."""
+    early_releases: int = 0
+    """CRs whose DELETED event came before the cloud finished (must be 0)."""
     writes_per_cr: float = 0.0
     writes_per_cr_by_kind: dict[str, float] = field(default_factory=dict)
     event_writes_per_cr: float = 0.0
@@ -64,11 +76,11 @@ def _settings(batch_size: int, client_rps: float) -> dict[str, str]:
     }
 
 
-def _prepare_cloud(stack: Stack) -> None:
+def _prepare_cloud(stack: Stack, *, recycle_bin: bool = False) -> None:
     stack.sim.admin.reset()
     stack.sim.admin.clear_faults()
     stack.sim.admin.config(
-        create_seconds=1, delete_seconds=1, rate_limit_rps=None, recycle_bin_enabled=False, quota=1_000_000
+        create_seconds=1, delete_seconds=1, rate_limit_rps=None, recycle_bin_enabled=recycle_bin, quota=1_000_000
     )
 
 
@@ -103,16 +115,17 @@ def teardown(
     cloud_rate_limit_rps: float | None,
     latency_ms: float,
     delete_seconds: float,
+    deletion: str = FORCED,
     steady_intervals: int = 0,
 ) -> Teardown:
-    result = Teardown(label, n, batch_size, cloud_rate_limit_rps, latency_ms, delete_seconds)
-    _prepare_cloud(stack)
+    result = Teardown(label, n, batch_size, cloud_rate_limit_rps, latency_ms, delete_seconds, deletion)
+    _prepare_cloud(stack, recycle_bin=deletion == BINNED)
     namespace = stack.namespace(f"bench-{label}-{n}".lower())
     # Creation is not what is measured: no latency or rate limit while the CRs come up.
     settings = _settings(batch_size, client_rps=200.0)
     writes_before = apiserver_writes(stack.control_plane)
     operator = stack.operator(f"{label}-{n}-create", {**settings})
-    stack.create_crs(namespace, n)
+    stack.create_crs(namespace, n, force_delete=deletion == FORCED)
     result.seconds_to_ready = stack.wait_ready(namespace, n, timeout=120 + n * 1.5)
     operator.stop()
     stack.operators.remove(operator)
@@ -157,20 +170,23 @@ def teardown(
     gone = list(watcher.deleted_at.values())
     result.wall_seconds = (max(gone) - t0) if gone else float("nan")
 
-    accepted_at: dict[str, float] = {}
-    for call in batch:
-        if call.get("status") == 200:
-            for instance_id in call["instance_ids"]:
-                accepted_at.setdefault(instance_id, call["time"] + latency_ms / 1000.0)
+    result.confirmation_calls = result.calls.get("show", 0) + result.calls.get("recycle", 0)
+    # When the cloud really finished each deletion (the list stopped showing it long before).
+    ended: dict[str, float] = {}
+    for entry in stack.sim.admin.deletions():
+        if entry["outcome"] in ("gone", "binned") and entry["ended_at"] is not None:
+            ended.setdefault(entry["instance_id"], entry["ended_at"])
     after_request, after_gone = [], []
     for name, deleted in watcher.deleted_at.items():
         requested = watcher.requested_at.get(name) or epoch(
             watcher.deletion_timestamp.get(name, "1970-01-01T00:00:00Z")
         )
         after_request.append(deleted - requested)
-        accepted = accepted_at.get(instance_of.get(name, ""))
-        if accepted is not None:
-            after_gone.append(deleted - (accepted + delete_seconds))
+        finished = ended.get(instance_of.get(name, ""))
+        if finished is None or deleted < finished:
+            result.early_releases += 1
+        if finished is not None:
+            after_gone.append(deleted - finished)
     result.release_after_deletion_requested = summary(after_request)
     result.release_after_cloud_gone = summary(after_gone)
 
