@@ -1,5 +1,5 @@
-"""The observer: one paged list walk per interval feeds every CR, and absence is only trusted when
-the walk could not have missed anything.
+"""The observer: one paged list walk per interval feeds every CR, and an unlisted instance is only
+reported absent (gone or being deleted) when the walk could not have missed it.
 
 Every test runs on a virtual clock (``fake_cloud.virtual_time``); the fake cloud logs the loop time
 of each call and can change between the pages of one walk.
@@ -172,9 +172,13 @@ class TestTheCloudChangingDuringAWalk:
         fake.before_list = once(lambda: fake.remove(ids[0], ids[1], ids[50]), at_offset=49)
 
         async with running(fake) as observer:
-            seen = await observer.observe_fresh(ids[50], since=FIRST, timeout=5)
+            snapshot = await observer.snapshot_after(FIRST, timeout=5)
+            assert snapshot is not None and observer.latest() is snapshot
+            seen = observer.lookup(ids[50])
 
-        assert seen.state == observing.ABSENT
+        assert snapshot.consistent
+        assert set(ids) - {ids[0], ids[1], ids[50]} <= set(snapshot.instances)
+        assert (seen.state, seen.observed_at) == (observing.ABSENT, FIRST)
         assert fake.calls_of("show_instance") == []
 
     @virtual_time
@@ -185,11 +189,12 @@ class TestTheCloudChangingDuringAWalk:
 
         async with running(fake) as observer:
             snapshot = await observer.snapshot_after(FIRST, timeout=5)
-            seen = await observer.observe_fresh(ids[200], since=FIRST, timeout=5)
+            seen = observer.lookup(ids[200])
 
         assert snapshot is not None
         assert [call.offset for call in fake.calls_of("list_instances")] == [0, 49, 0]
         assert snapshot.consistent
+        assert set(ids[:3]) <= set(snapshot.instances)
         assert seen.state == observing.ABSENT
         assert fake.calls_of("show_instance") == []
 
@@ -211,9 +216,7 @@ class TestTheCloudChangingDuringAWalk:
         assert metrics.registry.get_sample_value("rocketmq_operator_observer_page_rereads_total") == 2
 
     @virtual_time
-    async def test_deletions_that_outrun_the_rereads_leave_it_inconsistent_and_absence_needs_a_show(
-        self,
-    ) -> None:
+    async def test_deletions_that_outrun_the_rereads_leave_it_inconsistent_and_absence_is_unknown(self) -> None:
         fake = FakeCloud()
         ids = fake.add_running(400)
         doomed = list(ids[:350])
@@ -231,14 +234,16 @@ class TestTheCloudChangingDuringAWalk:
             assert snapshot is not None
             assert not snapshot.consistent
             survivor = ids[-1]
-            seen = await observer.observe_fresh("i-never-there", since=FIRST, timeout=5)
+            # Unlisted by a walk that may have skipped it: only a show call can tell.
+            seen = observer.lookup("i-never-there")
+            still = observer.lookup(survivor)
 
         assert survivor in snapshot.instances
-        assert seen.state == observing.ABSENT
-        assert [call.ids for call in fake.calls_of("show_instance")] == [("i-never-there",)]
+        assert (seen.state, seen.observed_at) == (observing.UNKNOWN, FIRST)
+        assert still.state == observing.PRESENT
 
     @virtual_time
-    async def test_a_list_whose_order_changes_is_inconsistent_and_absence_is_confirmed_by_show(self) -> None:
+    async def test_a_list_whose_order_changes_is_inconsistent_and_absence_is_unknown(self) -> None:
         fake = FakeCloud()
         ids = fake.add_running(120)
 
@@ -254,12 +259,14 @@ class TestTheCloudChangingDuringAWalk:
             # The reversal hid ids[71:] from the walk; unseen is not gone.
             assert ids[100] not in snapshot.instances
             assert observer.lookup(ids[100]).state == observing.UNKNOWN
-            seen = await observer.observe_fresh(ids[100], since=FIRST, timeout=5)
-            gone = await observer.observe_fresh("i-gone", since=FIRST, timeout=5)
+            assert observer.lookup("i-gone").state == observing.UNKNOWN
+            assert observer.lookup(ids[0]).state == observing.PRESENT
+            # A show call is what tells the hidden one from the gone one.
+            seen = await observer.show(ids[100])
+            gone = await observer.show("i-gone")
 
         assert seen.state == observing.PRESENT
         assert gone.state == observing.ABSENT
-        assert [call.ids for call in fake.calls_of("show_instance")] == [(ids[100],), ("i-gone",)]
         # Nothing was deleted, so stepping back could not help: no page is read twice.
         assert [call.offset for call in fake.calls_of("list_instances")] == [0, 49, 98]
 
@@ -333,7 +340,7 @@ class TestTheCloudChangingDuringAWalk:
                 consistent += 1
                 lived_through = start & set(fake.instances)
                 assert lived_through <= set(snapshot.instances), f"seed {seed}"
-        # Most walks under this churn still vouch for absence; the rest fall back to show calls.
+        # Most walks under this churn still vouch for absence; the rest answer Unknown for the unlisted.
         assert consistent >= 15
 
     @virtual_time
@@ -342,10 +349,10 @@ class TestTheCloudChangingDuringAWalk:
         fake.add_running(3)
 
         async with running(fake) as observer:
-            seen = await observer.observe_fresh("i-gone", since=FIRST, timeout=5)
+            snapshot = await observer.snapshot_after(FIRST, timeout=5)
+            seen = observer.lookup("i-gone")
 
-            assert observer.lookup("i-gone").state == observing.ABSENT
-
+        assert snapshot is not None and snapshot.consistent
         assert (seen.state, seen.observed_at) == (observing.ABSENT, FIRST)
         assert fake.calls_of("show_instance") == []
 
@@ -420,10 +427,10 @@ class TestSharingAndPacing:
         observer = observing.Observer(fake, interval=30.0, clock=loop_clock)  # never started
 
         assert await observer.snapshot_after(FIRST, timeout=2) is None
-        seen = await observer.observe_fresh("i-1", since=FIRST, timeout=2)
 
-        assert seen.state == observing.UNKNOWN
-        assert seen.error is not None and "within 2s" in str(seen.error)
+        assert now() == FIRST + 2
+        assert observer.last_error is None  # no walk failed: none came in time
+        assert fake.calls == []
 
     @virtual_time
     async def test_aclose_stops_the_loop_and_releases_waiters(self) -> None:
@@ -492,9 +499,13 @@ class TestFailedWalks:
         fake = FakeCloud(call_errors={"list_instances": [errors.TransportError("reset")]})
 
         async with running(fake) as observer:
-            seen = await observer.observe_fresh("i-1", since=FIRST, timeout=60)
+            snapshot = await observer.snapshot_after(FIRST, timeout=60)
+            answered_at = now()
+            seen = observer.lookup("i-1")
 
-        assert seen.state == observing.UNKNOWN
+        assert snapshot is None
+        assert answered_at == FIRST
+        assert (seen.state, seen.observed_at) == (observing.UNKNOWN, None)
         assert isinstance(seen.error, errors.TransportError)
         assert len(fake.calls) == 1
 

@@ -4,18 +4,19 @@ Why it exists: every CR needs to know whether its instance exists and in what st
 the cloud once per CR per poll interval makes the cost grow with the number of CRs and spends the
 account's rate limit. Instead one background loop walks the paged instance list once per interval
 and every CR reads the resulting snapshot; show calls are kept for the few places where freshness
-matters (right after a create, or to confirm an absence the snapshot cannot vouch for).
+matters (right after a create, or when a live CR's instance is not listed).
 
-The hard part is absence. Releasing a CR's finalizer because its instance "is not listed" is only
-safe if the walk could not have skipped it, and offset paging skips items when instances are
-deleted while the walk runs (a deletion before the current offset shifts later items down). So the
-walk reads overlapping pages: a page that shares an item with the pages before it leaves no gap
-(the list's order is stable, so whatever moved, nothing that stayed can hide between them). A page
-that shares none means deletions shifted the list; the walk steps back and reads again until the
-pages overlap, which closes the gap at the cost of a page or two. Only when that fails (too many
-re-reads, or a list whose order is not stable) is the snapshot marked inconsistent, and absence
-from it is confirmed with a show call before anyone trusts it. A mass teardown, where instances
-vanish by the batch during every walk, thus confirms its deletions from walks, not per-CR shows.
+Absence from a walk means only "not listed": gone, or being deleted (the real list hides an instance
+as soon as its deletion starts, ../shared/reference/dms-rocketmq-api.md section 8), so it never
+proves a deletion finished; ``confirming`` does that. It must still not be an artefact of paging: a
+live CR whose instance is not listed costs a show call, and a walk that merely skipped instances
+must not make every CR pay one. Offset paging skips items when instances are deleted mid-walk (a
+deletion before the current offset shifts later items down), so the walk reads overlapping pages: a
+page that shares an item with the pages before it leaves no gap (the list's order is stable, so
+nothing that stayed can hide between them). A page that shares none means deletions shifted the
+list; the walk steps back and reads again until the pages overlap. Only when that fails (too many
+re-reads, or an unstable order) is the snapshot inconsistent, and ``lookup`` then answers
+``Unknown``, not ``Absent``, for what it did not list.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Snapshot:
     instances: Mapping[str, cloud.InstanceView]
     """By instance id, in list order; read-only."""
     consistent: bool
-    """The pages lined up, so an instance missing from ``instances`` is really absent."""
+    """The pages lined up, so an instance missing from ``instances`` is really not listed."""
     calls: int
     """List calls the walk took."""
 
@@ -210,42 +211,8 @@ class Observer:
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
-    async def observe_fresh(self, instance_id: str, *, since: float, timeout: float) -> Observation:  # noqa: ASYNC109
-        """The instance as seen by a walk started at or after ``since``.
-
-        Absence from a consistent snapshot is trusted. Absence from an inconsistent one may be an
-        artefact of paging, so one show call decides it. ``Unknown``, with the error, when no such
-        snapshot arrives within ``timeout``, when its walk fails, or when the show call fails.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        snapshot = await self.snapshot_after(since, timeout=timeout)
-        if snapshot is None:
-            error = self._last_error or errors.CloudError(
-                f"no list snapshot started at or after {since:.3f} within {timeout:g}s",
-                operation="list_instances",
-            )
-            return Observation(UNKNOWN, None, None, error=error)
-        instance = snapshot.instances.get(instance_id)
-        if instance is not None:
-            return Observation(PRESENT, instance, snapshot.started_at)
-        if snapshot.consistent:
-            return Observation(ABSENT, None, snapshot.started_at)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                return await self.show(instance_id)
-        except TimeoutError:
-            return Observation(
-                UNKNOWN,
-                None,
-                None,
-                error=errors.CloudError(
-                    f"confirming the absence of {instance_id} timed out", operation="show_instance"
-                ),
-            )
-
     async def show(self, instance_id: str) -> Observation:
-        """One show call: for where freshness matters more than cost (right after a create)."""
+        """One show call, where freshness matters more than cost: right after a create, or for an unlisted instance."""
         observed_at = self._clock()
         try:
             view = await self._client.show_instance(instance_id)
