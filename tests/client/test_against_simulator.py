@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ import dms_simulator
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core import cloud
+from rocketmq_operator.core.evidence import Look, Sighting
 from rocketmq_operator.ports import errors
+from rocketmq_operator.services.confirming import DeletionConfirmer
 
 OTHER_PID = "ffffffffffffffffffffffffffffffff"
 TOKEN = "MIIsimulated-iam-token-0001"
@@ -71,6 +74,10 @@ class Admin:
 
     async def instances(self) -> list[dict[str, Any]]:
         listing: list[dict[str, Any]] = (await self._send("GET", "/_sim/instances"))["instances"]
+        return listing
+
+    async def deletions(self) -> list[dict[str, Any]]:
+        listing: list[dict[str, Any]] = (await self._send("GET", "/_sim/deletions"))["deletions"]
         return listing
 
     async def calls(self, operation: str | None = None) -> list[dict[str, Any]]:
@@ -435,6 +442,64 @@ class TestRetriesOverTheWire:
             await asyncio.gather(*(client.list_instances(cloud.ListQuery()) for _ in range(6)))
 
         assert [c["status"] for c in await sim.admin.calls("list")] == [200] * 6
+
+
+class TestConfirmingDeletionsOverTheWire:
+    """The deletion confirmer with the real client (its token bucket) against the faithful simulator."""
+
+    async def _confirm_all(
+        self, sim: Sim, client: dms_client.DmsClient, count: int, *, force: bool
+    ) -> dict[str, tuple[Look, float]]:
+        """Delete ``count`` instances in one call and confirm each: its look, and when it was decided."""
+        ids = await sim.admin.seed(*({"name": f"rmq-del-{n}"} for n in range(count)))
+        confirmer = DeletionConfirmer(client, verify_interval=0.2, max_gap=1.0)
+        await confirmer.start()
+
+        async def decided(instance_id: str, accepted_at: float) -> tuple[Look, float]:
+            look = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=force, cohort="b", timeout=60)
+            return look, time.time()
+
+        try:
+            results = await client.delete_many(ids, force_delete=force)
+            assert {r.result for r in results} == {"success"}
+            accepted_at = time.time()
+            answers = await asyncio.gather(*(decided(i, accepted_at) for i in ids))
+        finally:
+            await confirmer.aclose()
+        return dict(zip(ids, answers, strict=True))
+
+    async def test_no_look_escapes_the_clients_bucket(self, sim: Sim) -> None:
+        await sim.admin.config(delete_seconds=0.6)
+        async with sim.client(rate=5.0, burst=2) as client:
+            answers = await self._confirm_all(sim, client, 12, force=True)
+
+        assert {look.sighting for look, _ in answers.values()} == {Sighting.GONE}
+        shows = [c["time"] for c in await sim.admin.calls("show")]
+        assert len(shows) >= 12
+        span = shows[-1] - shows[0]
+        # At most the burst at once, then the bucket's pace (5/s), whatever the confirmer wanted.
+        assert (len(shows) - 2) / span <= 5.0 * 1.15, f"{len(shows)} shows in {span:.2f} s"
+
+    async def test_a_429_storm_slows_confirmations_and_releases_nothing_early(self, sim: Sim) -> None:
+        await sim.admin.config(delete_seconds=0.5, rate_limit_rps=3.0, rate_limit_burst=1)
+        async with sim.client(rate=50.0, burst=50) as client:
+            answers = await self._confirm_all(sim, client, 8, force=True)
+
+        assert {look.sighting for look, _ in answers.values()} == {Sighting.GONE}
+        calls = await sim.admin.calls("show")
+        assert any(c["status"] == 429 for c in calls), "the storm never hit a confirmation"
+        ended = {d["instance_id"]: d["ended_at"] for d in await sim.admin.deletions()}
+        for instance_id, (_, decided_at) in answers.items():
+            assert decided_at >= ended[instance_id], "proven gone before the cloud had finished"
+
+    async def test_binned_deletions_are_proven_by_the_recycle_bin_list_without_a_show(self, sim: Sim) -> None:
+        await sim.admin.config(delete_seconds=0.5, recycle_bin_enabled=True)
+        async with sim.client() as client:
+            answers = await self._confirm_all(sim, client, 10, force=False)
+
+        assert {look.sighting for look, _ in answers.values()} == {Sighting.RECYCLED}
+        assert await sim.admin.calls("show") == []
+        assert 1 <= len(await sim.admin.calls("recycle")) <= 8
 
 
 class TestAuthentication:

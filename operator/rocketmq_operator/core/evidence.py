@@ -51,7 +51,9 @@ class Look:
 
     sighting: Sighting
     observed_at: float | None = None
-    """Wall-clock epoch seconds at which the look was sent (``None`` when nothing was seen)."""
+    """Wall-clock epoch seconds at which the look was asked for (``None`` when nothing was seen). The
+    client may send it later (a retry after a 429): a lower bound, which only ever makes a look count
+    as older, never as proof of a failure it did not see."""
     view: cloud.InstanceView | None = None
     error_reason: str | None = None
     error_message: str | None = None

@@ -66,7 +66,9 @@ class OperatorSettings(BaseModel):
     batch_window_seconds: Seconds = 1.0
     batch_max_wait_seconds: Seconds = 5.0
     poll_interval_seconds: Seconds = 30.0
-    verify_interval_seconds: Seconds = Field(default=2.0, description="Min gap between list walks on demand")
+    verify_interval_seconds: Seconds = Field(
+        default=2.0, description="Min gap between two looks at a deleting instance, and between early list walks"
+    )
     delete_confirm_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
     observe_strategy: ObserveStrategy = ObserveStrategy.LIST
     sweep_interval_seconds: Seconds = 300.0
