@@ -398,6 +398,32 @@ class TestConfirmingDeletion:
             created = await w.reconciler.reconcile(applied(marked, step))
         assert created.status["instanceId"] not in (None, "i-old")
 
+    @virtual_time
+    async def test_an_instance_already_deleting_with_no_acceptance_on_record_is_followed_not_resent(
+        self,
+    ) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            # Accepted, but the status write was lost (a crash), or deleted outside the operator.
+            await fake.delete_many(["i-1"], force_delete=True)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            passes = 0
+            while True:
+                passes += 1
+                step = await w.reconciler.finalize(
+                    resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE
+                )
+                if step.released:
+                    break
+                assert passes < 30
+                await asyncio.sleep(step.requeue_after or 0)
+            released_at = asyncio.get_running_loop().time()
+        assert released_at >= fake.ended["i-1"]
+        assert len(fake.calls_of("delete_many")) == 1, "an instance already deleting is not sent again"
+        # Paced by the confirmer (a quarter of the elapsed time), not a show per pass.
+        assert len(fake.calls_of("show_instance")) <= 16, len(fake.calls_of("show_instance"))
+
 
 class TestAnInstanceTheListNoLongerShows:
     @virtual_time

@@ -160,6 +160,11 @@ class DeletionConfirmer:
                     await entry.done.wait()
         return entry.latest
 
+    def following_since(self, instance_id: str) -> float | None:
+        """The acceptance time of the deletion of ``instance_id`` being confirmed, if one is."""
+        entry = self._entries.get(instance_id)
+        return entry.accepted_at if entry is not None and entry.settled_at is None else None
+
     def forget(self, instance_id: str) -> None:
         self._entries.pop(instance_id, None)
 

@@ -544,18 +544,31 @@ class Reconciler:
         if not instance_id:
             return evidence.unknown()
         deletion = cr.status.deletion
+        wait = self._settings.delete_confirm_wait_seconds
         if deletion is not None and deletion.result == batching.ACCEPTED and deletion.instance_id == instance_id:
             return await self._confirmer.confirm(
                 instance_id,
                 accepted_at=decisions.epoch(deletion.submitted_at or ""),
                 force=bool(deletion.force_delete),
                 cohort=deletion.batch_id or "",
-                timeout=self._settings.delete_confirm_wait_seconds,
+                timeout=wait,
+            )
+        since = self._confirmer.following_since(instance_id)
+        if since is not None:
+            return await self._confirmer.confirm(
+                instance_id, accepted_at=since, force=cr.spec.force_delete, cohort="", timeout=wait
             )
         observation = self._observer.lookup(instance_id)
         if observation.instance is not None and observation.observed_at is not None:
             return evidence.from_status(observation.instance, at=observation.observed_at)
-        return await self._confirmer.look(instance_id)
+        look = await self._confirmer.look(instance_id)
+        if look.sighting == evidence.Sighting.DELETING and look.observed_at is not None:
+            # Deleting already, though no acceptance of ours is on record (deleted out of band, or
+            # our status write was lost in a crash): follow it like our own, paced, not a show a pass.
+            return await self._confirmer.confirm(
+                instance_id, accepted_at=look.observed_at, force=cr.spec.force_delete, cohort="", timeout=wait
+            )
+        return look
 
     async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
         if isinstance(step, decisions.Release):
