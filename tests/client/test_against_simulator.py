@@ -456,7 +456,7 @@ class TestConfirmingDeletionsOverTheWire:
         await confirmer.start()
 
         async def decided(instance_id: str, accepted_at: float) -> tuple[Look, float]:
-            look = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=force, cohort="b", timeout=60)
+            look = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=force, timeout=60)
             return look, time.time()
 
         try:

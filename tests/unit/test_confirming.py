@@ -48,7 +48,6 @@ async def delete_batch(
     ids: list[str],
     *,
     force: bool,
-    cohort: str,
     timeout: float = 600,  # noqa: ASYNC109 -- handed to confirm()
 ) -> dict[str, tuple[Look, float]]:
     """Delete ``ids`` in one batch call and confirm each; what each confirmation said, and when."""
@@ -56,9 +55,7 @@ async def delete_batch(
     accepted_at = loop_clock()
 
     async def one(instance_id: str) -> tuple[Look, float]:
-        look = await confirmer.confirm(
-            instance_id, accepted_at=accepted_at, force=force, cohort=cohort, timeout=timeout
-        )
+        look = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=force, timeout=timeout)
         return look, asyncio.get_running_loop().time()
 
     answers = await asyncio.gather(*(one(i) for i in ids))
@@ -75,7 +72,7 @@ class TestForcedDeletions:
         fake = FakeCloud(delete_seconds=10.0)
         ids = fake.add_running(50)
         async with confirming(fake) as confirmer:
-            answers = await delete_batch(fake, confirmer, ids, force=True, cohort="b-1")
+            answers = await delete_batch(fake, confirmer, ids, force=True)
         for instance_id, (look, at) in answers.items():
             assert look.sighting == Sighting.GONE
             assert at >= fake.ended[instance_id], "released before the cloud finished deleting"
@@ -86,9 +83,9 @@ class TestForcedDeletions:
         fake = FakeCloud(delete_seconds=10.0)
         first, second = fake.add_running(50), fake.add_running(50)
         async with confirming(fake) as confirmer:
-            await delete_batch(fake, confirmer, first, force=True, cohort="b-1")
+            await delete_batch(fake, confirmer, first, force=True)
             learning = shows(fake)
-            await delete_batch(fake, confirmer, second, force=True, cohort="b-2")
+            await delete_batch(fake, confirmer, second, force=True)
             learned = shows(fake) - learning
             estimate = confirmer.estimate(force=True)
         # Before anything is known, one instance of the batch is looked at every few seconds.
@@ -96,6 +93,20 @@ class TestForcedDeletions:
         # Then the first look goes out about when deletions end: about one show per instance.
         assert 50 <= learned <= 50 + 2, learned
         assert 8.0 <= estimate <= 12.0, estimate
+
+    @virtual_time
+    async def test_one_call_per_instance_sent_together_still_forms_one_cohort(self) -> None:
+        fake = FakeCloud(delete_seconds=10.0)
+        ids = fake.add_running(20)
+        async with confirming(fake) as confirmer:
+
+            async def alone(instance_id: str) -> Look:
+                await fake.delete_many([instance_id], force_delete=True)  # batch size 1
+                return await confirmer.confirm(instance_id, accepted_at=loop_clock(), force=True, timeout=60)
+
+            looks = await asyncio.gather(*(alone(i) for i in ids))
+        assert {look.sighting for look in looks} == {Sighting.GONE}
+        assert shows(fake) <= 20 + 6, shows(fake)
 
     @virtual_time
     async def test_instances_that_join_their_cohort_late_wait_for_its_next_look(self) -> None:
@@ -107,9 +118,7 @@ class TestForcedDeletions:
 
             async def confirm_later(index: int) -> Look:
                 await asyncio.sleep(0.1 * index)  # the CRs' handlers come back one after the other
-                return await confirmer.confirm(
-                    ids[index], accepted_at=accepted_at, force=True, cohort="b-1", timeout=60
-                )
+                return await confirmer.confirm(ids[index], accepted_at=accepted_at, force=True, timeout=60)
 
             looks = await asyncio.gather(*(confirm_later(i) for i in range(50)))
         assert {look.sighting for look in looks} == {Sighting.GONE}
@@ -127,13 +136,9 @@ class TestForcedDeletions:
                 accepted_at = loop_clock()
                 await observer.snapshot_after(accepted_at, timeout=10)
                 assert instance_id not in observer.latest().instances  # type: ignore[union-attr]
-                look = await confirmer.confirm(
-                    instance_id, accepted_at=accepted_at, force=True, cohort="b-1", timeout=30
-                )
+                look = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=30)
                 assert look.sighting == Sighting.DELETING
-                final = await confirmer.confirm(
-                    instance_id, accepted_at=accepted_at, force=True, cohort="b-1", timeout=120
-                )
+                final = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=120)
         finally:
             await observer.aclose()
         assert final.sighting == Sighting.GONE
@@ -144,7 +149,7 @@ class TestForcedDeletions:
         fake = FakeCloud(delete_seconds=600.0)
         (instance_id,) = fake.add_running(1)
         async with confirming(fake) as confirmer:
-            answers = await delete_batch(fake, confirmer, [instance_id], force=True, cohort="b-1", timeout=900)
+            answers = await delete_batch(fake, confirmer, [instance_id], force=True, timeout=900)
         assert answers[instance_id][0].sighting == Sighting.GONE
         # Every 2 s at first, then a quarter of the elapsed time, at most every 30 s: ~30, not 300.
         assert shows(fake) <= 35, shows(fake)
@@ -157,7 +162,7 @@ class TestTheRecycleBin:
         fake = FakeCloud(delete_seconds=10.0, recycle_bin=True)
         ids = fake.add_running(50)
         async with confirming(fake) as confirmer:
-            answers = await delete_batch(fake, confirmer, ids, force=False, cohort="b-1")
+            answers = await delete_batch(fake, confirmer, ids, force=False)
         assert {look.sighting for look, _ in answers.values()} == {Sighting.RECYCLED}
         assert shows(fake) == 0
         bin_calls = len(fake.calls_of("list_recycle_bin"))
@@ -170,7 +175,7 @@ class TestTheRecycleBin:
         fake = FakeCloud(delete_seconds=10.0, recycle_bin=True)
         fake.add(cloud.InstanceView(instance_id="i-failed", name="x", status=cloud.CREATEFAILED))
         async with confirming(fake) as confirmer:
-            answers = await delete_batch(fake, confirmer, ["i-failed"], force=False, cohort="b-1")
+            answers = await delete_batch(fake, confirmer, ["i-failed"], force=False)
         look, at = answers["i-failed"]
         assert look.sighting == Sighting.GONE
         assert fake.calls_of("show_instance"), "a 404 can only come from show"
@@ -182,8 +187,8 @@ class TestTheRecycleBin:
         fake = FakeCloud(delete_seconds=4.0, recycle_bin=False)
         first, second = fake.add_running(3), fake.add_running(3)
         async with confirming(fake) as confirmer:
-            await delete_batch(fake, confirmer, first, force=False, cohort="b-1")
-            await delete_batch(fake, confirmer, second, force=False, cohort="b-2")
+            await delete_batch(fake, confirmer, first, force=False)
+            await delete_batch(fake, confirmer, second, force=False)
         assert len(fake.calls_of("list_recycle_bin")) == 1
 
 
@@ -197,8 +202,8 @@ class TestACloudThatPushesBack:
         async with confirming(fake) as confirmer:
             await fake.delete_many([instance_id], force_delete=True)
             accepted_at = loop_clock()
-            early = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, cohort="", timeout=15)
-            late = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, cohort="", timeout=60)
+            early = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=15)
+            late = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=60)
         assert not early.proves_gone and early.sighting == Sighting.UNKNOWN
         assert late.sighting == Sighting.GONE
         looks = [call.at for call in fake.calls_of("show_instance")]
@@ -209,7 +214,7 @@ class TestACloudThatPushesBack:
         fake = FakeCloud(delete_seconds=6.0, undo={"i-0000": cloud.ERROR})
         fake.add_running(1)
         async with confirming(fake) as confirmer:
-            answers = await delete_batch(fake, confirmer, ["i-0000"], force=True, cohort="b-1", timeout=60)
+            answers = await delete_batch(fake, confirmer, ["i-0000"], force=True, timeout=60)
         look, _ = answers["i-0000"]
         assert look.sighting == Sighting.PRESENT and look.status == cloud.ERROR
         assert "i-0000" in fake.instances and "i-0000" not in fake.ended
@@ -233,7 +238,7 @@ class TestACloudThatPushesBack:
             await fake.delete_many(["i-0000"], force_delete=True)
             accepted_at = loop_clock()
             await observer.snapshot_after(accepted_at + 5.0, timeout=30)
-            look = await confirmer.confirm("i-0000", accepted_at=accepted_at, force=True, cohort="b-1", timeout=60)
+            look = await confirmer.confirm("i-0000", accepted_at=accepted_at, force=True, timeout=60)
         finally:
             await confirmer.aclose()
             await observer.aclose()
@@ -248,9 +253,7 @@ class TestACloudThatPushesBack:
         await asyncio.sleep(300)  # the operator was down
         async with confirming(fake) as confirmer:
             started = asyncio.get_running_loop().time()
-            look = await confirmer.confirm(
-                instance_id, accepted_at=loop_clock() - 300, force=True, cohort="b-old", timeout=30
-            )
+            look = await confirmer.confirm(instance_id, accepted_at=loop_clock() - 300, force=True, timeout=30)
             took = asyncio.get_running_loop().time() - started
         assert look.sighting == Sighting.GONE
         assert (shows(fake), took) == (1, 0.0)

@@ -8,9 +8,10 @@ for it with as few calls as it can:
 - **When**: the first look at an instance goes out when this account's deletions have typically
   finished (a running median of accepted -> confirmed), later ones at a quarter of the time elapsed.
   Most instances need exactly one look.
-- **Cohorts**: the instances of one batch call were accepted together and are deleted alike. The
-  oldest due instance of a cohort is looked at first; only when it is gone are the others asked
-  about. While it is still DELETING they all wait for its next look.
+- **Cohorts**: deletions of one kind (forced or not) accepted within the same ``verify_interval``
+  (one batch call, or a burst of them) are deleted alike. The oldest due instance of a cohort is
+  looked at first; only when it is gone are the others asked about. While it is still DELETING
+  they all wait for its next look.
 - **The recycle bin**: non-forced deletions on an account whose bin is on end in the bin, and one
   recycle-bin list call (at most one per ``verify_interval``) confirms any number of them.
   Instances it keeps missing (a failed instance is never binned) are asked about with show.
@@ -133,7 +134,6 @@ class DeletionConfirmer:
         *,
         accepted_at: float,
         force: bool,
-        cohort: str,
         timeout: float,  # noqa: ASYNC109
     ) -> Look:
         """Wait, at most ``timeout`` seconds, for the deletion accepted at ``accepted_at`` to be decided.
@@ -145,6 +145,7 @@ class DeletionConfirmer:
         entry = self._entries.get(instance_id)
         if entry is None or entry.accepted_at < accepted_at:
             # A new acceptance (a resubmission after the cloud undid the last one) starts afresh.
+            cohort = f"{'forced' if force else 'kept'}@{math.floor(accepted_at / self._verify_interval)}"
             entry = _Pending(
                 instance_id=instance_id,
                 accepted_at=accepted_at,
@@ -295,8 +296,7 @@ class DeletionConfirmer:
             look = await self._show(sentinel.instance_id)
         self._apply(sentinel, look, sentinel=True)
         if look.sighting in (Sighting.DELETING, Sighting.UNKNOWN):
-            if sentinel.cohort:
-                self._cohort_due[sentinel.cohort] = sentinel.due
+            self._cohort_due[sentinel.cohort] = sentinel.due
             for entry in others:
                 entry.due = max(entry.due, sentinel.due)
             return
@@ -363,9 +363,8 @@ class DeletionConfirmer:
 
 
 def _cohorts(entries: Iterable[_Pending]) -> list[list[_Pending]]:
-    """The entries grouped by cohort (the batch call that carried them), oldest first in each."""
+    """The entries grouped by cohort, oldest first in each."""
     groups: dict[str, list[_Pending]] = {}
     for entry in entries:
-        key = entry.cohort or f"alone:{entry.instance_id}"
-        groups.setdefault(key, []).append(entry)
+        groups.setdefault(entry.cohort, []).append(entry)
     return [sorted(group, key=lambda e: (e.accepted_at, e.instance_id)) for group in groups.values()]

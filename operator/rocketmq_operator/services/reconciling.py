@@ -550,13 +550,12 @@ class Reconciler:
                 instance_id,
                 accepted_at=decisions.epoch(deletion.submitted_at or ""),
                 force=bool(deletion.force_delete),
-                cohort=deletion.batch_id or "",
                 timeout=wait,
             )
         since = self._confirmer.following_since(instance_id)
         if since is not None:
             return await self._confirmer.confirm(
-                instance_id, accepted_at=since, force=cr.spec.force_delete, cohort="", timeout=wait
+                instance_id, accepted_at=since, force=cr.spec.force_delete, timeout=wait
             )
         observation = self._observer.lookup(instance_id)
         if observation.instance is not None and observation.observed_at is not None:
@@ -566,7 +565,7 @@ class Reconciler:
             # Deleting already, though no acceptance of ours is on record (deleted out of band, or
             # our status write was lost in a crash): follow it like our own, paced, not a show a pass.
             return await self._confirmer.confirm(
-                instance_id, accepted_at=look.observed_at, force=cr.spec.force_delete, cohort="", timeout=wait
+                instance_id, accepted_at=look.observed_at, force=cr.spec.force_delete, timeout=wait
             )
         return look
 
