@@ -213,3 +213,52 @@ class TestASweep:
             report = await w.sweeper.sweep_once()
         assert deleted_ids(fake) == [("i-1",)]
         assert len(fake.calls_of("delete_all_failed")) == 1 and report.project_wide_call
+
+
+class TestWhileTheClusterIdIsUnknown:
+    """No stand-in id: one shared by every cluster in that state would make each sweep the others'."""
+
+    @pytest.mark.parametrize("mode", list(SweepMode))
+    @virtual_time
+    async def test_nothing_is_deleted_and_each_skip_is_counted_but_warned_about_once(
+        self, mode: SweepMode, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        fake = FakeCloud()
+        fake.add(ours("i-1"), failed("i-2"), failed("i-3", **{OWNER_CLUSTER_TAG: ""}))
+        async with sweep_world(fake, cluster_id=lambda: None, known_ids={"i-2"}, mode=mode) as w:
+            await w.listed()
+            with caplog.at_level(logging.INFO, logger=sweeping.__name__):
+                first = await w.sweeper.sweep_once()
+                second = await w.sweeper.sweep_once()
+        assert deleted_ids(fake) == [] and fake.calls_of("delete_all_failed") == []
+        assert first.skipped is not None and "cluster id" in first.skipped
+        assert (first.owned, first.foreign, second.owned) == ((), (), ())
+        skipped = w.metrics.registry.get_sample_value(
+            "rocketmq_operator_sweeps_skipped_total", {"reason": "cluster_id_unknown"}
+        )
+        assert skipped == 2
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "DMS_CLUSTER_ID" in warnings[0].getMessage()
+
+    @virtual_time
+    async def test_the_sweep_resumes_once_the_id_is_known_and_says_so(self, caplog: pytest.LogCaptureFixture) -> None:
+        fake = FakeCloud()
+        fake.add(ours("i-1"))
+        known: list[str] = []
+        async with sweep_world(fake, cluster_id=lambda: known[0] if known else None) as w:
+            await w.listed()
+            with caplog.at_level(logging.INFO, logger=sweeping.__name__):
+                await w.sweeper.sweep_once()
+                known.append(CLUSTER)
+                resumed = await w.sweeper.sweep_once()
+        assert resumed.skipped is None and resumed.owned == ("i-1",)
+        assert deleted_ids(fake) == [("i-1",)]
+        assert any(f"cluster id {CLUSTER} is known now" in r.getMessage() for r in caplog.records)
+
+    @virtual_time
+    async def test_a_known_id_from_the_start_is_not_announced(self, caplog: pytest.LogCaptureFixture) -> None:
+        async with sweep_world(FakeCloud()) as w:
+            await w.listed()
+            with caplog.at_level(logging.INFO, logger=sweeping.__name__):
+                await w.sweeper.sweep_once()
+        assert [r.getMessage() for r in caplog.records if "cluster id" in r.getMessage()] == []

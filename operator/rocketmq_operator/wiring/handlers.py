@@ -78,12 +78,17 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return runtime
 
 
-def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str:
+def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
+    """DMS_CLUSTER_ID, else the uid of kube-system; ``None`` while neither is known.
+
+    Never a made-up fallback: every cluster in the same state would share it, and each one's sweep
+    would take the others' failed instances for its own. The services wait for a real id instead.
+    """
     if options.settings.cluster_id:
         return options.settings.cluster_id
     for uid, _policy in namespaces.get("kube-system", ()):
         return uid
-    return "unknown-cluster"
+    return None
 
 
 API_CONNECTIONS = 32

@@ -73,7 +73,7 @@ class Runtime:
         cls,
         settings: OperatorSettings,
         *,
-        cluster_id: Callable[[], str],
+        cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
