@@ -19,7 +19,6 @@ counted in ``rocketmq_operator_sweeps_skipped``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -32,6 +31,7 @@ from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services import batching, observing
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.supervision import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Sweeper:
         self._clock = clock
         self._first_seen_failed: dict[str, float] = {}
         self._outcomes: dict[str, batching.DeleteOutcome] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("failed-instance-sweep", self._run)
         self._cluster_id_known: bool | None = None  # as of the last sweep; None before the first
         self.last_report: SweepReport | None = None
 
@@ -109,17 +109,16 @@ class Sweeper:
         return self._outcomes.get(instance_id)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="failed-instance-sweep")
+        self._background.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.aclose()
 
-    async def _loop(self) -> None:
+    def failure(self) -> str | None:
+        """Why the background loop is dead, if it is (see ``supervision``)."""
+        return self._background.failure()
+
+    async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:

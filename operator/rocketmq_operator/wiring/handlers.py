@@ -183,12 +183,23 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await session.close()
 
     @kopf.on.probe(id="cloud", registry=registry)
-    def cloud_probe(memo: kopf.Memo, **_: Any) -> str:
+    async def cloud_probe(memo: kopf.Memo, **_: Any) -> str:
         runtime = memo.get("runtime")
         if runtime is None:
             return "starting"
         error = runtime.observer.last_error
         return f"last list failed: {error.reason}" if error is not None else "ok"
+
+    # A probe that fails for good makes kopf answer the liveness endpoint with an error (500), so
+    # Kubernetes restarts the pod; a plain exception would be retried after a backoff instead,
+    # holding the probe's HTTP request open until the kubelet gives up on it.
+    @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
+    async def loops_probe(memo: kopf.Memo, **_: Any) -> str:
+        runtime: Runtime | None = memo.get("runtime")
+        failures = runtime.failures() if runtime is not None else []
+        if failures:
+            raise kopf.PermanentError("; ".join(failures))
+        return "ok" if runtime is not None else "starting"
 
     @kopf.index("namespaces", id="ns_info", registry=registry)
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
