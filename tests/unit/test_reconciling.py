@@ -487,3 +487,42 @@ class TestAnInstanceTheListNoLongerShows:
         assert ready["reason"] == "InstanceMissing"
         assert len(fake.calls_of("show_instance")) == shows, "a 404 is remembered, not asked again"
         assert {c["type"]: c for c in again.status["conditions"]}["Ready"]["reason"] == "InstanceMissing"
+
+    @virtual_time
+    async def test_once_proven_gone_it_clears_the_cloud_status_with_one_warning_event(self) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            resource = cr(status={"instanceId": "i-1"})
+            resource = applied(resource, await w.reconciler.reconcile(resource))
+            assert resource.status.cloud_status == cloud.RUNNING
+            await fake.delete_many(["i-1"], force_delete=True)  # deleted outside the operator
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            deleting = await w.reconciler.reconcile(resource)
+            resource = applied(resource, deleting)
+            await asyncio.sleep(61)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            missing = await w.reconciler.reconcile(resource)
+            again = await w.reconciler.reconcile(applied(resource, missing))
+        assert deleting.status["cloudStatus"] == cloud.DELETING
+        assert "InstanceMissing" not in {e.reason for e in deleting.events}
+        assert [(e.type, e.reason) for e in missing.events] == [("Warning", "InstanceMissing")]
+        assert "instance i-1 no longer exists" in missing.events[0].message
+        assert "cloudStatus" in missing.status and missing.status["cloudStatus"] is None
+        assert again.events == [], "one Event on the way in, not one per pass"
+        assert again.status == {}, "nothing left to write"
+
+    @virtual_time
+    async def test_a_failed_creation_the_sweep_deleted_is_no_missing_instance_but_its_status_is_cleared_too(
+        self,
+    ) -> None:
+        fake = FakeCloud()
+        async with world(fake) as w:  # i-1 failed to create and the sweep has deleted it
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            resource = cr(status={"instanceId": "i-1", "cloudStatus": cloud.CREATEFAILED, "failedInstanceIds": ["i-1"]})
+            step = await w.reconciler.reconcile(resource)
+        assert {c["type"]: c for c in step.status["conditions"]}["Ready"]["reason"] == "CreateFailed"
+        assert "cloudStatus" in step.status and step.status["cloudStatus"] is None
+        assert "InstanceMissing" not in {e.reason for e in step.events}

@@ -195,6 +195,9 @@ class Reconciler:
                 return self._failed(cr, action, exc, view)
             if view is not None and self._owner_tags_due(cr, view):
                 await self._ensure_owner_tags(cr, view.instance_id, result, restoring=True)
+            if seen.state == decisions.ABSENT:
+                # Proven gone (show answered 404): the status it last had is no longer the cloud's.
+                result.status["cloudStatus"] = None
             self._note_sweep(cr, result)
             result = self._status_for(cr, action, view, result)
             if (cr.status.failed_instance_ids or []) != original_failed and "failedInstanceIds" not in result.status:
@@ -503,6 +506,9 @@ class Reconciler:
                 )
             if view.status == cloud.CREATEFAILED and view.instance_id not in (cr.status.failed_instance_ids or []):
                 status["failedInstanceIds"] = [*(cr.status.failed_instance_ids or []), view.instance_id]
+        if action.verdict.reason == decisions.INSTANCE_MISSING and _ready_reason(cr) != decisions.INSTANCE_MISSING:
+            # A cloud-side transition like any other, though no status was seen: once, on the way in.
+            result.event("Warning", decisions.INSTANCE_MISSING, action.verdict.message)
         generation = cr.metadata.generation or None
         fresh = self._throttled(action.verdict).conditions(generation=generation, now=now)
         merged = conditions.merge(cr.status.conditions, fresh)
