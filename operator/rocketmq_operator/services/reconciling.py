@@ -329,8 +329,9 @@ class Reconciler:
 
         The sweep deletes failed instances carrying this cluster's id; a stand-in shared by every
         cluster that cannot tell its id would let each one's sweep delete the others' instances. In
-        practice the wait is for the namespace index kopf fills before handlers run, or for a
-        person to set DMS_CLUSTER_ID, which the condition and the Event ask for.
+        practice no create waits (kopf fills the namespace index before any handler runs): only
+        where kube-system cannot be read and DMS_CLUSTER_ID is unset, which the condition and the
+        Event ask a person to fix.
         """
         reason = "ClusterIdUnknown"
         message = (
