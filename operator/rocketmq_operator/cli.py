@@ -1,6 +1,6 @@
-"""``rocketmq-operator``: run the operator, print the CRD, report what a sweep would delete.
+"""rocketmq-operator: run the operator, print the CRD, report what a sweep would delete.
 
-Settings come from ``DMS_*`` environment variables (see docs/settings.md) and are validated before
+Settings come from DMS_* environment variables (see docs/settings.md) and are validated before
 anything starts, so a bad one stops start-up with a message naming it.
 """
 
@@ -126,6 +126,7 @@ def _priority(value: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    # The module docstring is the help text, so it is written plain (no reStructuredText markup).
     top = argparse.ArgumentParser(prog="rocketmq-operator", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 

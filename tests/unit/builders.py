@@ -6,6 +6,7 @@ from typing import Any
 
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.resource import RocketMQInstance
+from rocketmq_operator.core.settings import OperatorSettings, from_env
 
 SPEC: dict[str, Any] = {
     "engineVersion": "5.x",
@@ -18,6 +19,12 @@ SPEC: dict[str, Any] = {
     "securityGroupId": "sg-1",
     "availableZones": ["az-1"],
 }
+
+
+def make_settings(**env: str) -> OperatorSettings:
+    """Operator settings for a test cloud account, with the given ``DMS_*`` variables on top."""
+    base = {"DMS_ENDPOINT": "https://dms.test", "DMS_PROJECT_ID": "p-1", "DMS_ACCESS_KEY": "ak", "DMS_SECRET_KEY": "sk"}
+    return from_env(base | env)
 
 
 def cr(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from rocketmq_operator.core import cloud
-from rocketmq_operator.core.mapping import OWNER_UID_TAG, owner_tags
+from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_UID_TAG, owner_tags
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
-from rocketmq_operator.core.settings import OperatorSettings, from_env
+from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
@@ -19,19 +19,11 @@ from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler, StepResult
 
-from .builders import SPEC, cr, view
+from .builders import SPEC, cr, make_settings, view
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
 
-SETTINGS = from_env(
-    {
-        "DMS_ENDPOINT": "https://dms.test",
-        "DMS_PROJECT_ID": "p-1",
-        "DMS_ACCESS_KEY": "ak",
-        "DMS_SECRET_KEY": "sk",
-        "DMS_POLL_INTERVAL_SECONDS": "10",
-        "DMS_BATCH_WINDOW_SECONDS": "0.5",
-        "DMS_DELETE_CONFIRM_WAIT_SECONDS": "5",
-    }
+SETTINGS = make_settings(
+    DMS_POLL_INTERVAL_SECONDS="10", DMS_BATCH_WINDOW_SECONDS="0.5", DMS_DELETE_CONFIRM_WAIT_SECONDS="5"
 )
 
 
@@ -43,7 +35,11 @@ class World:
 
 
 @asynccontextmanager
-async def world(fake: FakeCloud | None = None, settings: OperatorSettings = SETTINGS) -> AsyncIterator[World]:
+async def world(
+    fake: FakeCloud | None = None,
+    settings: OperatorSettings = SETTINGS,
+    cluster_id: Callable[[], str | None] = lambda: "cluster-1",
+) -> AsyncIterator[World]:
     fake = fake or FakeCloud()
     metrics = Metrics()
     observer = Observer(fake, interval=settings.poll_interval_seconds, min_gap=1.0, metrics=metrics, clock=loop_clock)
@@ -64,7 +60,7 @@ async def world(fake: FakeCloud | None = None, settings: OperatorSettings = SETT
         batcher=batcher,
         confirmer=confirmer,
         settings=settings,
-        cluster_id=lambda: "cluster-1",
+        cluster_id=cluster_id,
         metrics=metrics,
         clock=loop_clock,
     )
@@ -190,6 +186,52 @@ class TestOwnerTags:
 
             assert w.cloud.calls_of("create_tags") == []
             assert w.cloud.instances["i-adopted"].tags == []
+
+
+class TestWhileTheClusterIdIsUnknown:
+    """Owner tags never carry a made-up cluster id: creating waits until the id is known."""
+
+    @virtual_time
+    async def test_a_create_waits_saying_why_with_one_warning_and_no_cloud_call(self) -> None:
+        async with world(cluster_id=lambda: None) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            first = await w.reconciler.reconcile(resource)
+            second = await w.reconciler.reconcile(applied(resource, first))
+        assert w.cloud.calls_of("create_instance") == []
+        conditions = {c["type"]: c for c in first.status["conditions"]}
+        assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "ClusterIdUnknown")
+        assert "DMS_CLUSTER_ID" in conditions["Ready"]["message"]
+        assert conditions["Reconciling"]["status"] == "True"
+        assert first.requeue_after == SETTINGS.poll_interval_seconds
+        assert [(e.type, e.reason) for e in first.events] == [("Warning", "ClusterIdUnknown")]
+        assert second.events == [], "one Event on the way in, not one per pass"
+
+    @virtual_time
+    async def test_the_create_goes_ahead_tagged_with_the_id_once_it_is_known(self) -> None:
+        known: list[str] = []
+        async with world(cluster_id=lambda: known[0] if known else None) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            waiting = applied(resource, await w.reconciler.reconcile(resource))
+            known.append("cluster-7")
+            created = await w.reconciler.reconcile(waiting)
+            instance_id = created.status["instanceId"]
+            assert w.cloud.instances[instance_id].tag_map()[OWNER_CLUSTER_TAG] == "cluster-7"
+        assert len(w.cloud.calls_of("create_instance")) == 1
+
+    @virtual_time
+    async def test_untagged_instances_are_not_tagged_until_the_id_is_known(self) -> None:
+        known: list[str] = []
+        async with world(cluster_id=lambda: known[0] if known else None) as w:
+            w.cloud.add(view("i-1"))  # ours, its owner tags lost
+            resource = cr(status={"instanceId": "i-1", "instanceName": "team-a-orders-abcdef12"})
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            await w.reconciler.reconcile(resource)
+            assert w.cloud.calls_of("create_tags") == []
+            known.append("cluster-7")
+            await asyncio.sleep(5 * SETTINGS.poll_interval_seconds)
+            restored = await w.reconciler.reconcile(resource)
+        assert "OwnerTagsRestored" in {e.reason for e in restored.events}
+        assert w.cloud.instances["i-1"].tag_map()[OWNER_CLUSTER_TAG] == "cluster-7"
 
 
 class TestObservingAFailingCloud:
@@ -445,3 +487,42 @@ class TestAnInstanceTheListNoLongerShows:
         assert ready["reason"] == "InstanceMissing"
         assert len(fake.calls_of("show_instance")) == shows, "a 404 is remembered, not asked again"
         assert {c["type"]: c for c in again.status["conditions"]}["Ready"]["reason"] == "InstanceMissing"
+
+    @virtual_time
+    async def test_once_proven_gone_it_clears_the_cloud_status_with_one_warning_event(self) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            resource = cr(status={"instanceId": "i-1"})
+            resource = applied(resource, await w.reconciler.reconcile(resource))
+            assert resource.status.cloud_status == cloud.RUNNING
+            await fake.delete_many(["i-1"], force_delete=True)  # deleted outside the operator
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            deleting = await w.reconciler.reconcile(resource)
+            resource = applied(resource, deleting)
+            await asyncio.sleep(61)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            missing = await w.reconciler.reconcile(resource)
+            again = await w.reconciler.reconcile(applied(resource, missing))
+        assert deleting.status["cloudStatus"] == cloud.DELETING
+        assert "InstanceMissing" not in {e.reason for e in deleting.events}
+        assert [(e.type, e.reason) for e in missing.events] == [("Warning", "InstanceMissing")]
+        assert "instance i-1 no longer exists" in missing.events[0].message
+        assert "cloudStatus" in missing.status and missing.status["cloudStatus"] is None
+        assert again.events == [], "one Event on the way in, not one per pass"
+        assert again.status == {}, "nothing left to write"
+
+    @virtual_time
+    async def test_a_failed_creation_the_sweep_deleted_is_no_missing_instance_but_its_status_is_cleared_too(
+        self,
+    ) -> None:
+        fake = FakeCloud()
+        async with world(fake) as w:  # i-1 failed to create and the sweep has deleted it
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            resource = cr(status={"instanceId": "i-1", "cloudStatus": cloud.CREATEFAILED, "failedInstanceIds": ["i-1"]})
+            step = await w.reconciler.reconcile(resource)
+        assert {c["type"]: c for c in step.status["conditions"]}["Ready"]["reason"] == "CreateFailed"
+        assert "cloudStatus" in step.status and step.status["cloudStatus"] is None
+        assert "InstanceMissing" not in {e.reason for e in step.events}

@@ -2,12 +2,15 @@
 already terminating when it starts (its finalizers must still be served).
 
 kopf's own namespace observation is driven here with the events it gets from the API server: the
-initial listing (``raw_bodies``) and watch events (``raw_events``).
+initial listing (``raw_bodies``) and watch events (``raw_events``). On a kopf it was not written
+for, the workaround refuses to start instead of patching what it does not know.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +129,49 @@ def test_install_is_idempotent() -> None:
     once = (observation.revise_namespaces, observation.process_discovered_namespace_event)
     namespaces.install()
     assert (observation.revise_namespaces, observation.process_discovered_namespace_event) == once
+
+
+class TestOnAKopfItWasNotWrittenFor:
+    """kopf's private modules promise nothing between releases: the workaround refuses to start."""
+
+    @pytest.fixture
+    def untouched(self) -> Iterator[tuple[Any, Any]]:
+        before = (observation.revise_namespaces, observation.process_discovered_namespace_event)
+        yield before
+        assert (observation.revise_namespaces, observation.process_discovered_namespace_event) == before, (
+            "nothing may be patched when install refuses"
+        )
+
+    @pytest.mark.usefixtures("untouched")
+    def test_another_minor_release_stops_start_up_naming_the_version_and_the_patched_function(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(namespaces, "kopf_version", lambda: "1.46.0")
+        with pytest.raises(RuntimeError, match=r"kopf 1\.46\.0 .*revise_namespaces.*written for kopf 1\.45\.x"):
+            namespaces.install()
+
+    @pytest.mark.usefixtures("untouched")
+    @pytest.mark.parametrize("name", ["revise_namespaces", "process_discovered_namespace_event", "get_blockers"])
+    def test_a_missing_internal_stops_start_up_naming_it(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delattr(observation, name)
+        with pytest.raises(RuntimeError, match=rf"kopf \S+: kopf\._core\.reactor\.observation\.{name} is missing"):
+            namespaces.install()
+
+    @pytest.mark.usefixtures("untouched")
+    def test_an_internal_with_other_arguments_stops_start_up_naming_them(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def revise_namespaces(*, insights: Any, namespaces: Any, raw_events: Any = ()) -> None:
+            raise AssertionError("never called")
+
+        monkeypatch.setattr(observation, "revise_namespaces", revise_namespaces)
+        with pytest.raises(RuntimeError, match=r"revise_namespaces takes no raw_bodies"):
+            namespaces.install()
+
+    def test_the_installed_kopf_is_the_one_it_was_written_for(self) -> None:
+        namespaces.check_kopf()
+        assert namespaces.kopf_version().startswith(f"{namespaces.WRITTEN_FOR}.")
+
+    def test_the_package_pins_kopf_to_that_minor_release(self) -> None:
+        pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+        (pin,) = [dep for dep in pyproject["project"]["dependencies"] if dep.startswith("kopf")]
+        major, minor = namespaces.WRITTEN_FOR.split(".")
+        assert pin.startswith(f"kopf>={major}.{minor}") and pin.endswith(f",<{major}.{int(minor) + 1}"), pin

@@ -19,6 +19,9 @@ ABSENT = "Absent"
 PRESENT = "Present"
 UNKNOWN = "Unknown"
 
+INSTANCE_MISSING = "InstanceMissing"
+"""Reason of a CR whose instance the cloud proved gone, though neither the operator nor a sweep deleted it."""
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -147,7 +150,7 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
         return Observe(
             _verdict(
                 False,
-                "InstanceMissing",
+                INSTANCE_MISSING,
                 f"instance {instance_id} no longer exists in the cloud (deleted "
                 "outside the operator?); delete this CR, or recreate it to get a new instance",
                 stalled=True,

@@ -37,6 +37,7 @@ from rocketmq_operator.core.evidence import Look, Sighting
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services import observing
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.supervision import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class DeletionConfirmer:
         # later (its CR came back for it later) waits for that look instead of making its own.
         self._cohort_due: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("deletion-confirmer", self._run)
         self._bin_in_use: bool | None = None
         self._last_bin_call = -float("inf")
         self._bin_not_before = -float("inf")
@@ -175,15 +176,14 @@ class DeletionConfirmer:
     # ---- the loop ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="deletion-confirmer")
+        self._background.start()
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.aclose()
+
+    def failure(self) -> str | None:
+        """Why the background loop is dead, if it is (see ``supervision``)."""
+        return self._background.failure()
 
     async def _run(self) -> None:
         while True:

@@ -76,6 +76,13 @@ class Metrics:
             ["mode"],
             registry=r,
         )
+        self.sweeps_skipped = Counter(
+            "rocketmq_operator_sweeps_skipped",
+            "Failed-instance sweeps skipped, by reason (cluster_id_unknown: no owner-tag cluster id yet, "
+            "so nothing can be proven this cluster's).",
+            ["reason"],
+            registry=r,
+        )
         self.swept_instances = Counter(
             "rocketmq_operator_swept_instances",
             "Failed instances the sweep submitted for deletion (or would have, in report mode).",

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from rocketmq_operator.core import cloud
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.supervision import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Observer:
         self._clock = clock
         self._latest: Snapshot | None = None
         self._last_error: errors.CloudError | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("instance-observer", self._run)
         self._closed = False
         self._waiters: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
         self._wake = asyncio.Event()
@@ -131,21 +132,20 @@ class Observer:
         """Start the background loop: a walk at once, then one every ``interval``."""
         if self._closed:
             raise RuntimeError("the observer is closed")
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="instance-observer")
+        self._background.start()
 
     async def aclose(self) -> None:
         """Stop the loop; whoever waits for a snapshot gets ``None``."""
         self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.aclose()
         waiters, self._waiters = self._waiters, []
         for _, future in waiters:
             if not future.done():
                 future.set_result(None)
+
+    def failure(self) -> str | None:
+        """Why the background loop is dead, if it is (see ``supervision``)."""
+        return self._background.failure()
 
     def latest(self) -> Snapshot | None:
         return self._latest

@@ -90,7 +90,7 @@ class Reconciler:
         batcher: batching.DeletionBatcher,
         confirmer: confirming.DeletionConfirmer,
         settings: OperatorSettings,
-        cluster_id: Callable[[], str],
+        cluster_id: Callable[[], str | None],
         metrics: Metrics,
         sweep_outcomes: Callable[[str], batching.DeleteOutcome | None] = lambda _id: None,
         clock: Callable[[], float] = time.time,
@@ -187,12 +187,17 @@ class Reconciler:
             view = seen.instance
             if self._stalled(cr, action):
                 return result
+            if isinstance(action, decisions.Create) and self._cluster_id() is None:
+                return self._awaiting_cluster_id(cr, view)
             try:
                 view = await self._act(cr, action, seen, result) or view
             except errors.CloudError as exc:
                 return self._failed(cr, action, exc, view)
             if view is not None and self._owner_tags_due(cr, view):
                 await self._ensure_owner_tags(cr, view.instance_id, result, restoring=True)
+            if seen.state == decisions.ABSENT:
+                # Proven gone (show answered 404): the status it last had is no longer the cloud's.
+                result.status["cloudStatus"] = None
             self._note_sweep(cr, result)
             result = self._status_for(cr, action, view, result)
             if (cr.status.failed_instance_ids or []) != original_failed and "failedInstanceIds" not in result.status:
@@ -319,12 +324,38 @@ class Reconciler:
         last = self._retagged_at.get(cr.metadata.uid)
         return last is None or self._clock() - last >= _RETAG_INTERVALS * self._settings.poll_interval_seconds
 
+    def _awaiting_cluster_id(self, cr: RocketMQInstance, view: cloud.InstanceView | None) -> StepResult:
+        """A create waits for the cluster id rather than tag its instance with a made-up one.
+
+        The sweep deletes failed instances carrying this cluster's id; a stand-in shared by every
+        cluster that cannot tell its id would let each one's sweep delete the others' instances. In
+        practice no create waits (kopf fills the namespace index before any handler runs): only
+        where kube-system cannot be read and DMS_CLUSTER_ID is unset, which the condition and the
+        Event ask a person to fix.
+        """
+        reason = "ClusterIdUnknown"
+        message = (
+            "waiting to create the instance: the cluster id for its owner tags is not known; set "
+            "DMS_CLUSTER_ID, or let the operator read the kube-system namespace"
+        )
+        result = StepResult(requeue_after=self._settings.poll_interval_seconds)
+        if _ready_reason(cr) != reason:
+            result.event("Warning", reason, message)
+        verdict = conditions.Verdict(ready=False, reason=reason, message=message, reconciling=True)
+        return self._status_for(cr, decisions.Observe(verdict), view, result)
+
     async def _ensure_owner_tags(
         self, cr: RocketMQInstance, instance_id: str, result: StepResult, *, restoring: bool = False
     ) -> None:
         self._retagged_at[cr.metadata.uid] = self._clock()
+        cluster_id = self._cluster_id()
+        if cluster_id is None:
+            # Only if the id was lost since the create was let through: the instance stays untagged
+            # for now, and _owner_tags_due tags it once the id is back (never with a made-up one).
+            logger.warning("%s: not tagging instance %s yet: the cluster id is not known", cr.ref, instance_id)
+            return
         try:
-            await self._client.create_tags(instance_id, owner_tags(cr, self._cluster_id()))
+            await self._client.create_tags(instance_id, owner_tags(cr, cluster_id))
             if cr.spec.tags and not restoring:
                 await self._client.create_tags(
                     instance_id, [cloud.Tag(key=k, value=v) for k, v in sorted(cr.spec.tags.items())]
@@ -476,6 +507,9 @@ class Reconciler:
                 )
             if view.status == cloud.CREATEFAILED and view.instance_id not in (cr.status.failed_instance_ids or []):
                 status["failedInstanceIds"] = [*(cr.status.failed_instance_ids or []), view.instance_id]
+        if action.verdict.reason == decisions.INSTANCE_MISSING and _ready_reason(cr) != decisions.INSTANCE_MISSING:
+            # A cloud-side transition like any other, though no status was seen: once, on the way in.
+            result.event("Warning", decisions.INSTANCE_MISSING, action.verdict.message)
         generation = cr.metadata.generation or None
         fresh = self._throttled(action.verdict).conditions(generation=generation, now=now)
         merged = conditions.merge(cr.status.conditions, fresh)

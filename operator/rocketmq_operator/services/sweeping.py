@@ -8,12 +8,17 @@ share batch calls, and keeps each outcome for the owning CR to record.
 The project-wide form (``all_failure``) deletes *every* failed instance in the project, including
 ones nobody here owns, and returns no per-instance results: it runs only when the settings turn it
 on explicitly; ``report`` mode only says what it would delete.
+
+No sweep at all while the cluster id is unknown: ownership by tag needs it, and a stand-in shared
+by every cluster in that state would make each sweep the others' instances. The project-wide call
+waits too: which of the failed instances are ours (to be sent through the batcher, so their CRs
+learn the outcome) cannot be told. The skip is logged once per change, not every sweep, and
+counted in ``rocketmq_operator_sweeps_skipped``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -26,10 +31,16 @@ from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services import batching, observing
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.supervision import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
 _OUTCOMES_KEPT = 10_000
+
+CLUSTER_ID_UNKNOWN = (
+    "the cluster id of the owner tags is not known (DMS_CLUSTER_ID is unset and the kube-system "
+    "namespace has not been read), so no failed instance can be proven this cluster's"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,8 @@ class SweepReport:
     project_wide_call: bool = False
     outcomes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    skipped: str | None = None
+    """Why nothing was selected nor deleted, when the sweep did not run."""
 
 
 def select_failed(
@@ -70,7 +83,7 @@ class Sweeper:
         batcher: batching.DeletionBatcher,
         interval: float,
         mode: SweepMode,
-        cluster_id: Callable[[], str],
+        cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
         metrics: Metrics,
         min_failed_age: float = 0.0,
@@ -88,24 +101,24 @@ class Sweeper:
         self._clock = clock
         self._first_seen_failed: dict[str, float] = {}
         self._outcomes: dict[str, batching.DeleteOutcome] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("failed-instance-sweep", self._run)
+        self._cluster_id_known: bool | None = None  # as of the last sweep; None before the first
         self.last_report: SweepReport | None = None
 
     def outcome_for(self, instance_id: str) -> batching.DeleteOutcome | None:
         return self._outcomes.get(instance_id)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="failed-instance-sweep")
+        self._background.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.aclose()
 
-    async def _loop(self) -> None:
+    def failure(self) -> str | None:
+        """Why the background loop is dead, if it is (see ``supervision``)."""
+        return self._background.failure()
+
+    async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
@@ -121,7 +134,13 @@ class Sweeper:
             del self._first_seen_failed[gone]
         for instance_id in current:
             self._first_seen_failed.setdefault(instance_id, now)
-        owned, foreign = select_failed(failed, cluster_id=self._cluster_id(), known_ids=self._known_ids())
+        cluster_id = self._cluster_id()
+        self._note_cluster_id(cluster_id)
+        if cluster_id is None:
+            self._metrics.sweeps_skipped.labels(reason="cluster_id_unknown").inc()
+            self.last_report = SweepReport(at=now, mode=self._mode.value, skipped=CLUSTER_ID_UNKNOWN)
+            return self.last_report
+        owned, foreign = select_failed(failed, cluster_id=cluster_id, known_ids=self._known_ids())
         # Give the owning CR a pass to record CREATEFAILED before the instance disappears.
         due = [v for v in owned if now - self._first_seen_failed[v.instance_id] >= self._min_failed_age]
         waiting = tuple(sorted(v.instance_id for v in owned if v not in due))
@@ -164,6 +183,16 @@ class Sweeper:
             logger.info("sweep: submitted %d owned failed instances: %s", len(due), ", ".join(report.owned))
         self.last_report = report
         return report
+
+    def _note_cluster_id(self, cluster_id: str | None) -> None:
+        known = cluster_id is not None
+        if known == self._cluster_id_known:
+            return
+        if not known:
+            logger.warning("the sweep of failed instances is off until the cluster id is known: %s", CLUSTER_ID_UNKNOWN)
+        elif self._cluster_id_known is False:
+            logger.info("cluster id %s is known now: the sweep of failed instances resumes", cluster_id)
+        self._cluster_id_known = known
 
     def _remember(self, outcome: batching.DeleteOutcome) -> None:
         self._outcomes[outcome.instance_id] = outcome

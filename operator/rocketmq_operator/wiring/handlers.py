@@ -78,12 +78,17 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return runtime
 
 
-def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str:
+def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
+    """DMS_CLUSTER_ID, else the uid of kube-system; ``None`` while neither is known.
+
+    Never a made-up fallback: every cluster in the same state would share it, and each one's sweep
+    would take the others' failed instances for its own. The services wait for a real id instead.
+    """
     if options.settings.cluster_id:
         return options.settings.cluster_id
     for uid, _policy in namespaces.get("kube-system", ()):
         return uid
-    return "unknown-cluster"
+    return None
 
 
 API_CONNECTIONS = 32
@@ -178,12 +183,23 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             await session.close()
 
     @kopf.on.probe(id="cloud", registry=registry)
-    def cloud_probe(memo: kopf.Memo, **_: Any) -> str:
+    async def cloud_probe(memo: kopf.Memo, **_: Any) -> str:
         runtime = memo.get("runtime")
         if runtime is None:
             return "starting"
         error = runtime.observer.last_error
         return f"last list failed: {error.reason}" if error is not None else "ok"
+
+    # A probe that fails for good makes kopf answer the liveness endpoint with an error (500), so
+    # Kubernetes restarts the pod; a plain exception would be retried after a backoff instead,
+    # holding the probe's HTTP request open until the kubelet gives up on it.
+    @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
+    async def loops_probe(memo: kopf.Memo, **_: Any) -> str:
+        runtime: Runtime | None = memo.get("runtime")
+        failures = runtime.failures() if runtime is not None else []
+        if failures:
+            raise kopf.PermanentError("; ".join(failures))
+        return "ok" if runtime is not None else "starting"
 
     @kopf.index("namespaces", id="ns_info", registry=registry)
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:

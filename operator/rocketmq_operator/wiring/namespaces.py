@@ -18,12 +18,16 @@ The reliability suite hit it when a test created its namespace right after the o
 The fix wraps kopf's two functions: after kopf's own revision, every matching namespace that kopf
 leaves out only because its termination is pending is added; and the watch stream's listings are
 revised like its events (only a change notifies the orchestrator). The wrappers use kopf's own
-predicates, are installed once, and ``install`` fails loudly if kopf's internals change shape.
+predicates and are installed once. kopf's private modules promise nothing between releases, so
+``install`` refuses, at start-up, a kopf minor release other than the one it was written for, and
+one whose patched or used functions are missing or take other arguments.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import inspect
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -31,6 +35,24 @@ from kopf._cogs.structs import bodies, references
 from kopf._core.reactor import observation
 
 _MARK = "_rocketmq_serves_terminating_namespaces"
+
+WRITTEN_FOR = "1.45"
+"""The kopf minor release whose ``kopf._core.reactor.observation`` these wrappers were checked against;
+pyproject.toml pins kopf to it. Move both only after re-reading that module in the new release."""
+
+_MODULE = "kopf._core.reactor.observation"
+_SHAPES: dict[str, frozenset[str]] = {
+    # patched: the wrappers call them with these keyword arguments
+    "revise_namespaces": frozenset({"insights", "namespaces", "raw_events", "raw_bodies"}),
+    "process_discovered_namespace_event": frozenset({"raw_event", "namespaces", "insights"}),
+    # used by the wrappers
+    "is_deleted": frozenset({"raw_event"}),
+    "get_blockers": frozenset({"raw_event"}),
+}
+
+
+def kopf_version() -> str:
+    return importlib.metadata.version("kopf")
 
 
 def _terminating_with_content(raw_event: bodies.RawEvent) -> bool:
@@ -84,11 +106,34 @@ def _wrap_events(original: Callable[..., Awaitable[None]]) -> Callable[..., Awai
     return process_discovered_namespace_event
 
 
+def check_kopf() -> None:
+    """Raise ``RuntimeError`` unless the installed kopf is the one the wrappers were written for."""
+    version = kopf_version()
+    patched = f"{_MODULE}.revise_namespaces and .process_discovered_namespace_event"
+    if ".".join(version.split(".")[:2]) != WRITTEN_FOR:
+        raise RuntimeError(
+            f"kopf {version} is installed, but the namespace-watch workaround that patches {patched} "
+            f"was written for kopf {WRITTEN_FOR}.x; re-check rocketmq_operator.wiring.namespaces against "
+            "it, then update WRITTEN_FOR and the kopf pin in pyproject.toml"
+        )
+    for name, needed in _SHAPES.items():
+        function = getattr(observation, name, None)
+        if function is None:
+            raise RuntimeError(
+                f"kopf {version}: {_MODULE}.{name} is missing; the namespace-watch workaround "
+                "(rocketmq_operator.wiring.namespaces) cannot be installed"
+            )
+        missing = needed - set(inspect.signature(function).parameters)
+        if missing:
+            raise RuntimeError(
+                f"kopf {version}: {_MODULE}.{name} takes no {', '.join(sorted(missing))} any more; the "
+                "namespace-watch workaround (rocketmq_operator.wiring.namespaces) cannot be installed"
+            )
+
+
 def install() -> None:
-    """Patch kopf once (idempotent); raise if the functions it wraps are not there any more."""
-    needed = ("revise_namespaces", "process_discovered_namespace_event", "is_deleted", "get_blockers")
-    if not all(hasattr(observation, name) for name in needed):
-        raise RuntimeError("kopf's namespace observation changed: re-check rocketmq_operator.wiring.namespaces")
+    """Patch kopf once (idempotent); raise ``RuntimeError`` first if kopf is not what it was written for."""
+    check_kopf()
     revise: Any = observation.revise_namespaces
     if not getattr(revise, _MARK, False):
         observation.revise_namespaces = _wrap(revise)

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
@@ -60,7 +61,7 @@ def build_client(settings: OperatorSettings, metrics: Metrics) -> dms_client.Dms
 class Runtime:
     settings: OperatorSettings
     metrics: Metrics
-    client: dms_client.DmsClient
+    client: ExternalClient
     observer: Observer
     batcher: DeletionBatcher
     confirmer: DeletionConfirmer
@@ -73,13 +74,36 @@ class Runtime:
         cls,
         settings: OperatorSettings,
         *,
-        cluster_id: Callable[[], str],
+        cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
     ) -> Runtime:
         metrics = Metrics()
-        client = build_client(settings, metrics)
+        runtime = cls.assemble(
+            settings,
+            client=build_client(settings, metrics),
+            metrics=metrics,
+            cluster_id=cluster_id,
+            known_ids=known_ids,
+        )
+        if metrics_port is not None:
+            runtime.metrics_server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+            logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+        await runtime.start_loops()
+        return runtime
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: OperatorSettings,
+        *,
+        client: ExternalClient,
+        metrics: Metrics,
+        cluster_id: Callable[[], str | None],
+        known_ids: Callable[[], Collection[str]],
+    ) -> Runtime:
+        """The services over ``client``, wired to each other; nothing started, no I/O."""
         observer = Observer(
             client,
             interval=settings.poll_interval_seconds,
@@ -121,14 +145,16 @@ class Runtime:
             metrics=metrics,
             sweep_outcomes=sweeper.outcome_for,
         )
-        server = None
-        if metrics_port is not None:
-            server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-            logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
-        await observer.start()
-        await confirmer.start()
-        await sweeper.start()
-        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, server)
+        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler)
+
+    async def start_loops(self) -> None:
+        await self.observer.start()
+        await self.confirmer.start()
+        await self.sweeper.start()
+
+    def failures(self) -> list[str]:
+        """Why the operator cannot go on as it is: the background loops that died (empty: none did)."""
+        return [f for f in (self.observer.failure(), self.confirmer.failure(), self.sweeper.failure()) if f]
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()

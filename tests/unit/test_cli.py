@@ -1,0 +1,42 @@
+"""The command line reads as plain text: people see its help in a terminal, not rendered markup."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import pytest
+
+from rocketmq_operator import cli
+
+
+def _with_subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _with_subcommands(sub)
+
+
+HELP_PAGES = dict(_with_subcommands(cli.parser()))
+
+
+def test_every_subcommand_has_a_help_page() -> None:
+    assert set(HELP_PAGES) == {
+        "rocketmq-operator",
+        "rocketmq-operator run",
+        "rocketmq-operator crd",
+        "rocketmq-operator sweep-report",
+    }
+
+
+@pytest.mark.parametrize("prog", sorted(HELP_PAGES))
+def test_help_shows_no_restructuredtext_markup(prog: str) -> None:
+    text = HELP_PAGES[prog].format_help()
+    assert "``" not in text, text
+
+
+def test_the_top_level_help_says_what_the_command_does() -> None:
+    text = HELP_PAGES["rocketmq-operator"].format_help()
+    assert "run the operator, print the CRD" in text
+    assert "DMS_* environment variables" in text

@@ -1,0 +1,111 @@
+"""The kopf wiring's own decisions, checked without an API server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import kopf
+import pytest
+from kopf._core.engines import probing
+
+from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.wiring import handlers
+from rocketmq_operator.wiring.runtime import Runtime
+
+from .builders import make_settings
+from .fake_cloud import FakeCloud
+
+KUBE_SYSTEM: dict[str, Any] = {"kube-system": [("uid-of-kube-system", None)], "team-a": [("uid-a", "Orphan")]}
+
+
+class TestTheClusterIdOfTheOwnerTags:
+    @pytest.mark.parametrize(
+        ("env", "namespaces", "expected"),
+        [
+            pytest.param({"DMS_CLUSTER_ID": "prod-eu"}, KUBE_SYSTEM, "prod-eu", id="the setting wins"),
+            pytest.param({}, KUBE_SYSTEM, "uid-of-kube-system", id="else the uid of kube-system"),
+            pytest.param({}, {"team-a": [("uid-a", None)]}, None, id="unknown: kube-system not seen (yet)"),
+            pytest.param({}, {}, None, id="unknown: no namespace seen (yet)"),
+        ],
+    )
+    def test_is_the_setting_or_the_kube_system_uid_and_never_made_up(
+        self, env: dict[str, str], namespaces: dict[str, Any], expected: str | None
+    ) -> None:
+        options = handlers.RunOptions(settings=make_settings(**env))
+        assert handlers._cluster_id(options, namespaces) == expected
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def liveness_endpoint(runtime: Runtime) -> AsyncIterator[str]:
+    """kopf's own health endpoint (what ``--liveness`` serves) with the operator's probes and runtime."""
+    registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
+    url = f"http://127.0.0.1:{free_port()}/healthz"
+    ready = asyncio.Event()
+    reporter = asyncio.create_task(
+        probing.health_reporter(
+            url,
+            memo=kopf.Memo(runtime=runtime),
+            indices={},
+            registry=registry,
+            settings=kopf.OperatorSettings(),
+            ready_flag=ready,
+        )
+    )
+    await ready.wait()
+    try:
+        yield url
+    finally:
+        reporter.cancel()
+        await asyncio.wait([reporter])
+
+
+@asynccontextmanager
+async def running_runtime() -> AsyncIterator[Runtime]:
+    runtime = Runtime.assemble(
+        make_settings(),
+        client=FakeCloud(),
+        metrics=Metrics(),
+        cluster_id=lambda: "cluster-1",
+        known_ids=lambda: (),
+    )
+    await runtime.start_loops()
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
+
+
+async def probe(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+class TestTheLivenessEndpoint:
+    async def test_answers_ok_while_every_background_loop_runs(self) -> None:
+        async with running_runtime() as runtime, liveness_endpoint(runtime) as url:
+            status, body = await probe(url)
+        assert status == 200
+        assert json.loads(body) == {"cloud": "ok", "loops": "ok"}
+
+    @pytest.mark.parametrize("task_name", ["instance-observer", "deletion-confirmer", "failed-instance-sweep"])
+    async def test_fails_once_a_background_loop_died_so_kubernetes_restarts_the_pod(self, task_name: str) -> None:
+        async with running_runtime() as runtime, liveness_endpoint(runtime) as url:
+            (task,) = [t for t in asyncio.all_tasks() if t.get_name() == task_name]
+            task.cancel()
+            await asyncio.wait([task])
+            status, _body = await probe(url)
+            assert runtime.failures() == [f"{task_name} was cancelled"]
+        assert status == 500
