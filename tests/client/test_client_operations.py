@@ -4,7 +4,7 @@ responses read with the cloud's documented quirks (reference section 6)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -26,8 +26,8 @@ from client_kit import (
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.ratelimit import TokenBucket
 from rocketmq_operator.core import cloud
-from rocketmq_operator.ports import errors
-from rocketmq_operator.ports.protocol import Account, ExternalClient
+from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.ports.protocol import Account
 
 CREATE_REQUEST = cloud.CreateInstanceRequest(
     name="rmq-a",
@@ -343,11 +343,19 @@ class TestGuards:
         _assert_signed_and_json(request)
 
 
+# Every protocol of the ports but the one the client calls (metrics implement CallRecorder).
+CLIENT_PORTS = [
+    port
+    for port in vars(protocol).values()
+    if isinstance(port, type(Protocol)) and port not in (Protocol, protocol.CallRecorder)
+]
+
+
 class TestBuilding:
-    async def test_the_client_satisfies_the_port(self) -> None:
-        client: ExternalClient = dms_client.build_client(
-            endpoint=ENDPOINT, project_id=PID, credentials=signing.AkSkCredentials(AK, SK)
-        )
+    @pytest.mark.parametrize("port", CLIENT_PORTS, ids=lambda port: port.__name__)
+    async def test_the_client_satisfies_every_port(self, port: type) -> None:
+        client = dms_client.build_client(endpoint=ENDPOINT, project_id=PID, credentials=signing.AkSkCredentials(AK, SK))
+        assert isinstance(client, port)
         assert client.account == Account(endpoint=ENDPOINT, project_id=PID)
         await client.aclose()
 

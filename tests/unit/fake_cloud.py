@@ -8,9 +8,10 @@ So, as kopf's ``looptime`` and httpx's ``MockTransport`` do:
 - ``virtual_time`` runs an async test on an event loop whose clock jumps straight to the next
   timer whenever nothing is ready: ``await asyncio.sleep(60)`` returns at once with the loop's
   ``time()`` 60 s later. It also fails the test if it leaves tasks running.
-- ``FakeCloud`` implements ``ExternalClient`` over a dict, logs every call with its virtual time,
-  and has knobs for the behaviours the services must survive: a batch size limit, whole-call
-  errors, per-id ``failed`` or missing results, and hooks that mutate the cloud between calls.
+- ``FakeCloud`` implements ``OperatorClient`` (every port a service takes, and no more) over a
+  dict, logs every call with its virtual time, and has knobs for the behaviours the services must
+  survive: a batch size limit, whole-call errors, per-id ``failed`` or missing results, and hooks
+  that mutate the cloud between calls.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def instance(instance_id: str, *, status: str = cloud.RUNNING, name: str | None 
 
 @dataclass
 class FakeCloud:
-    """An in-memory DMS for RocketMQ account that implements ``ExternalClient``.
+    """An in-memory DMS for RocketMQ account that implements ``OperatorClient``.
 
     Knobs:
         batch_limit: refuse (InvalidRequest) batch calls carrying more ids than this.
@@ -204,7 +205,7 @@ class FakeCloud:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    # ExternalClient.
+    # OperatorClient.
 
     @property
     def account(self) -> protocol.Account:
@@ -245,11 +246,6 @@ class FakeCloud:
         view = self._get(instance_id)
         self.instances[instance_id] = view.model_copy(update=request.to_wire())
 
-    async def delete_instance(self, instance_id: str) -> None:
-        await self._serve(Call(self._now(), "delete_instance", ids=(instance_id,)))
-        if self._get(instance_id).status != cloud.DELETING:
-            self._start_delete(instance_id, force=False)
-
     async def delete_many(
         self, instance_ids: Sequence[str], *, force_delete: bool | None = None
     ) -> list[cloud.BatchActionResult]:
@@ -286,11 +282,6 @@ class FakeCloud:
         self._get(instance_id)
         return cloud.ResizeResponse(job_id=f"job-{len(self.calls)}")
 
-    async def restart_instance(self, instance_id: str) -> cloud.RestartResponse:
-        await self._serve(Call(self._now(), "restart_instance", ids=(instance_id,)))
-        self._get(instance_id)
-        return cloud.RestartResponse(instance_id=instance_id, result="success")
-
     async def create_tags(self, instance_id: str, tags: Sequence[cloud.Tag]) -> None:
         await self._serve(Call(self._now(), "create_tags", ids=(instance_id,)))
         view = self._get(instance_id)
@@ -304,10 +295,6 @@ class FakeCloud:
         kept = [tag for tag in view.tags if tag.key not in gone]
         self.instances[instance_id] = view.model_copy(update={"tags": kept})
 
-    async def list_tags(self, instance_id: str) -> list[cloud.Tag]:
-        await self._serve(Call(self._now(), "list_tags", ids=(instance_id,)))
-        return list(self._get(instance_id).tags)
-
     async def list_recycle_bin(self) -> cloud.RecycleBinResponse:
         await self._serve(Call(self._now(), "list_recycle_bin"))
         binned = [
@@ -317,10 +304,6 @@ class FakeCloud:
         return cloud.RecycleBinResponse(
             retention_days=1, default_use_recycle=self.recycle_bin, recycle_instances=binned
         )
-
-    async def restore_from_recycle_bin(self, instance_ids: Sequence[str]) -> list[cloud.RestoreResult]:
-        await self._serve(Call(self._now(), "restore_from_recycle_bin", ids=tuple(instance_ids)))
-        return [cloud.RestoreResult(instance_id=i, error_msg="not in the recycle bin") for i in instance_ids]
 
     async def aclose(self) -> None:
         return None

@@ -315,7 +315,6 @@ class TestDeleting:
             )
             assert second.released
             assert len(fake.calls_of("delete_many")) == 1
-            assert not fake.calls_of("delete_instance")
 
     @virtual_time
     async def test_a_stale_body_after_an_accepted_delete_does_not_send_it_again(self) -> None:

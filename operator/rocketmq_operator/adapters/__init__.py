@@ -4,5 +4,5 @@
 - ``ratelimit``: the per-account token bucket that a 429 pauses for every caller;
 - ``failures``: the one mapping of HTTP and transport failures to ``ports.errors``;
 - ``retrying``: which failures may be retried for which kind of request, and the backoff;
-- ``dms_client``: ``DmsClient`` (the ``ports.protocol.ExternalClient``) and ``build_client``.
+- ``dms_client``: ``DmsClient`` (every port of ``ports.protocol``) and ``build_client``.
 """

@@ -1,4 +1,11 @@
-"""The port through which everything above the adapters talks to the cloud.
+"""The ports through which everything above the adapters talks to the cloud.
+
+Why several small protocols and not one: each service is typed against only what it calls, so a
+fake need implement only what the services it stands in for use, and an operation no service needs
+burdens no fake. ``ExternalClient`` is the core that the reconciler, observer, batcher and
+confirmer share; each other port is used by one service, or by none (``ManualOperations``). The
+composites at the end name what one consumer needs, as Python has no intersection types. The DMS
+client implements every one of them.
 
 Contract (crossplane's ExternalClient, adapted to a batch API):
 - every method either returns the documented result or raises a ``ports.errors.CloudError``;
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rocketmq_operator.core import cloud
 
@@ -36,8 +43,12 @@ class CallRecorder(Protocol):
     def record(self, *, operation: str, outcome: str, seconds: float) -> None: ...
 
 
+@runtime_checkable
 class ExternalClient(Protocol):
-    """An async client for one account of DMS for RocketMQ."""
+    """The core port of one account: read (show, list), create, update, and delete in batches.
+
+    The observer and the confirmer read, the batcher deletes, the reconciler creates and updates.
+    """
 
     @property
     def account(self) -> Account: ...
@@ -46,19 +57,21 @@ class ExternalClient(Protocol):
         """A sentence while the cloud is throttling this account (calls are being slowed), else None."""
         ...
 
-    async def create_instance(self, request: cloud.CreateInstanceRequest) -> str:
-        """Create an instance; return its id. Raises NameConflict if the name is taken."""
-        ...
-
     async def show_instance(self, instance_id: str) -> cloud.InstanceView: ...
 
     async def list_instances(self, query: cloud.ListQuery) -> cloud.ListInstancesResponse:
         """One page of the instance list."""
         ...
 
+    async def create_instance(self, request: cloud.CreateInstanceRequest) -> str:
+        """Create an instance; return its id. Raises NameConflict if the name is taken."""
+        ...
+
     async def update_instance(self, instance_id: str, request: cloud.UpdateInstanceRequest) -> None: ...
 
-    async def delete_instance(self, instance_id: str) -> None: ...
+    async def resize_instance(self, instance_id: str, request: cloud.ResizeRequest) -> cloud.ResizeResponse:
+        """The other half of an update: storage, broker count and product change by resize (``extend``)."""
+        ...
 
     async def delete_many(
         self, instance_ids: Sequence[str], *, force_delete: bool | None = None
@@ -66,22 +79,58 @@ class ExternalClient(Protocol):
         """One batch delete call; one result per id the cloud reported on."""
         ...
 
-    async def delete_all_failed(self, *, force_delete: bool | None = None) -> None:
-        """Delete every instance of the project whose creation failed (``all_failure``)."""
-        ...
 
-    async def resize_instance(self, instance_id: str, request: cloud.ResizeRequest) -> cloud.ResizeResponse: ...
-
-    async def restart_instance(self, instance_id: str) -> cloud.RestartResponse: ...
+@runtime_checkable
+class Tagging(Protocol):
+    """Tags of an instance: the reconciler writes owner tags after a create and the spec's tags on a change."""
 
     async def create_tags(self, instance_id: str, tags: Sequence[cloud.Tag]) -> None: ...
 
     async def delete_tags(self, instance_id: str, tags: Sequence[cloud.Tag]) -> None: ...
 
-    async def list_tags(self, instance_id: str) -> list[cloud.Tag]: ...
+
+@runtime_checkable
+class RecycleBin(Protocol):
+    """The recycle-bin list: the confirmer's proof, in one call, that any number of deletions ended binned."""
 
     async def list_recycle_bin(self) -> cloud.RecycleBinResponse: ...
 
+
+@runtime_checkable
+class ProjectWideDeletion(Protocol):
+    """The sweeper's project-wide mode only; it deletes instances nobody here owns (see ``sweeping``)."""
+
+    async def delete_all_failed(self, *, force_delete: bool | None = None) -> None:
+        """Delete every instance of the project whose creation failed (``all_failure``)."""
+        ...
+
+
+@runtime_checkable
+class ManualOperations(Protocol):
+    """Operations no service calls: a person's or a tool's. Every deletion goes through the batch,
+    and nothing restarts, restores or reads tags on its own; kept apart so that no fake must have them."""
+
+    async def delete_instance(self, instance_id: str) -> None: ...
+
+    async def restart_instance(self, instance_id: str) -> cloud.RestartResponse: ...
+
+    async def list_tags(self, instance_id: str) -> list[cloud.Tag]: ...
+
     async def restore_from_recycle_bin(self, instance_ids: Sequence[str]) -> list[cloud.RestoreResult]: ...
+
+
+@runtime_checkable
+class ReconcilingClient(ExternalClient, Tagging, Protocol):
+    """What the reconciler calls."""
+
+
+@runtime_checkable
+class ConfirmingClient(ExternalClient, RecycleBin, Protocol):
+    """What the deletion confirmer calls."""
+
+
+@runtime_checkable
+class OperatorClient(ExternalClient, Tagging, RecycleBin, ProjectWideDeletion, Protocol):
+    """What the runtime builds every service over, and closes when the operator stops."""
 
     async def aclose(self) -> None: ...

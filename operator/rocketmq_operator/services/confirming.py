@@ -86,7 +86,7 @@ class DeletionConfirmer:
 
     def __init__(
         self,
-        client: protocol.ExternalClient,
+        client: protocol.ConfirmingClient,
         *,
         verify_interval: float,
         max_gap: float,

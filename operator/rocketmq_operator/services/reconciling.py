@@ -30,7 +30,7 @@ from rocketmq_operator.core.mapping import (
 from rocketmq_operator.core.resource import DeletionPolicy, DeletionStatus, RocketMQInstance
 from rocketmq_operator.core.settings import ObserveStrategy, OperatorSettings
 from rocketmq_operator.ports import errors
-from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.ports.protocol import ReconcilingClient
 from rocketmq_operator.services import batching, confirming, observing
 from rocketmq_operator.services.metrics import Metrics
 
@@ -85,7 +85,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        client: ExternalClient,
+        client: ReconcilingClient,
         observer: observing.Observer,
         batcher: batching.DeletionBatcher,
         confirmer: confirming.DeletionConfirmer,

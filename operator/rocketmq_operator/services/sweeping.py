@@ -28,7 +28,7 @@ from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import owned_by_cluster
 from rocketmq_operator.core.settings import SweepMode
 from rocketmq_operator.ports import errors
-from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.ports.protocol import ProjectWideDeletion
 from rocketmq_operator.services import batching, observing
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import BackgroundLoop
@@ -78,7 +78,7 @@ class Sweeper:
     def __init__(
         self,
         *,
-        client: ExternalClient,
+        client: ProjectWideDeletion,
         observer: observing.Observer,
         batcher: batching.DeletionBatcher,
         interval: float,

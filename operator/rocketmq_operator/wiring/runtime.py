@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
@@ -61,7 +61,7 @@ def build_client(settings: OperatorSettings, metrics: Metrics) -> dms_client.Dms
 class Runtime:
     settings: OperatorSettings
     metrics: Metrics
-    client: ExternalClient
+    client: OperatorClient
     observer: Observer
     batcher: DeletionBatcher
     confirmer: DeletionConfirmer
@@ -98,7 +98,7 @@ class Runtime:
         cls,
         settings: OperatorSettings,
         *,
-        client: ExternalClient,
+        client: OperatorClient,
         metrics: Metrics,
         cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
