@@ -15,7 +15,7 @@ from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
-from rocketmq_operator.services.supervision import BackgroundLoop
+from rocketmq_operator.services.supervision import BackgroundLoop, SupervisedService
 from rocketmq_operator.services.sweeping import Sweeper
 
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
@@ -126,7 +126,7 @@ def sweeper(fake: FakeCloud, metrics: Metrics) -> Sweeper:
     )
 
 
-SERVICES: dict[str, tuple[str, Callable[[FakeCloud, Metrics], Observer | DeletionConfirmer | Sweeper]]] = {
+SERVICES: dict[str, tuple[str, Callable[[FakeCloud, Metrics], SupervisedService]]] = {
     "observer": ("instance-observer", observer),
     "confirmer": ("deletion-confirmer", confirmer),
     "sweeper": ("failed-instance-sweep", sweeper),
@@ -134,7 +134,7 @@ SERVICES: dict[str, tuple[str, Callable[[FakeCloud, Metrics], Observer | Deletio
 
 
 @asynccontextmanager
-async def started(which: str) -> AsyncIterator[tuple[str, Observer | DeletionConfirmer | Sweeper]]:
+async def started(which: str) -> AsyncIterator[tuple[str, SupervisedService]]:
     task_name, build = SERVICES[which]
     service = build(FakeCloud(), Metrics())
     await service.start()

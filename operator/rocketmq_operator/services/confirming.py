@@ -37,7 +37,7 @@ from rocketmq_operator.core.evidence import Look, Sighting
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services import observing
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.services.supervision import BackgroundLoop
+from rocketmq_operator.services.supervision import SupervisedService
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class _Pending:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class DeletionConfirmer:
+class DeletionConfirmer(SupervisedService):
     """Confirms the accepted deletions of one account.
 
     Args:
@@ -98,6 +98,7 @@ class DeletionConfirmer:
     ) -> None:
         if verify_interval <= 0 or max_gap < verify_interval:
             raise ValueError(f"need 0 < verify_interval <= max_gap, not {verify_interval!r}, {max_gap!r}")
+        super().__init__("deletion-confirmer")
         self._client = client
         self._verify_interval = verify_interval
         self._max_gap = max_gap
@@ -112,7 +113,6 @@ class DeletionConfirmer:
         # later (its CR came back for it later) waits for that look instead of making its own.
         self._cohort_due: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self._background = BackgroundLoop("deletion-confirmer", self._run)
         self._bin_in_use: bool | None = None
         self._last_bin_call = -float("inf")
         self._bin_not_before = -float("inf")
@@ -174,16 +174,6 @@ class DeletionConfirmer:
         return sum(1 for entry in self._entries.values() if entry.settled_at is None)
 
     # ---- the loop ----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._background.start()
-
-    async def aclose(self) -> None:
-        await self._background.aclose()
-
-    def failure(self) -> str | None:
-        """Why the background loop is dead, if it is (see ``supervision``)."""
-        return self._background.failure()
 
     async def _run(self) -> None:
         while True:

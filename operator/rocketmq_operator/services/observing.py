@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from rocketmq_operator.core import cloud
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.services.supervision import BackgroundLoop
+from rocketmq_operator.services.supervision import SupervisedService
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Observation:
     error: errors.CloudError | None = None
 
 
-class Observer:
+class Observer(SupervisedService):
     """Keeps a snapshot of one account's instances fresh, with one paged walk per interval.
 
     Args:
@@ -111,6 +111,7 @@ class Observer:
         # One item of overlap per page: a page of one would never advance.
         if not 2 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 2..{_MAX_PAGE_SIZE}, not {page_size!r}")
+        super().__init__("instance-observer")
         self._client = client
         self._interval = interval
         self._min_gap = min_gap
@@ -119,7 +120,6 @@ class Observer:
         self._clock = clock
         self._latest: Snapshot | None = None
         self._last_error: errors.CloudError | None = None
-        self._background = BackgroundLoop("instance-observer", self._run)
         self._closed = False
         self._waiters: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
         self._wake = asyncio.Event()
@@ -132,20 +132,16 @@ class Observer:
         """Start the background loop: a walk at once, then one every ``interval``."""
         if self._closed:
             raise RuntimeError("the observer is closed")
-        self._background.start()
+        await super().start()
 
     async def aclose(self) -> None:
         """Stop the loop; whoever waits for a snapshot gets ``None``."""
         self._closed = True
-        await self._background.aclose()
+        await super().aclose()
         waiters, self._waiters = self._waiters, []
         for _, future in waiters:
             if not future.done():
                 future.set_result(None)
-
-    def failure(self) -> str | None:
-        """Why the background loop is dead, if it is (see ``supervision``)."""
-        return self._background.failure()
 
     def latest(self) -> Snapshot | None:
         return self._latest

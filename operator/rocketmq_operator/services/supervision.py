@@ -7,10 +7,14 @@ sweeps again: CRs trust an ever older snapshot and finalizers are never released
 logged when it happens and reported by ``failure()`` for as long as the process lives; the
 liveness probe fails on it and Kubernetes restarts the pod, which starts every loop afresh. A loop
 stopped on purpose (``aclose``) is not a death.
+
+``SupervisedService`` is what those services have in common: one such loop behind ``start``,
+``aclose`` and ``failure``, so that the runtime starts, stops and probes each of them alike.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
@@ -56,3 +60,24 @@ class BackgroundLoop:
         if task is not self._task:
             return
         logger.error("background loop %s; the liveness probe fails from now on", self.failure(), exc_info=error)
+
+
+class SupervisedService(abc.ABC):
+    """A service whose work is one ``BackgroundLoop`` running ``_run``, named ``loop_name``."""
+
+    def __init__(self, loop_name: str) -> None:
+        self._background = BackgroundLoop(loop_name, self._run)
+
+    async def start(self) -> None:
+        self._background.start()
+
+    async def aclose(self) -> None:
+        await self._background.aclose()
+
+    def failure(self) -> str | None:
+        """Why the background loop is dead, if it is; ``None`` while it runs, and once stopped on purpose."""
+        return self._background.failure()
+
+    @abc.abstractmethod
+    async def _run(self) -> None:
+        """The endless loop. It catches what it expects: whatever escapes it is a death."""

@@ -31,7 +31,7 @@ from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ProjectWideDeletion
 from rocketmq_operator.services import batching, observing
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.services.supervision import BackgroundLoop
+from rocketmq_operator.services.supervision import SupervisedService
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def select_failed(
     return owned, foreign
 
 
-class Sweeper:
+class Sweeper(SupervisedService):
     def __init__(
         self,
         *,
@@ -89,6 +89,7 @@ class Sweeper:
         min_failed_age: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__("failed-instance-sweep")
         self._client = client
         self._observer = observer
         self._batcher = batcher
@@ -101,22 +102,11 @@ class Sweeper:
         self._clock = clock
         self._first_seen_failed: dict[str, float] = {}
         self._outcomes: dict[str, batching.DeleteOutcome] = {}
-        self._background = BackgroundLoop("failed-instance-sweep", self._run)
         self._cluster_id_known: bool | None = None  # as of the last sweep; None before the first
         self.last_report: SweepReport | None = None
 
     def outcome_for(self, instance_id: str) -> batching.DeleteOutcome | None:
         return self._outcomes.get(instance_id)
-
-    async def start(self) -> None:
-        self._background.start()
-
-    async def aclose(self) -> None:
-        await self._background.aclose()
-
-    def failure(self) -> str | None:
-        """Why the background loop is dead, if it is (see ``supervision``)."""
-        return self._background.failure()
 
     async def _run(self) -> None:
         while True:
