@@ -18,8 +18,9 @@ import pytest
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG
 from rocketmq_operator.core.settings import SweepMode
+from rocketmq_operator.core.vocabulary import DeletionResult
 from rocketmq_operator.services import sweeping
-from rocketmq_operator.services.batching import ACCEPTED, DeletionBatcher
+from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.sweeping import Sweeper, select_failed
@@ -157,9 +158,9 @@ class TestASweep:
             report = await w.sweeper.sweep_once()
         assert deleted_ids(fake) == [("i-1", "i-2")]
         assert report.owned == ("i-1", "i-2") and report.foreign == ("i-3", "i-4")
-        assert report.outcomes == {"i-1": ACCEPTED, "i-2": ACCEPTED}
+        assert report.outcomes == {"i-1": DeletionResult.ACCEPTED, "i-2": DeletionResult.ACCEPTED}
         outcome = w.sweeper.outcome_for("i-1")
-        assert outcome is not None and outcome.result == ACCEPTED
+        assert outcome is not None and outcome.result == DeletionResult.ACCEPTED
         assert w.sweeper.outcome_for("i-3") is None
         assert w.metrics.registry.get_sample_value("rocketmq_operator_swept_instances_total", {"mode": "owned"}) == 2
 

@@ -38,7 +38,7 @@ class TestTheClusterIdOfTheOwnerTags:
         self, env: dict[str, str], namespaces: dict[str, Any], expected: str | None
     ) -> None:
         options = handlers.RunOptions(settings=make_settings(**env))
-        assert handlers._cluster_id(options, namespaces) == expected
+        assert handlers.cluster_id_of(options, namespaces) == expected
 
 
 def free_port() -> int:
