@@ -574,6 +574,22 @@ class TestFailedWalks:
             assert observer.lookup("i-0000").state == Presence.PRESENT
 
     @virtual_time
+    async def test_a_snapshot_older_than_two_intervals_is_not_trusted_even_with_no_walk_failing(self) -> None:
+        fake = FakeCloud()
+        fake.add_running(1)
+
+        async with running(fake, interval=10.0) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            await observer.aclose()  # the loop is gone: nothing fails, nothing refreshes
+            await asyncio.sleep(20)
+            young = observer.lookup("i-0000")
+            await asyncio.sleep(1)
+            old = observer.lookup("i-0000")
+
+        assert young.state == Presence.PRESENT
+        assert (old.state, old.instance, old.error) == (Presence.UNKNOWN, None, None)
+
+    @virtual_time
     async def test_after_a_terminal_failure_the_snapshot_is_not_trusted_at_once(self) -> None:
         fake = FakeCloud()
         fake.add_running(1)

@@ -536,3 +536,73 @@ class TestAnInstanceTheListNoLongerShows:
         assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "CreateFailed"
         assert "cloudStatus" in step.patch and step.patch["cloudStatus"] is None
         assert "InstanceMissing" not in {e.reason for e in step.events}
+
+
+class TestASnapshotOlderThanTwoPollIntervals:
+    """Whatever stopped the walks (the loop died, or a walk is stuck), a CR does not act on old data."""
+
+    @staticmethod
+    async def frozen_after_the_last_walk(fake: FakeCloud, w: World, *, walks: str) -> None:
+        await w.observer.snapshot_after(0, timeout=5)
+        if walks == "died":
+            await w.observer.aclose()
+        else:  # stuck: the next walk's first list call never returns
+            never = asyncio.Event()
+
+            async def hang(query: cloud.ListQuery) -> cloud.ListInstancesResponse:
+                await never.wait()
+                raise AssertionError("unreachable")
+
+            fake.list_instances = hang  # type: ignore[method-assign]
+        fake.instances["i-1"] = view("i-1", status=cloud.FROZEN)
+
+    @virtual_time
+    async def test_is_trusted_while_younger_than_two_intervals(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(1.5 * SETTINGS.poll_interval_seconds)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Available"
+        assert fake.calls_of("show_instance") == []
+
+    @virtual_time
+    async def test_then_a_show_answers_when_the_observer_loop_died(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert step.patch["cloudStatus"] == cloud.FROZEN
+        assert len(fake.calls_of("show_instance")) == 1
+
+    @virtual_time
+    async def test_then_a_show_answers_when_a_walk_is_stuck(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="stuck")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert len(fake.calls_of("show_instance")) == 1
+
+    @virtual_time
+    async def test_a_fresh_show_is_not_trusted_longer_than_the_snapshot_it_stands_in_for(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))  # shows: FROZEN
+            fake.instances["i-1"] = view("i-1")
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            trusted = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            await asyncio.sleep(SETTINGS.poll_interval_seconds + 1)
+            asked_again = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in trusted.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert {c["type"]: c for c in asked_again.patch["conditions"]}["Ready"]["reason"] == "Available"
+        assert len(fake.calls_of("show_instance")) == 2

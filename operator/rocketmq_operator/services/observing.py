@@ -45,7 +45,7 @@ _ERROR_BACKOFF_BASE = 1.0  # seconds before the first early re-walk after a fail
 _TERMINAL_BACKOFF_BASE = 30.0  # after a terminal failure (refused credentials) walks wait this, doubling
 _TERMINAL_BACKOFF_CAP = 900.0
 STALE_INTERVALS = 2.0
-"""A snapshot this many poll intervals old, with walks failing since, is not trusted."""
+"""A snapshot this many poll intervals old is not trusted, whatever kept the walks from refreshing it."""
 _EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
 _MAX_REPAIRS = 10  # pages one walk may read again to close gaps left by deletions, before giving up
 
@@ -157,16 +157,17 @@ class Observer:
 
         Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``. While
         walks fail, the last snapshot is still used for a while (one failed walk is no news), but
-        not once it is ``STALE_INTERVALS`` intervals old, nor after a terminal failure: then the
-        answer is ``Unknown`` with the error, so every CR says why it cannot be observed.
+        not after a terminal failure, nor once it is ``STALE_INTERVALS`` intervals old, whatever
+        the reason (walks failing, the loop dead or stuck, a walk throttled to a crawl): then the
+        answer is ``Unknown``, with the error if walks fail, so every CR says why it cannot be
+        observed, and a reconciler that wants an answer asks show rather than act on old data.
         """
         snapshot = self._latest
         error = self._last_error
         if snapshot is None:
             return Observation(Presence.UNKNOWN, None, None, error=error)
-        if error is not None and (
-            error.terminal or self._clock() - snapshot.started_at > STALE_INTERVALS * self._interval
-        ):
+        stale = self._clock() - snapshot.started_at > STALE_INTERVALS * self._interval
+        if stale or (error is not None and error.terminal):
             return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
         if instance is not None:
