@@ -36,6 +36,7 @@ class World:
     observer: Observer
     reconciler: Reconciler
     deletions: DeletionFlow
+    confirmer: DeletionConfirmer
     memory: CrMemory
 
 
@@ -81,7 +82,7 @@ async def world(
     await observer.start()
     await confirmer.start()
     try:
-        yield World(fake, observer, reconciler, deletions, memory)
+        yield World(fake, observer, reconciler, deletions, confirmer, memory)
     finally:
         await batcher.aclose()
         await confirmer.aclose()
@@ -606,3 +607,56 @@ class TestASnapshotOlderThanTwoPollIntervals:
         assert {c["type"]: c for c in trusted.patch["conditions"]}["Ready"]["reason"] == "Frozen"
         assert {c["type"]: c for c in asked_again.patch["conditions"]}["Ready"]["reason"] == "Available"
         assert len(fake.calls_of("show_instance")) == 2
+
+
+class TestForgettingACrThatIsGone:
+    """Whatever path took the CR away, ``forget(uid)`` drops what every service kept for it."""
+
+    @virtual_time
+    async def test_a_live_cr_leaves_no_memory_behind(self) -> None:
+        fake = FakeCloud(call_errors={"create_instance": [errors.QuotaExceeded("quota", status=400)]})
+        fake.add(view("i-old"))
+        async with world(fake) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            await w.reconciler.reconcile(resource)  # stalled on a terminal error: remembered
+            adopted = cr(uid="adopter", spec={**SPEC, "instanceId": "i-old"})
+            await w.reconciler.reconcile(adopted)  # a fresh show of i-old: remembered
+            assert w.reconciler.remembers(resource.metadata.uid) and w.reconciler.views.remembers("i-old")
+
+            w.memory.forget(resource.metadata.uid)
+            w.memory.forget("adopter")
+
+            assert not w.reconciler.remembers(resource.metadata.uid)
+            assert not w.reconciler.views.remembers("i-old")
+            assert not w.memory.tracks(resource.metadata.uid) and not w.memory.tracks("adopter")
+
+    @virtual_time
+    async def test_a_cr_whose_finalizer_was_removed_by_hand_mid_deletion_leaves_no_memory_behind(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert step.patch["deletion"]["result"] == "Accepted"
+            accepted = applied(resource, step)
+            step = await w.deletions.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not step.released, "still deleting: the confirmer follows it"
+            assert w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is not None
+
+            # Not released by us: someone removed the finalizer, and the API server reports it gone.
+            w.memory.forget(resource.metadata.uid)
+
+            assert not w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is None and w.confirmer.pending() == 0
+            assert not w.memory.tracks(resource.metadata.uid)
+
+    @virtual_time
+    async def test_forgetting_twice_or_a_cr_never_seen_is_harmless(self) -> None:
+        async with world() as w:
+            await w.reconciler.prepare(cr())
+            w.memory.forget(cr().metadata.uid)
+            w.memory.forget(cr().metadata.uid)
+            w.memory.forget("never-seen")
+            assert not w.memory.tracks(cr().metadata.uid)

@@ -165,6 +165,17 @@ class TestASweep:
         assert w.metrics.registry.get_sample_value("rocketmq_operator_swept_instances_total", {"mode": "owned"}) == 2
 
     @virtual_time
+    async def test_an_outcome_is_kept_until_the_cr_it_was_kept_for_is_gone(self) -> None:
+        fake = FakeCloud()
+        fake.add(ours("i-1"), ours("i-2"))
+        async with sweep_world(fake) as w:
+            await w.listed()
+            await w.sweeper.sweep_once()
+            w.sweeper.forget("uid-1", {"i-1"})
+        assert w.sweeper.outcome_for("i-1") is None
+        assert w.sweeper.outcome_for("i-2") is not None, "another CR's outcome stays"
+
+    @virtual_time
     async def test_waits_until_a_failed_instance_is_old_enough_for_its_cr_to_have_seen_it(self) -> None:
         fake = FakeCloud()
         fake.add(ours("i-1"))

@@ -229,6 +229,14 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             return
         _apply(await _runtime(memo).reconciler.reconcile(_parse(body)), patch, body)
 
+    @kopf.on.event(**crs, id="forget")
+    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        # Gone from the API server, by whatever path (released here or by another replica, the
+        # finalizer removed by hand, ...): what the services kept for it goes too.
+        runtime: Runtime | None = memo.get("runtime")
+        if event.get("type") == "DELETED" and uid and runtime is not None:
+            runtime.memory.forget(uid)
+
     @kopf.on.delete(**crs, id="finalize")
     async def finalize(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **kwargs: Any
