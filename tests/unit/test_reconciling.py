@@ -105,6 +105,32 @@ def applied(resource: RocketMQInstance, result: StepResult, **metadata: Any) -> 
     return RocketMQInstance.model_validate(body)
 
 
+class TestTheStatusPatch:
+    @virtual_time
+    async def test_of_a_first_pass_over_a_running_instance_has_the_keys_the_crd_has(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            now = step.patch["conditions"][0]["lastTransitionTime"]
+        message = "instance i-1 is RUNNING"
+        assert step.patch == {
+            "instanceName": "team-a-orders-abcdef12",
+            "cloudStatus": "RUNNING",
+            "endpoints": {"namesrvAddress": "192.168.0.10:8100", "brokerAddress": "192.168.0.11:10100"},
+            "storageSpace": 300,
+            "brokerNum": 1,
+            "productId": "rocketmq.b2.large.4",
+            "conditions": [
+                {"type": kind, "status": value, "reason": "Available", "message": message,
+                 "lastTransitionTime": now, "observedGeneration": 1}
+                for kind, value in (("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False"))
+            ],
+            "observedGeneration": 1,
+        }  # fmt: skip
+
+
 class TestCreating:
     @virtual_time
     async def test_the_marker_is_persisted_before_the_create_call(self) -> None:
