@@ -679,6 +679,26 @@ class TestForgettingACrThatIsGone:
             assert not w.memory.tracks(resource.metadata.uid)
 
     @virtual_time
+    async def test_a_step_still_running_when_its_cr_goes_keeps_nothing_it_learned(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            submitting = asyncio.create_task(
+                w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            )
+            await asyncio.sleep(SETTINGS.batch_window_seconds / 2)  # the step waits for the batch call
+            assert not submitting.done()
+            w.memory.forget(resource.metadata.uid)
+            step = await submitting
+            assert step.patch["deletion"]["result"] == "Accepted"
+
+            assert not w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is None
+            assert not w.memory.tracks(resource.metadata.uid)
+
+    @virtual_time
     async def test_forgetting_twice_or_a_cr_never_seen_is_harmless(self) -> None:
         async with world() as w:
             await w.reconciler.prepare(cr())

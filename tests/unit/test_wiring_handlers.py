@@ -148,3 +148,5 @@ class TestACrGoneFromTheApiServer:
             await runtime.aclose()
         assert runtime.deletions.remembers(resource.metadata.uid) is not forgotten
         assert runtime.memory.tracks(resource.metadata.uid) is not forgotten
+        remembered = runtime.metrics.registry.get_sample_value("rocketmq_operator_remembered_crs")
+        assert remembered == (0 if forgotten else 1)

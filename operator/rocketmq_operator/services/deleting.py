@@ -62,8 +62,7 @@ class DeletionFlow:
     async def finalize(
         self, cr: RocketMQInstance, *, namespace_policy: str | None, default_policy: DeletionPolicy
     ) -> StepResult:
-        async with self._memory.lock(cr.metadata.uid):
-            self._memory.note(cr)
+        async with self._memory.step(cr):
             cr = self._with_remembered_deletion(cr)
             choice = decisions.resolve_policy(cr, namespace_policy, default_policy)
             result = StepResult()

@@ -93,16 +93,14 @@ class Reconciler:
 
     async def prepare(self, cr: RocketMQInstance) -> StepResult:
         """First create step: persist the pending marker (and nothing else) if a create is due."""
-        async with self._memory.lock(cr.metadata.uid):
-            self._memory.note(cr)
+        async with self._memory.step(cr):
             if cr.status.instance_id or cr.spec.instance_id or cr.status.creation is not None or cr.paused:
                 return StepResult()
             action = decisions.decide(cr, Seen.unknown())
             return self._status_for(cr, action, None, StepResult())
 
     async def reconcile(self, cr: RocketMQInstance) -> StepResult:
-        async with self._memory.lock(cr.metadata.uid):
-            self._memory.note(cr)
+        async with self._memory.step(cr):
             instance_id = cr.status.instance_id
             original_failed = cr.status.failed_instance_ids or []
             if instance_id and instance_id not in original_failed and self._sweep_outcomes(instance_id):

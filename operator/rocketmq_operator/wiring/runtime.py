@@ -139,7 +139,7 @@ class Runtime:
             metrics=metrics,
             min_failed_age=2 * settings.poll_interval_seconds,
         )
-        memory = CrMemory()
+        memory = CrMemory(metrics)
         memory.on_forget(sweeper.forget)
         reconciler = Reconciler(
             client=client,
