@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 
 from .support import SPEC, Stack, condition, wait_for
 
@@ -119,3 +121,36 @@ def test_owner_tags_that_failed_after_the_create_are_restored_later(stack: Stack
     wait_for(lambda: owner_uid() == cr["metadata"]["uid"], timeout=60, what="owner tags restored")
     events = {e["reason"] for e in stack.cluster.events(ns, "tagless")}
     assert {"TaggingFailed", "OwnerTagsRestored"} <= events
+
+
+def remembered_crs(stack: Stack) -> float:
+    found = re.search(r"^rocketmq_operator_remembered_crs (\S+)$", stack.operator.metrics(), re.MULTILINE)
+    assert found is not None, "the operator exports rocketmq_operator_remembered_crs"
+    return float(found.group(1))
+
+
+def test_a_cr_whose_finalizer_is_removed_by_hand_is_forgotten_by_the_operator(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    # Its own operator (the count is per process) and deletions slow enough to remove the finalizer mid-way.
+    slow = stack_factory(simulator_args=["--create-seconds", "1", "--delete-seconds", "300", "--quota", "100000"])
+    ns = slow.namespace()
+    slow.cluster.create(ns, "by-hand", SPEC)
+    slow.cluster.wait_ready(ns, "by-hand")
+    wait_for(lambda: remembered_crs(slow) == 1, timeout=30, what="the operator to remember the CR")
+
+    slow.cluster.kubectl("delete", "-n", ns, "rmqi/by-hand", "--wait=false")
+    wait_for(
+        lambda: (
+            ((slow.cluster.get(ns, "by-hand") or {}).get("status", {}).get("deletion") or {}).get("result")
+            == "Accepted"
+        ),
+        timeout=30,
+        what="the deletion to be accepted",
+    )
+    slow.cluster.kubectl(
+        "patch", "-n", ns, "rmqi/by-hand", "--type=json", "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]'
+    )
+    slow.cluster.wait_gone(ns, ["by-hand"], timeout=30)
+
+    wait_for(lambda: remembered_crs(slow) == 0, timeout=30, what="the operator to forget the CR")

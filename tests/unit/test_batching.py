@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from rocketmq_operator.core import cloud
+from rocketmq_operator.core.vocabulary import DeletionResult
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services import batching
 from rocketmq_operator.services.metrics import Metrics
@@ -49,7 +50,7 @@ class TestWhatLeavesAsOneCall:
         assert call.ids == tuple(ids)
         assert call.at == pytest.approx(0.5)
         assert call.force_delete is False
-        assert {o.result for o in outcomes} == {batching.ACCEPTED}
+        assert {o.result for o in outcomes} == {DeletionResult.ACCEPTED}
         assert len({o.batch_id for o in outcomes}) == 1
         assert {o.batch_size for o in outcomes} == {5}
         assert all(o.submitted_at == pytest.approx(EPOCH + 0.5) for o in outcomes)
@@ -138,7 +139,7 @@ class TestWhatLeavesAsOneCall:
 
         assert sizes(fake) == [50] * 20
         assert sorted(i for call in fake.calls_of("delete_many") for i in call.ids) == sorted(ids)
-        assert {o.result for o in outcomes} == {batching.ACCEPTED}
+        assert {o.result for o in outcomes} == {DeletionResult.ACCEPTED}
         assert fake.instances == {}
 
     @virtual_time
@@ -168,7 +169,7 @@ class TestDeduplication:
 
         assert fake.calls_of("delete_many")[0].ids == (a, b)
         assert first is second
-        assert other.result == batching.ACCEPTED
+        assert other.result == DeletionResult.ACCEPTED
 
     @virtual_time
     async def test_an_id_submitted_again_after_its_call_was_sent_goes_in_a_new_call(self) -> None:
@@ -181,7 +182,7 @@ class TestDeduplication:
 
         assert sizes(fake) == [1, 1]
         assert first.batch_id != again.batch_id
-        assert again.result == batching.FAILED  # the fake cloud no longer knows it
+        assert again.result == DeletionResult.FAILED  # the fake cloud no longer knows it
 
 
 class TestPerInstanceResults:
@@ -195,10 +196,10 @@ class TestPerInstanceResults:
         outcomes = await submit_all(batcher, ids)
 
         assert [(o.instance_id, o.result) for o in outcomes] == [
-            (ids[0], batching.ACCEPTED),
-            (ids[1], batching.FAILED),
-            (ids[2], batching.ACCEPTED),
-            (ids[3], batching.FAILED),
+            (ids[0], DeletionResult.ACCEPTED),
+            (ids[1], DeletionResult.FAILED),
+            (ids[2], DeletionResult.ACCEPTED),
+            (ids[3], DeletionResult.FAILED),
         ]
         assert all(o.error is None for o in outcomes)
 
@@ -211,7 +212,7 @@ class TestPerInstanceResults:
 
         got_a, got_b = await submit_all(batcher, [a, b])
 
-        assert (got_a.result, got_b.result) == (batching.ACCEPTED, batching.NO_RESULT)
+        assert (got_a.result, got_b.result) == (DeletionResult.ACCEPTED, DeletionResult.NO_RESULT)
 
     @virtual_time
     async def test_results_for_ids_that_were_not_sent_are_ignored(self) -> None:
@@ -229,7 +230,7 @@ class TestPerInstanceResults:
 
         fake.delete_many = chatty_delete_many  # type: ignore[method-assign]
 
-        assert (await batcher.submit(a, force_delete=False)).result == batching.ACCEPTED
+        assert (await batcher.submit(a, force_delete=False)).result == DeletionResult.ACCEPTED
 
 
 class TestWholeCallFailures:
@@ -243,7 +244,7 @@ class TestWholeCallFailures:
         outcomes = await submit_all(batcher, ids)
 
         assert sizes(fake) == [3]
-        assert {o.result for o in outcomes} == {batching.ERROR}
+        assert {o.result for o in outcomes} == {DeletionResult.ERROR}
         assert all(o.error is throttled for o in outcomes)
         assert set(fake.instances) == set(ids)
 
@@ -269,7 +270,7 @@ class TestWholeCallFailures:
         outcomes = await submit_all(batcher, ids)
 
         assert sizes(fake) == [4]
-        assert all((o.result, o.error) == (batching.ERROR, error) for o in outcomes)
+        assert all((o.result, o.error) == (DeletionResult.ERROR, error) for o in outcomes)
 
     @virtual_time
     async def test_an_unexpected_exception_in_the_client_still_resolves_every_waiter(self) -> None:
@@ -286,7 +287,7 @@ class TestWholeCallFailures:
 
         outcomes = await submit_all(batcher, ids)
 
-        assert {o.result for o in outcomes} == {batching.ERROR}
+        assert {o.result for o in outcomes} == {DeletionResult.ERROR}
         assert all(isinstance(o.error, errors.CloudError) and "bug" in str(o.error) for o in outcomes)
 
 
@@ -304,7 +305,7 @@ class TestSplittingAmbiguousRefusals:
 
         # 6 -> refused -> 3 -> refused -> 2 + 1, then the other 3 the same way.
         assert sizes(fake) == [6, 3, 2, 1, 3, 2, 1]
-        assert {o.result for o in outcomes} == {batching.ACCEPTED}
+        assert {o.result for o in outcomes} == {DeletionResult.ACCEPTED}
         assert batcher.effective_max_size == 2
         learned = [r for r in caplog.records if "from now on" in r.getMessage()]
         assert [r.levelno for r in learned] == [logging.WARNING]
@@ -313,7 +314,7 @@ class TestSplittingAmbiguousRefusals:
         later = await submit_all(batcher, ids[6:])
 
         assert sizes(fake) == [2, 2, 1]
-        assert {o.result for o in later} == {batching.ACCEPTED}
+        assert {o.result for o in later} == {DeletionResult.ACCEPTED}
 
     @virtual_time
     async def test_a_limit_learned_while_ids_are_pending_applies_to_their_call(self) -> None:
@@ -339,10 +340,10 @@ class TestSplittingAmbiguousRefusals:
         outcomes = await submit_all(batcher, ids)
 
         assert [o.result for o in outcomes] == [
-            batching.ACCEPTED,
-            batching.ACCEPTED,
-            batching.NOT_FOUND,
-            batching.ACCEPTED,
+            DeletionResult.ACCEPTED,
+            DeletionResult.ACCEPTED,
+            DeletionResult.NOT_FOUND,
+            DeletionResult.ACCEPTED,
         ]
         assert isinstance(outcomes[2].error, errors.NotFound)
         assert outcomes[2].batch_size == 1
@@ -359,7 +360,7 @@ class TestSplittingAmbiguousRefusals:
 
         outcomes = await submit_all(batcher, [*ids, "i-creating"])
 
-        assert [o.result for o in outcomes] == [batching.ACCEPTED] * 3 + [batching.WRONG_STATE]
+        assert [o.result for o in outcomes] == [DeletionResult.ACCEPTED] * 3 + [DeletionResult.WRONG_STATE]
         assert isinstance(outcomes[3].error, errors.WrongState)
         assert "i-creating" in fake.instances
 
@@ -374,7 +375,7 @@ class TestSplittingAmbiguousRefusals:
         outcomes = await submit_all(batcher, ids)
 
         assert sizes(fake) == [4, 2, 1, 1, 2]
-        assert [o.result for o in outcomes] == [batching.ERROR] + [batching.ACCEPTED] * 3
+        assert [o.result for o in outcomes] == [DeletionResult.ERROR] + [DeletionResult.ACCEPTED] * 3
         assert outcomes[0].error is invalid
         assert batcher.effective_max_size == 50
 
@@ -385,7 +386,7 @@ class TestSplittingAmbiguousRefusals:
 
         outcome = await batcher.submit("i-gone", force_delete=True)
 
-        assert (outcome.result, sizes(fake)) == (batching.NOT_FOUND, [1])
+        assert (outcome.result, sizes(fake)) == (DeletionResult.NOT_FOUND, [1])
 
 
 class TestNoWaiterIsEverLost:
@@ -401,7 +402,7 @@ class TestNoWaiterIsEverLost:
         await batcher.aclose()
         outcomes = await waiting
 
-        assert {o.result for o in outcomes} == {batching.ERROR}
+        assert {o.result for o in outcomes} == {DeletionResult.ERROR}
         assert all(o.error is not None and "closed" in str(o.error) for o in outcomes)
         assert fake.calls == []
         assert batcher.queue_depth() == 0
@@ -418,7 +419,7 @@ class TestNoWaiterIsEverLost:
         outcomes = await waiting
 
         assert len(fake.calls_of("delete_many")) == 1
-        assert {o.result for o in outcomes} == {batching.ERROR}
+        assert {o.result for o in outcomes} == {DeletionResult.ERROR}
         assert all(o.error is not None and "outcome unknown" in str(o.error) for o in outcomes)
         assert {(o.batch_size, o.submitted_at) for o in outcomes} == {(2, EPOCH + 0.5)}
         assert outcomes[0].batch_id == outcomes[1].batch_id != ""
@@ -432,7 +433,7 @@ class TestNoWaiterIsEverLost:
 
         outcome = await batcher.submit("i-1", force_delete=False)
 
-        assert outcome.result == batching.ERROR
+        assert outcome.result == DeletionResult.ERROR
         assert fake.calls == []
 
     @virtual_time
@@ -448,7 +449,7 @@ class TestNoWaiterIsEverLost:
         outcome = await patient
 
         assert impatient.cancelled()
-        assert outcome.result == batching.ACCEPTED
+        assert outcome.result == DeletionResult.ACCEPTED
         assert sizes(fake) == [1]
 
 
@@ -473,8 +474,8 @@ class TestMetricsAndMessages:
         assert sample("rocketmq_operator_delete_queue_depth") == 0
         assert sample("rocketmq_operator_delete_batch_size_count", trigger="delete") == 1
         assert sample("rocketmq_operator_delete_batch_size_sum", trigger="delete") == 3
-        assert sample("rocketmq_operator_delete_batch_results_total", result=batching.ACCEPTED) == 2
-        assert sample("rocketmq_operator_delete_batch_results_total", result=batching.FAILED) == 1
+        assert sample("rocketmq_operator_delete_batch_results_total", result=DeletionResult.ACCEPTED) == 2
+        assert sample("rocketmq_operator_delete_batch_results_total", result=DeletionResult.FAILED) == 1
 
     @virtual_time
     async def test_one_info_line_per_call_names_the_batch_and_its_counts(
@@ -497,11 +498,11 @@ class TestMetricsAndMessages:
     @pytest.mark.parametrize(
         ("result", "error", "expected"),
         [
-            (batching.ACCEPTED, None, "accepted in batch b-1a2b (50 instances)"),
-            (batching.FAILED, None, "failed in batch b-1a2b (50 instances)"),
-            (batching.NO_RESULT, None, "no result for this instance in batch b-1a2b (50 instances)"),
-            (batching.NOT_FOUND, errors.NotFound("gone", status=404), "not found in batch b-1a2b"),
-            (batching.ERROR, errors.Throttled("slow down", code="APIGW.0308"), "HTTP 429 APIGW.0308: slow down"),
+            (DeletionResult.ACCEPTED, None, "accepted in batch b-1a2b (50 instances)"),
+            (DeletionResult.FAILED, None, "failed in batch b-1a2b (50 instances)"),
+            (DeletionResult.NO_RESULT, None, "no result for this instance in batch b-1a2b (50 instances)"),
+            (DeletionResult.NOT_FOUND, errors.NotFound("gone", status=404), "not found in batch b-1a2b"),
+            (DeletionResult.ERROR, errors.Throttled("slow down", code="APIGW.0308"), "HTTP 429 APIGW.0308: slow down"),
         ],
     )
     def test_the_message_says_what_happened_in_which_batch(
@@ -513,6 +514,6 @@ class TestMetricsAndMessages:
 
     def test_an_error_before_any_call_says_so(self) -> None:
         closed = errors.CloudError("the deletion batcher is closed")
-        outcome = batching.DeleteOutcome("i-1", batching.ERROR, "", 0, EPOCH, error=closed)
+        outcome = batching.DeleteOutcome("i-1", DeletionResult.ERROR, "", 0, EPOCH, error=closed)
 
         assert outcome.message == "error in no batch call: the deletion batcher is closed"

@@ -6,6 +6,7 @@ import pytest
 
 from rocketmq_operator.core import cloud, decisions, evidence
 from rocketmq_operator.core.decisions import Seen
+from rocketmq_operator.core.mapping import owner_tags
 from rocketmq_operator.core.resource import PAUSED_ANNOTATION, DeletionPolicy
 
 from .builders import cr, view
@@ -92,6 +93,40 @@ class TestObserving:
         action = decisions.decide(cr(spec=spec, status=status), Seen.present(view(status=cloud.DELETING)))
         assert isinstance(action, decisions.Observe)
         assert (action.verdict.reason, action.verdict.reconciling) == ("DeletingFailedInstance", True)
+
+
+class TestWhichInstanceOfAName:
+    """After a create refused for its name: the instance a crash left behind is adopted, no other."""
+
+    MARKED = decisions.epoch("2026-11-27T10:00:00Z")
+    NAME = "team-a-orders-abcdef12"
+
+    @pytest.mark.parametrize(
+        ("listed", "own", "others"),
+        [
+            pytest.param(view("i-1", tags=owner_tags(cr(), "c-1")), "i-1", [], id="tagged with this CR's uid"),
+            pytest.param(view("i-1", created_at=int(MARKED * 1000)), "i-1", [], id="untagged, made after the marker"),
+            pytest.param(
+                view("i-1", created_at=int((MARKED - 100) * 1000)), "i-1", [], id="untagged, within the clock skew"
+            ),
+            pytest.param(view("i-1", created_at=int((MARKED - 600) * 1000)), None, ["i-1"], id="untagged, older"),
+            pytest.param(view("i-1", tags=owner_tags(cr(uid="other"), "c-1")), None, ["i-1"], id="another CR's"),
+            pytest.param(view("i-1", status=cloud.DELETING, tags=owner_tags(cr(), "c-1")), None, [], id="deleting"),
+            pytest.param(view("i-1", status=cloud.RECYCLE), None, [], id="in the recycle bin"),
+            pytest.param(view("i-1", name="another-name", tags=owner_tags(cr(), "c-1")), None, [], id="another name"),
+        ],
+    )
+    def test_only_this_crs_live_instance_is_its_own(
+        self, listed: cloud.InstanceView, own: str | None, others: list[str]
+    ) -> None:
+        marked = cr(status={"creation": {"name": self.NAME, "pendingSince": "2026-11-27T10:00:00Z"}})
+        found, rest = decisions.name_holders(marked, self.NAME, [listed])
+        assert (found.instance_id if found else None, [v.instance_id for v in rest]) == (own, others)
+
+    def test_the_first_of_two_own_ones_is_adopted_and_the_other_holds_the_name(self) -> None:
+        tags = owner_tags(cr(), "c-1")
+        found, rest = decisions.name_holders(cr(), self.NAME, [view("i-1", tags=tags), view("i-2", tags=tags)])
+        assert (found.instance_id if found else None, [v.instance_id for v in rest]) == ("i-1", ["i-2"])
 
 
 class TestUpdating:

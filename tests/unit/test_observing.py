@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from rocketmq_operator.core import cloud
+from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services import observing
 from rocketmq_operator.services.metrics import Metrics
@@ -128,7 +129,7 @@ class TestOneWalk:
         async with running(fake) as observer:
             await observer.snapshot_after(FIRST, timeout=5)
 
-            assert observer.lookup("i-broken").state == observing.PRESENT
+            assert observer.lookup("i-broken").state == Presence.PRESENT
             assert [view.instance_id for view in observer.failed_instances()] == ["i-broken"]
 
     @virtual_time
@@ -178,7 +179,7 @@ class TestTheCloudChangingDuringAWalk:
 
         assert snapshot.consistent
         assert set(ids) - {ids[0], ids[1], ids[50]} <= set(snapshot.instances)
-        assert (seen.state, seen.observed_at) == (observing.ABSENT, FIRST)
+        assert (seen.state, seen.observed_at) == (Presence.ABSENT, FIRST)
         assert fake.calls_of("show_instance") == []
 
     @virtual_time
@@ -195,7 +196,7 @@ class TestTheCloudChangingDuringAWalk:
         assert [call.offset for call in fake.calls_of("list_instances")] == [0, 49, 0]
         assert snapshot.consistent
         assert set(ids[:3]) <= set(snapshot.instances)
-        assert seen.state == observing.ABSENT
+        assert seen.state == Presence.ABSENT
         assert fake.calls_of("show_instance") == []
 
     @virtual_time
@@ -239,8 +240,8 @@ class TestTheCloudChangingDuringAWalk:
             still = observer.lookup(survivor)
 
         assert survivor in snapshot.instances
-        assert (seen.state, seen.observed_at) == (observing.UNKNOWN, FIRST)
-        assert still.state == observing.PRESENT
+        assert (seen.state, seen.observed_at) == (Presence.UNKNOWN, FIRST)
+        assert still.state == Presence.PRESENT
 
     @virtual_time
     async def test_a_list_whose_order_changes_is_inconsistent_and_absence_is_unknown(self) -> None:
@@ -258,15 +259,15 @@ class TestTheCloudChangingDuringAWalk:
             assert not snapshot.consistent
             # The reversal hid ids[71:] from the walk; unseen is not gone.
             assert ids[100] not in snapshot.instances
-            assert observer.lookup(ids[100]).state == observing.UNKNOWN
-            assert observer.lookup("i-gone").state == observing.UNKNOWN
-            assert observer.lookup(ids[0]).state == observing.PRESENT
+            assert observer.lookup(ids[100]).state == Presence.UNKNOWN
+            assert observer.lookup("i-gone").state == Presence.UNKNOWN
+            assert observer.lookup(ids[0]).state == Presence.PRESENT
             # A show call is what tells the hidden one from the gone one.
             seen = await observer.show(ids[100])
             gone = await observer.show("i-gone")
 
-        assert seen.state == observing.PRESENT
-        assert gone.state == observing.ABSENT
+        assert seen.state == Presence.PRESENT
+        assert gone.state == Presence.ABSENT
         # Nothing was deleted, so stepping back could not help: no page is read twice.
         assert [call.offset for call in fake.calls_of("list_instances")] == [0, 49, 98]
 
@@ -353,7 +354,7 @@ class TestTheCloudChangingDuringAWalk:
             seen = observer.lookup("i-gone")
 
         assert snapshot is not None and snapshot.consistent
-        assert (seen.state, seen.observed_at) == (observing.ABSENT, FIRST)
+        assert (seen.state, seen.observed_at) == (Presence.ABSENT, FIRST)
         assert fake.calls_of("show_instance") == []
 
 
@@ -465,7 +466,7 @@ class TestFailedWalks:
 
             assert observer.latest() is first
             assert observer.last_error is broken
-            assert observer.lookup("i-0000").state == observing.PRESENT
+            assert observer.lookup("i-0000").state == Presence.PRESENT
 
             await asyncio.sleep(30)
 
@@ -492,7 +493,7 @@ class TestFailedWalks:
 
             assert observer.latest() is None
             assert isinstance(observer.last_error, errors.MalformedResponse)
-            assert observer.lookup("i-0000").state == observing.UNKNOWN
+            assert observer.lookup("i-0000").state == Presence.UNKNOWN
 
     @virtual_time
     async def test_waiters_of_a_failed_walk_learn_at_once_with_the_error(self) -> None:
@@ -505,7 +506,7 @@ class TestFailedWalks:
 
         assert snapshot is None
         assert answered_at == FIRST
-        assert (seen.state, seen.observed_at) == (observing.UNKNOWN, None)
+        assert (seen.state, seen.observed_at) == (Presence.UNKNOWN, None)
         assert isinstance(seen.error, errors.TransportError)
         assert len(fake.calls) == 1
 
@@ -562,15 +563,31 @@ class TestFailedWalks:
             await observer.snapshot_after(FIRST, timeout=5)
             fake.call_errors["list_instances"] = [broken] * 100
             await asyncio.sleep(11)  # the walk at 10 s failed
-            assert observer.lookup("i-0000").state == observing.PRESENT
+            assert observer.lookup("i-0000").state == Presence.PRESENT
 
             await asyncio.sleep(10)  # 21 s old, walks failing since 10 s: no longer vouched for
             seen = observer.lookup("i-0000")
-            assert (seen.state, seen.error) == (observing.UNKNOWN, broken)
+            assert (seen.state, seen.error) == (Presence.UNKNOWN, broken)
 
             fake.call_errors["list_instances"] = []
             await observer.snapshot_after(now(), timeout=60)
-            assert observer.lookup("i-0000").state == observing.PRESENT
+            assert observer.lookup("i-0000").state == Presence.PRESENT
+
+    @virtual_time
+    async def test_a_snapshot_older_than_two_intervals_is_not_trusted_even_with_no_walk_failing(self) -> None:
+        fake = FakeCloud()
+        fake.add_running(1)
+
+        async with running(fake, interval=10.0) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            await observer.aclose()  # the loop is gone: nothing fails, nothing refreshes
+            await asyncio.sleep(20)
+            young = observer.lookup("i-0000")
+            await asyncio.sleep(1)
+            old = observer.lookup("i-0000")
+
+        assert young.state == Presence.PRESENT
+        assert (old.state, old.instance, old.error) == (Presence.UNKNOWN, None, None)
 
     @virtual_time
     async def test_after_a_terminal_failure_the_snapshot_is_not_trusted_at_once(self) -> None:
@@ -585,7 +602,7 @@ class TestFailedWalks:
 
             seen = observer.lookup("i-0000")
 
-        assert (seen.state, seen.error) == (observing.UNKNOWN, refused)
+        assert (seen.state, seen.error) == (Presence.UNKNOWN, refused)
 
 
 class TestReadingOneInstance:
@@ -595,7 +612,7 @@ class TestReadingOneInstance:
 
         seen = observer.lookup("i-1")
 
-        assert (seen.state, seen.instance, seen.observed_at) == (observing.UNKNOWN, None, None)
+        assert (seen.state, seen.instance, seen.observed_at) == (Presence.UNKNOWN, None, None)
         assert observer.latest() is None
         assert observer.failed_instances() == []
 
@@ -611,7 +628,7 @@ class TestReadingOneInstance:
             seen = observer.lookup(one)
 
             assert len(fake.calls) == calls
-        assert seen.state == observing.PRESENT
+        assert seen.state == Presence.PRESENT
         assert seen.instance is not None and seen.instance.status == cloud.RUNNING
         assert seen.observed_at == FIRST
 
@@ -627,7 +644,7 @@ class TestReadingOneInstance:
         fake.call_errors["show_instance"] = [errors.ServerError("boom", status=502)]
         unknown = await observer.show(one)
 
-        assert (present.state, present.observed_at) == (observing.PRESENT, EPOCH + 3)
-        assert (absent.state, absent.instance) == (observing.ABSENT, None)
-        assert unknown.state == observing.UNKNOWN
+        assert (present.state, present.observed_at) == (Presence.PRESENT, EPOCH + 3)
+        assert (absent.state, absent.instance) == (Presence.ABSENT, None)
+        assert unknown.state == Presence.UNKNOWN
         assert isinstance(unknown.error, errors.ServerError)

@@ -12,12 +12,15 @@ from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_UID_TAG, owner_tags
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
 from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.ports import errors
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
+from rocketmq_operator.services.deleting import DeletionFlow
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
-from rocketmq_operator.services.reconciling import Reconciler, StepResult
+from rocketmq_operator.services.reconciling import Reconciler
+from rocketmq_operator.services.tracking import CrMemory
 
 from .builders import SPEC, cr, make_settings, view
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
@@ -32,6 +35,9 @@ class World:
     cloud: FakeCloud
     observer: Observer
     reconciler: Reconciler
+    deletions: DeletionFlow
+    confirmer: DeletionConfirmer
+    memory: CrMemory
 
 
 @asynccontextmanager
@@ -54,20 +60,29 @@ async def world(
         metrics=metrics,
         clock=loop_clock,
     )
+    memory = CrMemory()
     reconciler = Reconciler(
+        client=fake,
+        observer=observer,
+        settings=settings,
+        cluster_id=cluster_id,
+        metrics=metrics,
+        memory=memory,
+        clock=loop_clock,
+    )
+    deletions = DeletionFlow(
         client=fake,
         observer=observer,
         batcher=batcher,
         confirmer=confirmer,
         settings=settings,
-        cluster_id=cluster_id,
-        metrics=metrics,
+        memory=memory,
         clock=loop_clock,
     )
     await observer.start()
     await confirmer.start()
     try:
-        yield World(fake, observer, reconciler)
+        yield World(fake, observer, reconciler, deletions, confirmer, memory)
     finally:
         await batcher.aclose()
         await confirmer.aclose()
@@ -77,7 +92,7 @@ async def world(
 def applied(resource: RocketMQInstance, result: StepResult, **metadata: Any) -> RocketMQInstance:
     """The CR as the API server holds it after kopf applied the step's status patch."""
     status = {**resource.status.to_wire()}
-    for key, value in result.status.items():
+    for key, value in result.patch.items():
         if value is None:
             status.pop(key, None)
         else:
@@ -90,12 +105,38 @@ def applied(resource: RocketMQInstance, result: StepResult, **metadata: Any) -> 
     return RocketMQInstance.model_validate(body)
 
 
+class TestTheStatusPatch:
+    @virtual_time
+    async def test_of_a_first_pass_over_a_running_instance_has_the_keys_the_crd_has(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            now = step.patch["conditions"][0]["lastTransitionTime"]
+        message = "instance i-1 is RUNNING"
+        assert step.patch == {
+            "instanceName": "team-a-orders-abcdef12",
+            "cloudStatus": "RUNNING",
+            "endpoints": {"namesrvAddress": "192.168.0.10:8100", "brokerAddress": "192.168.0.11:10100"},
+            "storageSpace": 300,
+            "brokerNum": 1,
+            "productId": "rocketmq.b2.large.4",
+            "conditions": [
+                {"type": kind, "status": value, "reason": "Available", "message": message,
+                 "lastTransitionTime": now, "observedGeneration": 1}
+                for kind, value in (("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False"))
+            ],
+            "observedGeneration": 1,
+        }  # fmt: skip
+
+
 class TestCreating:
     @virtual_time
     async def test_the_marker_is_persisted_before_the_create_call(self) -> None:
         async with world() as w:
             step = await w.reconciler.prepare(cr())
-            assert step.status["creation"]["name"].startswith("team-a-orders-")
+            assert step.patch["creation"]["name"].startswith("team-a-orders-")
             assert not w.cloud.calls_of("create_instance"), "no cloud call before the marker is written"
 
     @virtual_time
@@ -104,8 +145,8 @@ class TestCreating:
             prepared = await w.reconciler.prepare(cr())
             resource = applied(cr(), prepared)
             step = await w.reconciler.reconcile(resource)
-            instance_id = step.status["instanceId"]
-            assert step.status["creation"] is None
+            instance_id = step.patch["instanceId"]
+            assert step.patch["creation"] is None
             assert len(w.cloud.calls_of("create_instance")) == 1
             tags = w.cloud.instances[instance_id].tag_map()
             assert tags[OWNER_UID_TAG] == resource.metadata.uid
@@ -120,7 +161,7 @@ class TestCreating:
             w.cloud.add(cloud.InstanceView(instance_id="i-made", name=name, status=cloud.CREATING,
                                            created_at=int(loop_clock() * 1000)))  # fmt: skip
             step = await w.reconciler.reconcile(resource)
-            assert step.status["instanceId"] == "i-made"
+            assert step.patch["instanceId"] == "i-made"
             assert len(w.cloud.instances) == 1
             assert "Adopted" in {e.reason for e in step.events}
             assert w.cloud.instances["i-made"].tag_map()[OWNER_UID_TAG] == resource.metadata.uid
@@ -134,8 +175,8 @@ class TestCreating:
             w.cloud.add(cloud.InstanceView(instance_id="i-theirs", name=name, status=cloud.RUNNING,
                                            tags=owner_tags(other, "cluster-1")))  # fmt: skip
             step = await w.reconciler.reconcile(resource)
-            assert "instanceId" not in step.status
-            stalled = {c["type"]: c for c in step.status["conditions"]}["Stalled"]
+            assert "instanceId" not in step.patch
+            stalled = {c["type"]: c for c in step.patch["conditions"]}["Stalled"]
             assert stalled["status"] == "True"
             assert stalled["reason"] == "NameConflict"
 
@@ -145,7 +186,7 @@ class TestCreating:
         async with world(fake) as w:
             resource = applied(cr(), await w.reconciler.prepare(cr()))
             step = await w.reconciler.reconcile(resource)
-            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            ready = {c["type"]: c for c in step.patch["conditions"]}["Ready"]
             assert ready["reason"] == "QuotaExceeded"
             await w.reconciler.reconcile(applied(resource, step))
             assert len(fake.calls_of("create_instance")) == 1, "no retry storm on a terminal error"
@@ -158,7 +199,7 @@ class TestOwnerTags:
         async with world(fake) as w:
             resource = applied(cr(), await w.reconciler.prepare(cr()))
             created = await w.reconciler.reconcile(resource)
-            instance_id = created.status["instanceId"]
+            instance_id = created.patch["instanceId"]
             assert "TaggingFailed" in {e.reason for e in created.events}
             assert not w.cloud.instances[instance_id].tags
             resource = applied(resource, created)
@@ -198,7 +239,7 @@ class TestWhileTheClusterIdIsUnknown:
             first = await w.reconciler.reconcile(resource)
             second = await w.reconciler.reconcile(applied(resource, first))
         assert w.cloud.calls_of("create_instance") == []
-        conditions = {c["type"]: c for c in first.status["conditions"]}
+        conditions = {c["type"]: c for c in first.patch["conditions"]}
         assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "ClusterIdUnknown")
         assert "DMS_CLUSTER_ID" in conditions["Ready"]["message"]
         assert conditions["Reconciling"]["status"] == "True"
@@ -214,7 +255,7 @@ class TestWhileTheClusterIdIsUnknown:
             waiting = applied(resource, await w.reconciler.reconcile(resource))
             known.append("cluster-7")
             created = await w.reconciler.reconcile(waiting)
-            instance_id = created.status["instanceId"]
+            instance_id = created.patch["instanceId"]
             assert w.cloud.instances[instance_id].tag_map()[OWNER_CLUSTER_TAG] == "cluster-7"
         assert len(w.cloud.calls_of("create_instance")) == 1
 
@@ -247,7 +288,7 @@ class TestObservingAFailingCloud:
 
             step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
 
-            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            ready = {c["type"]: c for c in step.patch["conditions"]}["Ready"]
             assert ready["reason"] == "CloudServerError"
             assert "503" in ready["message"]
             assert len(fake.calls_of("show_instance")) == shows, "no show per CR while listing fails"
@@ -263,7 +304,7 @@ class TestObservingAFailingCloud:
             new = await w.reconciler.reconcile(resource)
 
         for step in (existing, new):
-            conditions = {c["type"]: c for c in step.status["conditions"]}
+            conditions = {c["type"]: c for c in step.patch["conditions"]}
             assert conditions["Stalled"]["status"] == "True"
             assert conditions["Stalled"]["reason"] == "AuthFailed"
             assert conditions["Reconciling"]["status"] == "False"
@@ -276,7 +317,7 @@ class TestThrottling:
         async with world(fake) as w:
             creating = await w.reconciler.prepare(cr())
 
-        ready = {c["type"]: c for c in creating.status["conditions"]}["Ready"]
+        ready = {c["type"]: c for c in creating.patch["conditions"]}["Ready"]
         assert ready["reason"] == "Throttled"
         assert ready["message"].startswith("creating instance") and "HTTP 429" in ready["message"]
 
@@ -293,7 +334,7 @@ class TestThrottling:
             relieved = await w.reconciler.prepare(cr(uid="new-2"))
 
         def reason(step: StepResult) -> str:
-            return str({c["type"]: c for c in step.status["conditions"]}["Ready"]["reason"])
+            return str({c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"])
 
         assert (reason(ready_one), reason(throttled), reason(relieved)) == ("Available", "Throttled", "Creating")
 
@@ -306,11 +347,11 @@ class TestDeleting:
         async with world(fake) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             assert not first.released
-            assert first.status["deletion"]["result"] == "Accepted"
-            assert first.status["deletion"]["batchId"]
-            second = await w.reconciler.finalize(
+            assert first.patch["deletion"]["result"] == "Accepted"
+            assert first.patch["deletion"]["batchId"]
+            second = await w.deletions.finalize(
                 applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
             )
             assert second.released
@@ -323,10 +364,10 @@ class TestDeleting:
         async with world(fake) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-            assert first.status["deletion"]["result"] == "Accepted"
+            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert first.patch["deletion"]["result"] == "Accepted"
             # Kopf hands over the body from before its own status patch (it gave up waiting for it).
-            second = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            second = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             assert second.released
             assert len(fake.calls_of("delete_many")) == 1
             assert "DeleteFailed" not in {e.reason for e in second.events}
@@ -337,9 +378,7 @@ class TestDeleting:
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
         async with world(fake) as w:
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            step = await w.reconciler.finalize(
-                resource, namespace_policy="Orphan", default_policy=DeletionPolicy.DELETE
-            )
+            step = await w.deletions.finalize(resource, namespace_policy="Orphan", default_policy=DeletionPolicy.DELETE)
             assert step.released
             assert not fake.calls_of("delete_many")
             assert "i-1" in fake.instances
@@ -352,9 +391,9 @@ class TestDeleting:
             name = resource.status.creation.name  # type: ignore[union-attr]
             fake.add(cloud.InstanceView(instance_id="i-lost", name=name, status=cloud.RUNNING,
                                         created_at=int(loop_clock() * 1000)))  # fmt: skip
-            step = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             assert not step.released, "an instance we may have made must not be leaked"
-            assert step.status["instanceId"] == "i-lost"
+            assert step.patch["instanceId"] == "i-lost"
 
     @virtual_time
     async def test_failed_results_keep_the_finalizer_with_the_reason(self) -> None:
@@ -363,10 +402,10 @@ class TestDeleting:
         async with world(fake) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            step = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             assert not step.released
-            assert step.status["deletion"]["result"] == "Failed"
-            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert step.patch["deletion"]["result"] == "Failed"
+            ready = {c["type"]: c for c in step.patch["conditions"]}["Ready"]
             assert ready["reason"] == "DeleteFailed"
             assert step.requeue_after is not None and step.requeue_after > 0
 
@@ -380,12 +419,12 @@ class TestConfirmingDeletion:
         async with world(fake, settings) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            first = await w.reconciler.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             accepted = applied(resource, first)
             # The list hides the deleting instance from the next walk on: not proof of anything.
             await w.observer.snapshot_after(loop_clock() + 1, timeout=10)
             assert "i-1" not in w.observer.latest().instances  # type: ignore[union-attr]
-            second = await w.reconciler.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            second = await w.deletions.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             released_at = asyncio.get_running_loop().time()
         assert second.released
         assert released_at >= fake.ended["i-1"], "released while the cloud was still deleting"
@@ -400,21 +439,21 @@ class TestConfirmingDeletion:
         async with world(fake, settings) as w:
             await w.observer.snapshot_after(0, timeout=5)
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            accepted = applied(resource, await w.reconciler.finalize(resource, namespace_policy=None,
+            accepted = applied(resource, await w.deletions.finalize(resource, namespace_policy=None,
                                                                      default_policy=DeletionPolicy.DELETE))  # fmt: skip
-            undone = await w.reconciler.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            undone = await w.deletions.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
             assert not undone.released
-            assert undone.status["deletion"]["result"] == "Failed"
-            assert "ERROR" in undone.status["deletion"]["lastError"]
-            assert undone.status["cloudStatus"] == cloud.ERROR
-            ready = {c["type"]: c for c in undone.status["conditions"]}["Ready"]
+            assert undone.patch["deletion"]["result"] == "Failed"
+            assert "ERROR" in undone.patch["deletion"]["lastError"]
+            assert undone.patch["cloudStatus"] == cloud.ERROR
+            ready = {c["type"]: c for c in undone.patch["conditions"]}["Ready"]
             assert ready["reason"] == "DeleteFailed" and "ERROR" in ready["message"]
             assert undone.requeue_after is not None and undone.requeue_after > 0
             failed = applied(accepted, undone)
-            resent = await w.reconciler.finalize(failed, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-            assert resent.status["deletion"]["result"] == "Accepted"
-            assert resent.status["deletion"]["attempts"] == 2
-            final = await w.reconciler.finalize(
+            resent = await w.deletions.finalize(failed, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert resent.patch["deletion"]["result"] == "Accepted"
+            assert resent.patch["deletion"]["attempts"] == 2
+            final = await w.deletions.finalize(
                 applied(failed, resent), namespace_policy=None, default_policy=DeletionPolicy.DELETE
             )
         assert final.released
@@ -429,15 +468,15 @@ class TestConfirmingDeletion:
             await fake.delete_many(["i-old"], force_delete=True)
             marked = applied(resource, await w.reconciler.prepare(resource))
             step = await w.reconciler.reconcile(marked)
-            assert "instanceId" not in step.status, "the deleting instance must never be adopted"
-            ready = {c["type"]: c for c in step.status["conditions"]}["Ready"]
+            assert "instanceId" not in step.patch, "the deleting instance must never be adopted"
+            ready = {c["type"]: c for c in step.patch["conditions"]}["Ready"]
             assert ready["reason"] == "NameHeldByDeletingInstance"
-            reconciling = {c["type"]: c for c in step.status["conditions"]}["Reconciling"]
+            reconciling = {c["type"]: c for c in step.patch["conditions"]}["Reconciling"]
             assert reconciling["status"] == "True"
             assert step.requeue_after == SETTINGS.poll_interval_seconds
             await asyncio.sleep(121)
             created = await w.reconciler.reconcile(applied(marked, step))
-        assert created.status["instanceId"] not in (None, "i-old")
+        assert created.patch["instanceId"] not in (None, "i-old")
 
     @virtual_time
     async def test_an_instance_already_deleting_with_no_acceptance_on_record_is_followed_not_resent(
@@ -452,9 +491,7 @@ class TestConfirmingDeletion:
             passes = 0
             while True:
                 passes += 1
-                step = await w.reconciler.finalize(
-                    resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE
-                )
+                step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
                 if step.released:
                     break
                 assert passes < 30
@@ -480,12 +517,12 @@ class TestAnInstanceTheListNoLongerShows:
             missing = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
             shows = len(fake.calls_of("show_instance"))
             again = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
-        ready = {c["type"]: c for c in deleting.status["conditions"]}["Ready"]
+        ready = {c["type"]: c for c in deleting.patch["conditions"]}["Ready"]
         assert ready["reason"] == "DeletingOutOfBand"
-        ready = {c["type"]: c for c in missing.status["conditions"]}["Ready"]
+        ready = {c["type"]: c for c in missing.patch["conditions"]}["Ready"]
         assert ready["reason"] == "InstanceMissing"
         assert len(fake.calls_of("show_instance")) == shows, "a 404 is remembered, not asked again"
-        assert {c["type"]: c for c in again.status["conditions"]}["Ready"]["reason"] == "InstanceMissing"
+        assert {c["type"]: c for c in again.patch["conditions"]}["Ready"]["reason"] == "InstanceMissing"
 
     @virtual_time
     async def test_once_proven_gone_it_clears_the_cloud_status_with_one_warning_event(self) -> None:
@@ -505,13 +542,13 @@ class TestAnInstanceTheListNoLongerShows:
             await w.observer.snapshot_after(loop_clock(), timeout=5)
             missing = await w.reconciler.reconcile(resource)
             again = await w.reconciler.reconcile(applied(resource, missing))
-        assert deleting.status["cloudStatus"] == cloud.DELETING
+        assert deleting.patch["cloudStatus"] == cloud.DELETING
         assert "InstanceMissing" not in {e.reason for e in deleting.events}
         assert [(e.type, e.reason) for e in missing.events] == [("Warning", "InstanceMissing")]
         assert "instance i-1 no longer exists" in missing.events[0].message
-        assert "cloudStatus" in missing.status and missing.status["cloudStatus"] is None
+        assert "cloudStatus" in missing.patch and missing.patch["cloudStatus"] is None
         assert again.events == [], "one Event on the way in, not one per pass"
-        assert again.status == {}, "nothing left to write"
+        assert again.patch == {}, "nothing left to write"
 
     @virtual_time
     async def test_a_failed_creation_the_sweep_deleted_is_no_missing_instance_but_its_status_is_cleared_too(
@@ -522,6 +559,149 @@ class TestAnInstanceTheListNoLongerShows:
             await w.observer.snapshot_after(loop_clock(), timeout=5)
             resource = cr(status={"instanceId": "i-1", "cloudStatus": cloud.CREATEFAILED, "failedInstanceIds": ["i-1"]})
             step = await w.reconciler.reconcile(resource)
-        assert {c["type"]: c for c in step.status["conditions"]}["Ready"]["reason"] == "CreateFailed"
-        assert "cloudStatus" in step.status and step.status["cloudStatus"] is None
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "CreateFailed"
+        assert "cloudStatus" in step.patch and step.patch["cloudStatus"] is None
         assert "InstanceMissing" not in {e.reason for e in step.events}
+
+
+class TestASnapshotOlderThanTwoPollIntervals:
+    """Whatever stopped the walks (the loop died, or a walk is stuck), a CR does not act on old data."""
+
+    @staticmethod
+    async def frozen_after_the_last_walk(fake: FakeCloud, w: World, *, walks: str) -> None:
+        await w.observer.snapshot_after(0, timeout=5)
+        if walks == "died":
+            await w.observer.aclose()
+        else:  # stuck: the next walk's first list call never returns
+            never = asyncio.Event()
+
+            async def hang(query: cloud.ListQuery) -> cloud.ListInstancesResponse:
+                await never.wait()
+                raise AssertionError("unreachable")
+
+            fake.list_instances = hang  # type: ignore[method-assign]
+        fake.instances["i-1"] = view("i-1", status=cloud.FROZEN)
+
+    @virtual_time
+    async def test_is_trusted_while_younger_than_two_intervals(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(1.5 * SETTINGS.poll_interval_seconds)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Available"
+        assert fake.calls_of("show_instance") == []
+
+    @virtual_time
+    async def test_then_a_show_answers_when_the_observer_loop_died(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert step.patch["cloudStatus"] == cloud.FROZEN
+        assert len(fake.calls_of("show_instance")) == 1
+
+    @virtual_time
+    async def test_then_a_show_answers_when_a_walk_is_stuck(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="stuck")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert len(fake.calls_of("show_instance")) == 1
+
+    @virtual_time
+    async def test_a_fresh_show_is_not_trusted_longer_than_the_snapshot_it_stands_in_for(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await self.frozen_after_the_last_walk(fake, w, walks="died")
+            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
+            await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))  # shows: FROZEN
+            fake.instances["i-1"] = view("i-1")
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            trusted = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+            await asyncio.sleep(SETTINGS.poll_interval_seconds + 1)
+            asked_again = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert {c["type"]: c for c in trusted.patch["conditions"]}["Ready"]["reason"] == "Frozen"
+        assert {c["type"]: c for c in asked_again.patch["conditions"]}["Ready"]["reason"] == "Available"
+        assert len(fake.calls_of("show_instance")) == 2
+
+
+class TestForgettingACrThatIsGone:
+    """Whatever path took the CR away, ``forget(uid)`` drops what every service kept for it."""
+
+    @virtual_time
+    async def test_a_live_cr_leaves_no_memory_behind(self) -> None:
+        fake = FakeCloud(call_errors={"create_instance": [errors.QuotaExceeded("quota", status=400)]})
+        fake.add(view("i-old"))
+        async with world(fake) as w:
+            resource = applied(cr(), await w.reconciler.prepare(cr()))
+            await w.reconciler.reconcile(resource)  # stalled on a terminal error: remembered
+            adopted = cr(uid="adopter", spec={**SPEC, "instanceId": "i-old"})
+            await w.reconciler.reconcile(adopted)  # a fresh show of i-old: remembered
+            assert w.reconciler.remembers(resource.metadata.uid) and w.reconciler.views.remembers("i-old")
+
+            w.memory.forget(resource.metadata.uid)
+            w.memory.forget("adopter")
+
+            assert not w.reconciler.remembers(resource.metadata.uid)
+            assert not w.reconciler.views.remembers("i-old")
+            assert not w.memory.tracks(resource.metadata.uid) and not w.memory.tracks("adopter")
+
+    @virtual_time
+    async def test_a_cr_whose_finalizer_was_removed_by_hand_mid_deletion_leaves_no_memory_behind(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert step.patch["deletion"]["result"] == "Accepted"
+            accepted = applied(resource, step)
+            step = await w.deletions.finalize(accepted, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not step.released, "still deleting: the confirmer follows it"
+            assert w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is not None
+
+            # Not released by us: someone removed the finalizer, and the API server reports it gone.
+            w.memory.forget(resource.metadata.uid)
+
+            assert not w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is None and w.confirmer.pending() == 0
+            assert not w.memory.tracks(resource.metadata.uid)
+
+    @virtual_time
+    async def test_a_step_still_running_when_its_cr_goes_keeps_nothing_it_learned(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        fake.add(view("i-1"))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            submitting = asyncio.create_task(
+                w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            )
+            await asyncio.sleep(SETTINGS.batch_window_seconds / 2)  # the step waits for the batch call
+            assert not submitting.done()
+            w.memory.forget(resource.metadata.uid)
+            step = await submitting
+            assert step.patch["deletion"]["result"] == "Accepted"
+
+            assert not w.deletions.remembers(resource.metadata.uid)
+            assert w.confirmer.following_since("i-1") is None
+            assert not w.memory.tracks(resource.metadata.uid)
+
+    @virtual_time
+    async def test_forgetting_twice_or_a_cr_never_seen_is_harmless(self) -> None:
+        async with world() as w:
+            await w.reconciler.prepare(cr())
+            w.memory.forget(cr().metadata.uid)
+            w.memory.forget(cr().metadata.uid)
+            w.memory.forget("never-seen")
+            assert not w.memory.tracks(cr().metadata.uid)

@@ -18,8 +18,9 @@ import pytest
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG
 from rocketmq_operator.core.settings import SweepMode
+from rocketmq_operator.core.vocabulary import DeletionResult
 from rocketmq_operator.services import sweeping
-from rocketmq_operator.services.batching import ACCEPTED, DeletionBatcher
+from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.sweeping import Sweeper, select_failed
@@ -157,11 +158,22 @@ class TestASweep:
             report = await w.sweeper.sweep_once()
         assert deleted_ids(fake) == [("i-1", "i-2")]
         assert report.owned == ("i-1", "i-2") and report.foreign == ("i-3", "i-4")
-        assert report.outcomes == {"i-1": ACCEPTED, "i-2": ACCEPTED}
+        assert report.outcomes == {"i-1": DeletionResult.ACCEPTED, "i-2": DeletionResult.ACCEPTED}
         outcome = w.sweeper.outcome_for("i-1")
-        assert outcome is not None and outcome.result == ACCEPTED
+        assert outcome is not None and outcome.result == DeletionResult.ACCEPTED
         assert w.sweeper.outcome_for("i-3") is None
         assert w.metrics.registry.get_sample_value("rocketmq_operator_swept_instances_total", {"mode": "owned"}) == 2
+
+    @virtual_time
+    async def test_an_outcome_is_kept_until_the_cr_it_was_kept_for_is_gone(self) -> None:
+        fake = FakeCloud()
+        fake.add(ours("i-1"), ours("i-2"))
+        async with sweep_world(fake) as w:
+            await w.listed()
+            await w.sweeper.sweep_once()
+            w.sweeper.forget("uid-1", {"i-1"})
+        assert w.sweeper.outcome_for("i-1") is None
+        assert w.sweeper.outcome_for("i-2") is not None, "another CR's outcome stays"
 
     @virtual_time
     async def test_waits_until_a_failed_instance_is_old_enough_for_its_cr_to_have_seen_it(self) -> None:

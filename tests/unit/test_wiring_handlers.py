@@ -14,11 +14,12 @@ import kopf
 import pytest
 from kopf._core.engines import probing
 
+from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.wiring import handlers
 from rocketmq_operator.wiring.runtime import Runtime
 
-from .builders import make_settings
+from .builders import cr, make_settings, view
 from .fake_cloud import FakeCloud
 
 KUBE_SYSTEM: dict[str, Any] = {"kube-system": [("uid-of-kube-system", None)], "team-a": [("uid-a", "Orphan")]}
@@ -38,7 +39,7 @@ class TestTheClusterIdOfTheOwnerTags:
         self, env: dict[str, str], namespaces: dict[str, Any], expected: str | None
     ) -> None:
         options = handlers.RunOptions(settings=make_settings(**env))
-        assert handlers._cluster_id(options, namespaces) == expected
+        assert handlers.cluster_id_of(options, namespaces) == expected
 
 
 def free_port() -> int:
@@ -109,3 +110,43 @@ class TestTheLivenessEndpoint:
             status, _body = await probe(url)
             assert runtime.failures() == [f"{task_name} was cancelled"]
         assert status == 500
+
+
+class TestACrGoneFromTheApiServer:
+    """The ``forget`` event handler: a CR removed by any path (finalizer removed by hand, released by
+    another replica) leaves nothing behind in this process."""
+
+    @staticmethod
+    def forget_handler(registry: kopf.OperatorRegistry) -> Any:
+        (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "forget"]
+        return handler.fn
+
+    @pytest.mark.parametrize(("event_type", "forgotten"), [("DELETED", True), ("MODIFIED", False), (None, False)])
+    async def test_is_forgotten_by_every_service_once_deleted(self, event_type: str | None, forgotten: bool) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        fake.add(view("i-1"))
+        runtime = Runtime.assemble(
+            make_settings(DMS_DELETE_CONFIRM_WAIT_SECONDS="0"),
+            client=fake,
+            metrics=Metrics(),
+            cluster_id=lambda: "cluster-1",
+            known_ids=lambda: (),
+        )
+        resource = cr(status={"instanceId": "i-1"}, deleting=True)
+        try:
+            step = await runtime.deletions.finalize(
+                resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE
+            )
+            assert step.patch["deletion"]["result"] == "Accepted"
+            assert runtime.deletions.remembers(resource.metadata.uid) and runtime.memory.tracks(resource.metadata.uid)
+
+            forget = self.forget_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
+            await forget(
+                event={"type": event_type, "object": {}}, uid=resource.metadata.uid, memo=kopf.Memo(runtime=runtime)
+            )
+        finally:
+            await runtime.aclose()
+        assert runtime.deletions.remembers(resource.metadata.uid) is not forgotten
+        assert runtime.memory.tracks(resource.metadata.uid) is not forgotten
+        remembered = runtime.metrics.registry.get_sample_value("rocketmq_operator_remembered_crs")
+        assert remembered == (0 if forgotten else 1)

@@ -16,11 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rocketmq_operator.core.resource import Condition, ConditionStatus
-
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-TYPES = (READY, RECONCILING, STALLED)
+from rocketmq_operator.core.vocabulary import ConditionType
 
 
 @dataclass(frozen=True)
@@ -34,18 +30,21 @@ class Verdict:
     stalled: bool = False
 
     def conditions(self, *, generation: int | None, now: str) -> list[Condition]:
-        def cond(kind: str, status: bool) -> Condition:
+        def cond(kind: ConditionType, status: bool) -> Condition:
             value: ConditionStatus = "True" if status else "False"
-            return Condition(
-                type=kind,
-                status=value,
-                reason=self.reason,
-                message=self.message,
-                last_transition_time=now,
-                observed_generation=generation,
+            condition = Condition(
+                type=kind, status=value, reason=self.reason, message=self.message, last_transition_time=now
             )
+            if generation is not None:
+                # Set only when known: a status patch writes set fields, and a null one is noise.
+                condition.observed_generation = generation
+            return condition
 
-        return [cond(READY, self.ready), cond(RECONCILING, self.reconciling), cond(STALLED, self.stalled)]
+        return [
+            cond(ConditionType.READY, self.ready),
+            cond(ConditionType.RECONCILING, self.reconciling),
+            cond(ConditionType.STALLED, self.stalled),
+        ]
 
 
 def merge(previous: Iterable[Condition] | None, fresh: Sequence[Condition]) -> list[Condition]:
@@ -63,8 +62,14 @@ def merge(previous: Iterable[Condition] | None, fresh: Sequence[Condition]) -> l
     return merged
 
 
-def find(conditions: Iterable[Condition] | None, kind: str) -> Condition | None:
+def find(conditions: Iterable[Condition] | None, kind: ConditionType) -> Condition | None:
     return next((c for c in conditions or () if c.type == kind), None)
+
+
+def ready_reason(conditions: Iterable[Condition] | None) -> str | None:
+    """The reason of the Ready condition, if there is one."""
+    ready = find(conditions, ConditionType.READY)
+    return ready.reason if ready is not None else None
 
 
 def same(a: Iterable[Condition] | None, b: Iterable[Condition] | None) -> bool:

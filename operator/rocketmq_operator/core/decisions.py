@@ -8,26 +8,21 @@ that do the I/O stay thin. ``decide`` covers a live CR, ``decide_deletion`` a CR
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rocketmq_operator.core import cloud, evidence
-from rocketmq_operator.core.conditions import Verdict
-from rocketmq_operator.core.mapping import Delta, create_request, diff, instance_name
+from rocketmq_operator.core.conditions import Verdict, find
+from rocketmq_operator.core.mapping import Delta, create_request, diff, has_owner_tags, instance_name, owned_by_cr
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
-
-ABSENT = "Absent"
-PRESENT = "Present"
-UNKNOWN = "Unknown"
-
-INSTANCE_MISSING = "InstanceMissing"
-"""Reason of a CR whose instance the cloud proved gone, though neither the operator nor a sweep deleted it."""
+from rocketmq_operator.core.vocabulary import ConditionType, DeletionResult, Presence, Reason
 
 
 @dataclass(frozen=True)
 class Seen:
     """The instance as the last observation saw it: present (with its view), absent, or unknown."""
 
-    state: str
+    state: Presence
     instance: cloud.InstanceView | None = None
     error_reason: str | None = None
     error_message: str | None = None
@@ -36,15 +31,15 @@ class Seen:
 
     @classmethod
     def present(cls, view: cloud.InstanceView) -> Seen:
-        return cls(PRESENT, view)
+        return cls(Presence.PRESENT, view)
 
     @classmethod
     def absent(cls) -> Seen:
-        return cls(ABSENT)
+        return cls(Presence.ABSENT)
 
     @classmethod
     def unknown(cls, reason: str | None = None, message: str | None = None, *, terminal: bool = False) -> Seen:
-        return cls(UNKNOWN, None, reason, message, terminal)
+        return cls(Presence.UNKNOWN, None, reason, message, terminal)
 
 
 # ---- live CRs -------------------------------------------------------------------------------
@@ -99,40 +94,40 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
     status = cr.status
     instance_id = status.instance_id
     if cr.paused:
-        return Observe(_verdict(_is_ready(cr, seen), "Paused", "reconciliation is paused by annotation"))
+        return Observe(_verdict(_is_ready(cr, seen), Reason.PAUSED, "reconciliation is paused by annotation"))
 
     if not instance_id:
         if cr.spec.instance_id:
             return Adopt(
-                _verdict(False, "Adopting", f"adopting instance {cr.spec.instance_id}", reconciling=True),
+                _verdict(False, Reason.ADOPTING, f"adopting instance {cr.spec.instance_id}", reconciling=True),
                 instance_id=cr.spec.instance_id,
             )
         name = instance_name(cr)
         if status.creation is None:
             return MarkCreatePending(
-                _verdict(False, "Creating", f"creating instance {name}", reconciling=True), name=name
+                _verdict(False, Reason.CREATING, f"creating instance {name}", reconciling=True), name=name
             )
         return Create(
-            _verdict(False, "Creating", f"creating instance {status.creation.name}", reconciling=True),
+            _verdict(False, Reason.CREATING, f"creating instance {status.creation.name}", reconciling=True),
             request=create_request(cr).model_copy(update={"name": status.creation.name}),
         )
 
-    if seen.state == UNKNOWN:
-        reason = seen.error_reason or "Observing"
+    if seen.state == Presence.UNKNOWN:
+        reason = seen.error_reason or Reason.OBSERVING
         message = seen.error_message or f"waiting for the first observation of instance {instance_id}"
         # Ready stays as it was (the instance is probably fine; we just cannot see it), but a
         # terminal failure (refused credentials) will not heal by itself: Stalled says so.
         terminal = seen.error_terminal
         return Observe(_verdict(_previously_ready(cr), reason, message, reconciling=not terminal, stalled=terminal))
 
-    if seen.state == ABSENT or seen.instance is None:
+    if seen.state == Presence.ABSENT or seen.instance is None:
         failed = status.failed_instance_ids or []
         if instance_id in failed:
             if cr.spec.recreate_on_failure:
                 return Recreate(
                     _verdict(
                         False,
-                        "Recreating",
+                        Reason.RECREATING,
                         f"instance {instance_id} failed to create and was deleted; creating a new one",
                         reconciling=True,
                     ),
@@ -141,7 +136,7 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
             return Observe(
                 _verdict(
                     False,
-                    "CreateFailed",
+                    Reason.CREATE_FAILED,
                     f"the cloud failed to create instance {instance_id}; it was "
                     "deleted. Set spec.recreateOnFailure: true to retry, or recreate the CR",
                     stalled=True,
@@ -150,7 +145,7 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
         return Observe(
             _verdict(
                 False,
-                INSTANCE_MISSING,
+                Reason.INSTANCE_MISSING,
                 f"instance {instance_id} no longer exists in the cloud (deleted "
                 "outside the operator?); delete this CR, or recreate it to get a new instance",
                 stalled=True,
@@ -160,13 +155,13 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
     view = seen.instance
     state = view.status
     if state == cloud.CREATING:
-        return Observe(_verdict(False, "Creating", f"instance {instance_id} is CREATING", reconciling=True))
+        return Observe(_verdict(False, Reason.CREATING, f"instance {instance_id} is CREATING", reconciling=True))
     if state == cloud.CREATEFAILED:
         then = "a new one will be created" if cr.spec.recreate_on_failure else "it will be deleted by the sweep"
         return Observe(
             _verdict(
                 False,
-                "CreateFailed",
+                Reason.CREATE_FAILED,
                 f"the cloud failed to create instance {instance_id}; {then}",
                 reconciling=cr.spec.recreate_on_failure,
                 stalled=not cr.spec.recreate_on_failure,
@@ -176,16 +171,16 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
         delta = diff(cr, view)
         if not delta.empty:
             what = ", ".join(delta.fields)
-            reason = "Resizing" if delta.resize is not None else "Updating"
+            reason = Reason.RESIZING if delta.resize is not None else Reason.UPDATING
             return Update(_verdict(False, reason, f"applying {what}", reconciling=True), delta=delta)
-        return Observe(_verdict(True, "Available", f"instance {instance_id} is RUNNING"))
+        return Observe(_verdict(True, Reason.AVAILABLE, f"instance {instance_id} is RUNNING"))
     if state == cloud.DELETING and instance_id in (status.failed_instance_ids or []):
         # The sweep is deleting the instance the cloud failed to create; the name frees up after.
         then = "then a new one will be created" if cr.spec.recreate_on_failure else "then delete or recreate this CR"
         return Observe(
             _verdict(
                 False,
-                "DeletingFailedInstance",
+                Reason.DELETING_FAILED_INSTANCE,
                 f"the cloud failed to create instance {instance_id}; it is being deleted, {then}",
                 reconciling=cr.spec.recreate_on_failure,
                 stalled=not cr.spec.recreate_on_failure,
@@ -195,7 +190,7 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
         return Observe(
             _verdict(
                 False,
-                "InstanceRecycled",
+                Reason.INSTANCE_RECYCLED,
                 f"instance {instance_id} was deleted outside the operator and is in the cloud's recycle "
                 "bin; restore it there, or delete this CR",
                 stalled=True,
@@ -205,30 +200,64 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
         return Observe(
             _verdict(
                 False,
-                "DeletingOutOfBand",
+                Reason.DELETING_OUT_OF_BAND,
                 f"instance {instance_id} is being deleted outside the operator",
                 stalled=True,
             )
         )
     if state in (cloud.EXTENDEDFAILED, cloud.FROZEN, cloud.FREEZING):
-        reason = {cloud.EXTENDEDFAILED: "ResizeFailed"}.get(state, "Frozen")
+        reason = {cloud.EXTENDEDFAILED: Reason.RESIZE_FAILED}.get(state, Reason.FROZEN)
         return Observe(_verdict(False, reason, f"instance {instance_id} is {state}", stalled=True))
     if state == cloud.ERROR:
-        return Observe(_verdict(False, "InstanceError", f"the cloud reports instance {instance_id} as ERROR"))
+        return Observe(_verdict(False, Reason.INSTANCE_ERROR, f"the cloud reports instance {instance_id} as ERROR"))
     if state in cloud.TRANSITIONAL_STATUSES:
         return Observe(
             _verdict(False, state.title().replace("_", ""), f"instance {instance_id} is {state}", reconciling=True)
         )
-    return Observe(_verdict(False, "UnknownStatus", f"instance {instance_id} has status {state!r}"))
+    return Observe(_verdict(False, Reason.UNKNOWN_STATUS, f"instance {instance_id} has status {state!r}"))
 
 
 def _is_ready(cr: RocketMQInstance, seen: Seen) -> bool:
-    return seen.state == PRESENT and seen.instance is not None and seen.instance.status == cloud.RUNNING
+    return seen.state == Presence.PRESENT and seen.instance is not None and seen.instance.status == cloud.RUNNING
 
 
 def _previously_ready(cr: RocketMQInstance) -> bool:
-    ready = next((c for c in cr.status.conditions or () if c.type == "Ready"), None)
+    ready = find(cr.status.conditions, ConditionType.READY)
     return ready is not None and ready.status == "True"
+
+
+CREATE_CLOCK_SKEW_SECONDS = 120.0
+"""An untagged instance with our pending name, created at most this long before the marker, is ours."""
+
+
+def name_holders(
+    cr: RocketMQInstance, name: str, listed: Iterable[cloud.InstanceView]
+) -> tuple[cloud.InstanceView | None, list[cloud.InstanceView]]:
+    """This CR's instance named ``name`` among ``listed``, if there is one, and the other live ones of that name.
+
+    Ours: tagged with this CR's uid, or untagged (tagging failed after our create) and created
+    after our create-pending marker. An instance being deleted is never this CR's to adopt, nor a
+    live holder of the name: a cloud whose list shows deleting instances must not make the
+    operator adopt one.
+    """
+    marker = cr.status.creation
+    since = epoch(marker.pending_since) if marker else 0.0
+    own: cloud.InstanceView | None = None
+    others: list[cloud.InstanceView] = []
+    for view in listed:
+        if view.name != name or view.status in (cloud.DELETING, cloud.RECYCLE):
+            continue
+        created = (view.created_at or 0) / 1000.0
+        ours = owned_by_cr(view, cr.metadata.uid) or (
+            not (view.tags and has_owner_tags(view))
+            and marker is not None
+            and created >= since - CREATE_CLOCK_SKEW_SECONDS
+        )
+        if ours and own is None:
+            own = view
+        else:
+            others.append(view)
+    return own, others
 
 
 # ---- policies -------------------------------------------------------------------------------
@@ -275,7 +304,7 @@ class DeletionStep:
 class Release(DeletionStep):
     """Drop the finalizer: nothing (more) to delete in the cloud."""
 
-    reason: str = "Deleted"
+    reason: str = Reason.DELETED
 
 
 @dataclass(frozen=True)
@@ -322,18 +351,18 @@ def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, look: evidence.L
     instance_id = cr.status.instance_id or cr.spec.instance_id
     if policy.policy == DeletionPolicy.ORPHAN:
         what = f"instance {instance_id}" if instance_id else "no instance"
-        return Release(f"deletion policy Orphan ({policy.source}): {what} left in the cloud", reason="Orphaned")
+        return Release(f"deletion policy Orphan ({policy.source}): {what} left in the cloud", reason=Reason.ORPHANED)
     if not instance_id:
         if cr.status.creation is not None:
             return FindByName(
                 f"looking up instance {cr.status.creation.name} (create was in flight)",
                 name=cr.status.creation.name,
             )
-        return Release("no cloud instance was created", reason="NothingToDelete")
+        return Release("no cloud instance was created", reason=Reason.NOTHING_TO_DELETE)
     if look.sighting == evidence.Sighting.GONE:
-        return Release(f"instance {instance_id} is gone: the cloud answers 404 for it", reason="Deleted")
+        return Release(f"instance {instance_id} is gone: the cloud answers 404 for it", reason=Reason.DELETED)
     if look.sighting == evidence.Sighting.RECYCLED:
-        return Release(f"instance {instance_id} is in the cloud's recycle bin", reason="Recycled")
+        return Release(f"instance {instance_id} is in the cloud's recycle bin", reason=Reason.RECYCLED)
     if look.sighting == evidence.Sighting.DELETING:
         return AwaitGone(f"instance {instance_id} is DELETING", instance_id=instance_id)
     if look.sighting != evidence.Sighting.PRESENT or look.view is None:
@@ -346,7 +375,9 @@ def decide_deletion(cr: RocketMQInstance, policy: PolicyChoice, look: evidence.L
             instance_id=instance_id,
         )
     deletion = cr.status.deletion
-    accepted = deletion is not None and deletion.result == "Accepted" and deletion.instance_id == instance_id
+    accepted = (
+        deletion is not None and deletion.result == DeletionResult.ACCEPTED and deletion.instance_id == instance_id
+    )
     if accepted and deletion is not None and deletion.submitted_at:
         accepted_at = epoch(deletion.submitted_at)
         if evidence.failed_after_acceptance(look, accepted_at=accepted_at):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "dms.rocketmq-operator.io"
@@ -283,9 +283,56 @@ class RocketMQInstanceSpec(CamelModel):
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
+READ_BACK = "read_back"
+"""Validation context key: the data was read back from the API server (see ``StatusModel``)."""
+
+
 class StatusModel(CamelModel):
-    # The status is ours, but it is read back from the API server, so be lenient about extras.
-    model_config = ConfigDict(extra="ignore")
+    """Strict where the operator builds it, lenient where it reads it back.
+
+    Built in code (a status patch, a deletion record), an unknown or misspelled field is an error,
+    not a key that silently vanishes: ``extra='forbid'`` and validated assignment. Read back from
+    the API server (``RocketMQInstance.from_body``), fields this version does not know (written by
+    a newer operator, kept by a newer CRD) are dropped instead of refusing the whole CR.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_unknown_when_read_back(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (isinstance(data, dict) and info.context and info.context.get(READ_BACK)):
+            return data
+        known = {*cls.model_fields, *(f.alias for f in cls.model_fields.values() if f.alias)}
+        return {key: value for key, value in data.items() if key in known}
+
+    def to_patch(self) -> dict[str, Any]:
+        """The fields set on this model, by their wire names, as a JSON merge patch.
+
+        A field set to ``None`` is in it (``null`` clears the stored value); a field never set is
+        not. Nested models are written whole: their non-empty fields, plus any set to ``None``.
+        """
+        return {_wire_name(type(self), name): _patch_value(getattr(self, name)) for name in self.model_fields_set}
+
+    def to_nested_patch(self) -> dict[str, Any]:
+        explicit_nulls = {
+            _wire_name(type(self), name): None for name in self.model_fields_set if getattr(self, name) is None
+        }
+        return {**self.to_wire(), **explicit_nulls}
+
+
+def _wire_name(model: type[BaseModel], name: str) -> str:
+    return model.model_fields[name].alias or name
+
+
+def _patch_value(value: Any) -> Any:
+    if isinstance(value, StatusModel):
+        return value.to_nested_patch()
+    if isinstance(value, list):
+        return [_patch_value(item) for item in value]
+    if isinstance(value, BaseModel):  # pragma: no cover - every status part is a StatusModel
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value
 
 
 class Condition(StatusModel):
@@ -382,6 +429,11 @@ class RocketMQInstance(BaseModel):
     metadata: Metadata
     spec: RocketMQInstanceSpec
     status: RocketMQInstanceStatus = Field(default_factory=RocketMQInstanceStatus)
+
+    @classmethod
+    def from_body(cls, body: Any) -> RocketMQInstance:
+        """The CR as the API server returned it: status fields this version does not know are dropped."""
+        return cls.model_validate(body, context={READ_BACK: True})
 
     @property
     def paused(self) -> bool:

@@ -28,25 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rocketmq_operator.core import cloud
+from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED = "Accepted"
-"""The cloud answered ``success`` for this id: the deletion was accepted, the instance is not gone yet."""
-FAILED = "Failed"
-"""The cloud answered ``failed`` for this id."""
-NOT_FOUND = "NotFound"
-"""The cloud says the instance does not exist: the deletion counts as done."""
-WRONG_STATE = "WrongState"
-"""The cloud refused this id in its current status (DMS.00400026), e.g. it is still CREATING."""
-ERROR = "Error"
-"""The whole call failed (throttled, transport, 5xx, malformed ...); ``error`` says why."""
-NO_RESULT = "NoResult"
-"""The call succeeded but its response had no entry for this id."""
-
-RESULTS = (ACCEPTED, FAILED, NOT_FOUND, WRONG_STATE, ERROR, NO_RESULT)
 
 # A call refused with one of these cannot tell which id is to blame (or the cloud has a batch size
 # limit below ours, which is undocumented), so a multi-id call is split in halves to isolate it.
@@ -58,7 +45,7 @@ class DeleteOutcome:
     """What became of one submitted instance id."""
 
     instance_id: str
-    result: str
+    result: DeletionResult
     batch_id: str
     """Short id of the batch call that carried this id (the same for all ids of one call)."""
     batch_size: int
@@ -71,13 +58,16 @@ class DeleteOutcome:
     def message(self) -> str:
         """A sentence for a CR's status or an Event."""
         where = f"batch {self.batch_id} ({_instances(self.batch_size)})" if self.batch_id else "no batch call"
-        if self.result == ACCEPTED:
+        if self.result == DeletionResult.ACCEPTED:
             return f"accepted in {where}"
-        if self.result == FAILED:
+        if self.result == DeletionResult.FAILED:
             return f"failed in {where}: the cloud reported 'failed' for this instance"
-        if self.result == NO_RESULT:
+        if self.result == DeletionResult.NO_RESULT:
             return f"no result for this instance in {where}"
-        reason = {NOT_FOUND: "not found", WRONG_STATE: "refused in its current state"}.get(self.result, "error")
+        reason = {
+            DeletionResult.NOT_FOUND: "not found",
+            DeletionResult.WRONG_STATE: "refused in its current state",
+        }.get(self.result, "error")
         detail = f": {self.error}" if self.error is not None else ""
         return f"{reason} in {where}{detail}"
 
@@ -95,7 +85,7 @@ class _Waiter:
     """One pending id: the future all its submitters share, and why it was first submitted."""
 
     future: asyncio.Future[DeleteOutcome]
-    trigger: str
+    trigger: DeletionTrigger
     sent_in: tuple[str, int, float] | None = None
     """(batch id, size, submitted at) of the call carrying it, once one does."""
 
@@ -163,7 +153,9 @@ class DeletionBatcher:
         """Ids waiting for their call to be sent (not those already in flight)."""
         return sum(len(group.waiters) for group in self._groups.values())
 
-    async def submit(self, instance_id: str, *, force_delete: bool, trigger: str = "CRDeleted") -> DeleteOutcome:
+    async def submit(
+        self, instance_id: str, *, force_delete: bool, trigger: DeletionTrigger = DeletionTrigger.CR_DELETED
+    ) -> DeleteOutcome:
         """Queue one instance for deletion and wait for its own result.
 
         Submitting an id that is already pending joins its existing future; submitting it after
@@ -173,7 +165,7 @@ class DeletionBatcher:
         if self._closed:
             return DeleteOutcome(
                 instance_id=instance_id,
-                result=ERROR,
+                result=DeletionResult.ERROR,
                 batch_id="",
                 batch_size=0,
                 submitted_at=self._clock(),
@@ -195,7 +187,7 @@ class DeletionBatcher:
             for instance_id, waiter in group.waiters.items():
                 self._resolve(
                     waiter,
-                    DeleteOutcome(instance_id, ERROR, "", 0, now, error=closed),
+                    DeleteOutcome(instance_id, DeletionResult.ERROR, "", 0, now, error=closed),
                 )
         self._report_depth()
         tasks = list(self._in_flight)
@@ -205,7 +197,9 @@ class DeletionBatcher:
 
     # Producer side: never awaits anything but the future.
 
-    def _enqueue(self, instance_id: str, *, force_delete: bool, trigger: str) -> asyncio.Future[DeleteOutcome]:
+    def _enqueue(
+        self, instance_id: str, *, force_delete: bool, trigger: DeletionTrigger
+    ) -> asyncio.Future[DeleteOutcome]:
         loop = asyncio.get_running_loop()
         group = self._groups.get(force_delete)
         now = loop.time()
@@ -258,10 +252,10 @@ class DeletionBatcher:
             for instance_id, waiter in waiters.items():
                 if not waiter.future.done():
                     batch_id, size, submitted_at = waiter.sent_in or ("", 0, self._clock())
-                    self._resolve(
-                        waiter,
-                        DeleteOutcome(instance_id, ERROR, batch_id, size, submitted_at, error=interrupted),
+                    outcome = DeleteOutcome(
+                        instance_id, DeletionResult.ERROR, batch_id, size, submitted_at, error=interrupted
                     )
+                    self._resolve(waiter, outcome)
 
     async def _call(self, waiters: dict[str, _Waiter], *, force_delete: bool) -> bool:
         """Send ``waiters`` as one call and resolve them; True if the cloud took it as one call."""
@@ -273,7 +267,7 @@ class DeletionBatcher:
         if self._metrics is not None:
             self._metrics.batch_size.labels(trigger=self._trigger_label).observe(len(ids))
 
-        def outcome(instance_id: str, result: str, error: errors.CloudError | None = None) -> DeleteOutcome:
+        def outcome(instance_id: str, result: DeletionResult, error: errors.CloudError | None = None) -> DeleteOutcome:
             return DeleteOutcome(instance_id, result, batch_id, len(ids), submitted_at, error=error)
 
         for waiter in waiters.values():
@@ -294,7 +288,7 @@ class DeletionBatcher:
             logger.exception("batch %s: delete_many raised an unexpected error", batch_id)
             wrapped = errors.CloudError(f"unexpected {type(exc).__name__}: {exc}", operation="delete_many")
             for instance_id, waiter in waiters.items():
-                self._resolve(waiter, outcome(instance_id, ERROR, wrapped))
+                self._resolve(waiter, outcome(instance_id, DeletionResult.ERROR, wrapped))
             return False
 
         routed = _route(ids, results)
@@ -347,7 +341,7 @@ class DeletionBatcher:
         force_delete: bool,
         seconds: float,
         *,
-        routed: Mapping[str, str] | None = None,
+        routed: Mapping[str, DeletionResult] | None = None,
         error: errors.CloudError | None = None,
     ) -> None:
         triggers: dict[str, int] = {}
@@ -365,7 +359,7 @@ class DeletionBatcher:
                 error,
             )
             return
-        counts = dict.fromkeys((ACCEPTED, FAILED, NO_RESULT), 0)
+        counts = dict.fromkeys((DeletionResult.ACCEPTED, DeletionResult.FAILED, DeletionResult.NO_RESULT), 0)
         for result in (routed or {}).values():
             counts[result] += 1
         logger.info(
@@ -374,14 +368,14 @@ class DeletionBatcher:
             _instances(len(waiters)),
             force_delete,
             why,
-            counts[ACCEPTED],
-            counts[FAILED],
-            counts[NO_RESULT],
+            counts[DeletionResult.ACCEPTED],
+            counts[DeletionResult.FAILED],
+            counts[DeletionResult.NO_RESULT],
             seconds,
         )
 
 
-def _route(ids: Sequence[str], results: Sequence[cloud.BatchActionResult]) -> dict[str, str]:
+def _route(ids: Sequence[str], results: Sequence[cloud.BatchActionResult]) -> dict[str, DeletionResult]:
     """Each sent id's result, by its own ``results[]`` entry; the first entry wins if repeated."""
     by_id: dict[str, cloud.BatchActionResult] = {}
     for entry in results:
@@ -389,17 +383,20 @@ def _route(ids: Sequence[str], results: Sequence[cloud.BatchActionResult]) -> di
     unexpected = by_id.keys() - set(ids)
     if unexpected:
         logger.debug("batch response reported on ids it was not sent: %s", sorted(unexpected))
-    routed: dict[str, str] = {}
+    routed: dict[str, DeletionResult] = {}
     for instance_id in ids:
         own = by_id.get(instance_id)
-        routed[instance_id] = NO_RESULT if own is None else ACCEPTED if own.accepted else FAILED
+        if own is None:
+            routed[instance_id] = DeletionResult.NO_RESULT
+        else:
+            routed[instance_id] = DeletionResult.ACCEPTED if own.accepted else DeletionResult.FAILED
     return routed
 
 
-def _result_of_refusal(exc: errors.CloudError) -> str:
+def _result_of_refusal(exc: errors.CloudError) -> DeletionResult:
     """The result of a call refused as a whole, for each id it carried."""
     if isinstance(exc, errors.NotFound):
-        return NOT_FOUND
+        return DeletionResult.NOT_FOUND
     if isinstance(exc, errors.WrongState):
-        return WRONG_STATE
-    return ERROR
+        return DeletionResult.WRONG_STATE
+    return DeletionResult.ERROR

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from rocketmq_operator.core import cloud, evidence
 from rocketmq_operator.core.evidence import Look, Sighting
+from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services import observing
 from rocketmq_operator.services.metrics import Metrics
@@ -225,7 +226,7 @@ class DeletionConfirmer(SupervisedService):
         if self._listed is None:
             return False
         observation = self._listed(entry.instance_id)
-        if observation.state != observing.PRESENT or observation.instance is None or observation.observed_at is None:
+        if observation.state != Presence.PRESENT or observation.instance is None or observation.observed_at is None:
             return False
         if entry.latest.observed_at is not None and observation.observed_at <= entry.latest.observed_at:
             return False

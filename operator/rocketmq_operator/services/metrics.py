@@ -105,6 +105,12 @@ class Metrics:
             "List pages read again because deletions during a walk shifted the list under it.",
             registry=r,
         )
+        self.remembered_crs = Gauge(
+            "rocketmq_operator_remembered_crs",
+            "CRs this process keeps memory for (locks, retry deadlines, deletion state); a CR is "
+            "forgotten once the API server reports it gone, whoever removed it.",
+            registry=r,
+        )
         self.reconciles = Counter(
             "rocketmq_operator_reconciles",
             "Reconcile steps, by action taken.",

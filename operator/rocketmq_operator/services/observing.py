@@ -33,21 +33,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rocketmq_operator.core import cloud
+from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import SupervisedService
 
 logger = logging.getLogger(__name__)
 
-ABSENT = "Absent"
-PRESENT = "Present"
-UNKNOWN = "Unknown"
-
 _MAX_PAGE_SIZE = 50  # the list API's documented maximum ``limit``
 _ERROR_BACKOFF_BASE = 1.0  # seconds before the first early re-walk after a failed walk
 _TERMINAL_BACKOFF_BASE = 30.0  # after a terminal failure (refused credentials) walks wait this, doubling
 _TERMINAL_BACKOFF_CAP = 900.0
-_STALE_INTERVALS = 2.0  # a snapshot this many intervals old, with walks failing since, is not trusted
+STALE_INTERVALS = 2.0
+"""A snapshot this many poll intervals old is not trusted, whatever kept the walks from refreshing it."""
 _EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
 _MAX_REPAIRS = 10  # pages one walk may read again to close gaps left by deletions, before giving up
 
@@ -71,8 +69,7 @@ class Snapshot:
 class Observation:
     """What is known about one instance, and how fresh it is."""
 
-    state: str
-    """``Absent``, ``Present`` or ``Unknown``."""
+    state: Presence
     instance: cloud.InstanceView | None
     observed_at: float | None
     """``started_at`` of the snapshot it came from, or the time of the show call."""
@@ -156,23 +153,24 @@ class Observer(SupervisedService):
 
         Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``. While
         walks fail, the last snapshot is still used for a while (one failed walk is no news), but
-        not once it is ``_STALE_INTERVALS`` intervals old, nor after a terminal failure: then the
-        answer is ``Unknown`` with the error, so every CR says why it cannot be observed.
+        not after a terminal failure, nor once it is ``STALE_INTERVALS`` intervals old, whatever
+        the reason (walks failing, the loop dead or stuck, a walk throttled to a crawl): then the
+        answer is ``Unknown``, with the error if walks fail, so every CR says why it cannot be
+        observed, and a reconciler that wants an answer asks show rather than act on old data.
         """
         snapshot = self._latest
         error = self._last_error
         if snapshot is None:
-            return Observation(UNKNOWN, None, None, error=error)
-        if error is not None and (
-            error.terminal or self._clock() - snapshot.started_at > _STALE_INTERVALS * self._interval
-        ):
-            return Observation(UNKNOWN, None, snapshot.started_at, error=error)
+            return Observation(Presence.UNKNOWN, None, None, error=error)
+        stale = self._clock() - snapshot.started_at > STALE_INTERVALS * self._interval
+        if stale or (error is not None and error.terminal):
+            return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
         if instance is not None:
-            return Observation(PRESENT, instance, snapshot.started_at)
+            return Observation(Presence.PRESENT, instance, snapshot.started_at)
         if snapshot.consistent:
-            return Observation(ABSENT, None, snapshot.started_at)
-        return Observation(UNKNOWN, None, snapshot.started_at)
+            return Observation(Presence.ABSENT, None, snapshot.started_at)
+        return Observation(Presence.UNKNOWN, None, snapshot.started_at)
 
     def failed_instances(self) -> list[cloud.InstanceView]:
         """Instances whose creation failed, as the latest snapshot listed them."""
@@ -213,10 +211,10 @@ class Observer(SupervisedService):
         try:
             view = await self._client.show_instance(instance_id)
         except errors.NotFound:
-            return Observation(ABSENT, None, observed_at)
+            return Observation(Presence.ABSENT, None, observed_at)
         except errors.CloudError as exc:
-            return Observation(UNKNOWN, None, None, error=exc)
-        return Observation(PRESENT, view, observed_at)
+            return Observation(Presence.UNKNOWN, None, None, error=exc)
+        return Observation(Presence.PRESENT, view, observed_at)
 
     # The loop.
 

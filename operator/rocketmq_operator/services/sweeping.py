@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import owned_by_cluster
 from rocketmq_operator.core.settings import SweepMode
+from rocketmq_operator.core.vocabulary import DeletionTrigger
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ProjectWideDeletion
 from rocketmq_operator.services import batching, observing
@@ -108,6 +109,12 @@ class Sweeper(SupervisedService):
     def outcome_for(self, instance_id: str) -> batching.DeleteOutcome | None:
         return self._outcomes.get(instance_id)
 
+    def forget(self, _uid: str, instance_ids: Iterable[str]) -> None:
+        """Drop the outcomes kept for a CR that is gone (``tracking.CrMemory`` calls it)."""
+        for instance_id in instance_ids:
+            self._outcomes.pop(instance_id, None)
+
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
@@ -136,7 +143,10 @@ class Sweeper(SupervisedService):
         waiting = tuple(sorted(v.instance_id for v in owned if v not in due))
         self._metrics.sweeps.labels(mode=self._mode.name.lower()).inc()
         outcomes = await asyncio.gather(
-            *(self._batcher.submit(v.instance_id, force_delete=True, trigger="SweepCreateFailed") for v in due)
+            *(
+                self._batcher.submit(v.instance_id, force_delete=True, trigger=DeletionTrigger.SWEEP_CREATE_FAILED)
+                for v in due
+            )
         )
         for outcome in outcomes:
             self._remember(outcome)

@@ -29,7 +29,7 @@ from rocketmq_operator.core.resource import (
     RocketMQInstance,
 )
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.services.reconciling import StepResult
+from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.wiring import namespaces
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -60,14 +60,14 @@ def _plain(value: Any) -> Any:
 
 def _parse(body: Mapping[str, Any]) -> RocketMQInstance:
     try:
-        return RocketMQInstance.model_validate(_plain(body))
+        return RocketMQInstance.from_body(_plain(body))
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
 
 
 def _apply(result: StepResult, patch: kopf.Patch, body: kopf.Body) -> None:
-    for key, value in result.status.items():
+    for key, value in result.patch.items():
         patch.status[key] = value
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
@@ -78,7 +78,7 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return runtime
 
 
-def _cluster_id(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
+def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
     """DMS_CLUSTER_ID, else the uid of kube-system; ``None`` while neither is known.
 
     Never a made-up fallback: every cluster in the same state would share it, and each one's sweep
@@ -159,7 +159,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
         memo["runtime"] = await Runtime.start(
             opts,
-            cluster_id=lambda: _cluster_id(options, ns_info),
+            cluster_id=lambda: cluster_id_of(options, ns_info),
             known_ids=known_ids,
             metrics_port=options.metrics_port,
             metrics_host=options.metrics_host,
@@ -229,6 +229,14 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             return
         _apply(await _runtime(memo).reconciler.reconcile(_parse(body)), patch, body)
 
+    @kopf.on.event(**crs, id="forget")
+    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        # Gone from the API server, by whatever path (released here or by another replica, the
+        # finalizer removed by hand, ...): what the services kept for it goes too.
+        runtime: Runtime | None = memo.get("runtime")
+        if event.get("type") == "DELETED" and uid and runtime is not None:
+            runtime.memory.forget(uid)
+
     @kopf.on.delete(**crs, id="finalize")
     async def finalize(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **kwargs: Any
@@ -237,7 +245,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
         cr = _parse(body)
-        result = await runtime.reconciler.finalize(
+        result = await runtime.deletions.finalize(
             cr, namespace_policy=policy, default_policy=opts.default_deletion_policy
         )
         _apply(result, patch, body)
@@ -247,7 +255,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
                 seconds = max(0.0, _now() - decisions.epoch(started))
                 chosen = decisions.resolve_policy(cr, policy, opts.default_deletion_policy).policy
                 runtime.metrics.release_seconds.labels(policy=chosen.value).observe(seconds)
-            runtime.reconciler.forget(cr)
+            runtime.memory.forget(cr.metadata.uid)
             return
         delay = result.requeue_after if result.requeue_after is not None else opts.verify_interval_seconds
         message = result.events[-1].message if result.events else "waiting for the cloud to delete the instance"

@@ -20,10 +20,12 @@ from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
+from rocketmq_operator.services.deleting import DeletionFlow
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler
 from rocketmq_operator.services.sweeping import Sweeper
+from rocketmq_operator.services.tracking import CrMemory
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Runtime:
     confirmer: DeletionConfirmer
     sweeper: Sweeper
     reconciler: Reconciler
+    deletions: DeletionFlow
+    memory: CrMemory
     metrics_server: Any = None
 
     @classmethod
@@ -135,17 +139,26 @@ class Runtime:
             metrics=metrics,
             min_failed_age=2 * settings.poll_interval_seconds,
         )
+        memory = CrMemory(metrics)
+        memory.on_forget(sweeper.forget)
         reconciler = Reconciler(
+            client=client,
+            observer=observer,
+            settings=settings,
+            cluster_id=cluster_id,
+            metrics=metrics,
+            memory=memory,
+            sweep_outcomes=sweeper.outcome_for,
+        )
+        deletions = DeletionFlow(
             client=client,
             observer=observer,
             batcher=batcher,
             confirmer=confirmer,
             settings=settings,
-            cluster_id=cluster_id,
-            metrics=metrics,
-            sweep_outcomes=sweeper.outcome_for,
+            memory=memory,
         )
-        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler)
+        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, deletions, memory)
 
     async def start_loops(self) -> None:
         await self.observer.start()

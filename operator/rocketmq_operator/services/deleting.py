@@ -1,0 +1,237 @@
+"""Carries out the deletion of a CR: the only place that acts on a RocketMQInstance being deleted.
+
+Why a service apart from the live reconciler: a CR being deleted follows its own flow (resolve the
+policy, submit to the batcher, wait for the confirmer's proof, release), with its own memory (the
+deletion status last written). Each call does at most one step, and the batch result is returned
+to be written before the finalizer can go, so a crash between steps loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from rocketmq_operator.core import cloud, decisions, evidence, status
+from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.resource import DeletionPolicy, DeletionStatus, RocketMQInstance
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.status import StepResult
+from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger, EventType, Reason
+from rocketmq_operator.ports import errors
+from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.services import batching, confirming, observing
+from rocketmq_operator.services.tracking import CrMemory
+
+logger = logging.getLogger(__name__)
+
+
+class DeletionFlow:
+    """Deletes the instances of the CRs of one account that are being deleted."""
+
+    def __init__(
+        self,
+        *,
+        client: ExternalClient,
+        observer: observing.Observer,
+        batcher: batching.DeletionBatcher,
+        confirmer: confirming.DeletionConfirmer,
+        settings: OperatorSettings,
+        memory: CrMemory,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._observer = observer
+        self._batcher = batcher
+        self._confirmer = confirmer
+        self._settings = settings
+        self._memory = memory
+        self._clock = clock
+        self._deletions: dict[str, DeletionStatus] = {}  # uid -> the status.deletion we last wrote
+        memory.on_forget(self._forget)
+
+    def _forget(self, uid: str, instance_ids: frozenset[str]) -> None:
+        self._deletions.pop(uid, None)
+        for instance_id in instance_ids:
+            self._confirmer.forget(instance_id)
+
+    def remembers(self, uid: str) -> bool:
+        return uid in self._deletions
+
+    async def finalize(
+        self, cr: RocketMQInstance, *, namespace_policy: str | None, default_policy: DeletionPolicy
+    ) -> StepResult:
+        async with self._memory.step(cr):
+            cr = self._with_remembered_deletion(cr)
+            choice = decisions.resolve_policy(cr, namespace_policy, default_policy)
+            result = StepResult()
+            if choice.warning:
+                result.event(EventType.WARNING, Reason.UNKNOWN_DELETION_POLICY, choice.warning)
+            instance_id = cr.status.instance_id or cr.spec.instance_id
+            look = (
+                await self._deletion_look(cr, instance_id)
+                if choice.policy == DeletionPolicy.DELETE
+                else evidence.unknown()
+            )
+            step = decisions.decide_deletion(cr, choice, look)
+            try:
+                await self._deletion_step(cr, step, result)
+            except errors.CloudError as exc:
+                result.requeue_after = backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
+                self._conditions(cr, result, Reason.DELETE_FAILED, f"{type(step).__name__}: {exc}", ok=False)
+            if result.status.deletion is not None:
+                self._deletions[cr.metadata.uid] = result.status.deletion
+            return result
+
+    def _with_remembered_deletion(self, cr: RocketMQInstance) -> RocketMQInstance:
+        """The CR with the deletion status this process wrote last, if its body predates that write.
+
+        Kopf waits only so long (``consistency_timeout``) for its own patch to come back through
+        the watch; on a loaded API server it then hands over the older body. Without this, a CR whose
+        deletion the cloud already accepted would look unsubmitted and be sent again: a wasted call
+        that the cloud answers "failed" (the instance is already gone), and a false DeleteFailed.
+        """
+        remembered = self._deletions.get(cr.metadata.uid)
+        if remembered is None:
+            return cr
+        current = cr.status.deletion
+        if current is not None and current.attempts >= remembered.attempts:
+            return cr
+        logger.info(
+            "%s/%s: the CR body predates our last deletion status (attempt %s); using what we wrote",
+            cr.metadata.namespace,
+            cr.metadata.name,
+            remembered.attempts,
+        )
+        return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": remembered})})
+
+    async def _deletion_look(self, cr: RocketMQInstance, instance_id: str | None) -> evidence.Look:
+        """The latest look at the instance of a CR being deleted.
+
+        An accepted deletion waits (a bounded, shared wait: no thread, no call of its own) for the
+        confirmer's proof. Otherwise the instance is about to be submitted: a list walk that shows
+        it says in what status; one that does not (gone, or deleting already) is checked by show.
+        """
+        if not instance_id:
+            return evidence.unknown()
+        deletion = cr.status.deletion
+        wait = self._settings.delete_confirm_wait_seconds
+        if deletion is not None and deletion.result == DeletionResult.ACCEPTED and deletion.instance_id == instance_id:
+            return await self._confirmer.confirm(
+                instance_id,
+                accepted_at=decisions.epoch(deletion.submitted_at or ""),
+                force=bool(deletion.force_delete),
+                timeout=wait,
+            )
+        since = self._confirmer.following_since(instance_id)
+        if since is not None:
+            return await self._confirmer.confirm(
+                instance_id, accepted_at=since, force=cr.spec.force_delete, timeout=wait
+            )
+        observation = self._observer.lookup(instance_id)
+        if observation.instance is not None and observation.observed_at is not None:
+            return evidence.from_status(observation.instance, at=observation.observed_at)
+        look = await self._confirmer.look(instance_id)
+        if look.sighting == evidence.Sighting.DELETING and look.observed_at is not None:
+            # Deleting already, though no acceptance of ours is on record (deleted out of band, or
+            # our status write was lost in a crash): follow it like our own, paced, not a show a pass.
+            return await self._confirmer.confirm(
+                instance_id, accepted_at=look.observed_at, force=cr.spec.force_delete, timeout=wait
+            )
+        return look
+
+    async def _deletion_step(self, cr: RocketMQInstance, step: decisions.DeletionStep, result: StepResult) -> None:
+        if isinstance(step, decisions.Release):
+            result.released = True
+            result.event(EventType.NORMAL, step.reason, step.message)
+            return
+        if isinstance(step, decisions.FindByName):
+            page = await self._client.list_instances(cloud.ListQuery(name=step.name, exact_match_name=True))
+            view, _others = decisions.name_holders(cr, step.name, page.instances)
+            if view is None:
+                result.released = True
+                result.event(
+                    EventType.NORMAL,
+                    Reason.NOTHING_TO_DELETE,
+                    f"no instance named {step.name} exists; nothing to delete",
+                )
+                return
+            result.status.instance_id = view.instance_id
+            result.status.instance_name = view.name
+            result.status.creation = None
+            result.event(EventType.NORMAL, Reason.ADOPTED, f"found instance {view.instance_id} created before a crash")
+            result.requeue_after = 0.0
+            return
+        if isinstance(step, decisions.HoldBack):
+            result.status.deletion = status.amended_deletion(
+                cr, instance_id=step.instance_id, result=DeletionResult.HELD_BACK, last_error=step.message
+            )
+            self._conditions(cr, result, Reason.WAITING_FOR_CREATE, step.message, ok=True)
+            result.requeue_after = min(self._settings.poll_interval_seconds, 30.0)
+            return
+        if isinstance(step, decisions.Undone):
+            result.status.deletion = status.amended_deletion(cr, result=DeletionResult.FAILED, last_error=step.message)
+            result.status.cloud_status = step.cloud_status or None
+            result.event(EventType.WARNING, Reason.DELETE_FAILED, step.message)
+            self._conditions(cr, result, Reason.DELETE_FAILED, step.message, ok=False)
+            self._confirmer.forget(step.instance_id)
+            result.requeue_after = backoff(cr.status.deletion.attempts if cr.status.deletion else 0, None)
+            return
+        if isinstance(step, decisions.AwaitGone):
+            self._conditions(cr, result, Reason.DELETING, step.message, ok=True)
+            result.requeue_after = self._settings.verify_interval_seconds
+            return
+        assert isinstance(step, decisions.Submit)
+        self._conditions(cr, result, Reason.DELETING, step.message, ok=True)
+        outcome = await self._batcher.submit(step.instance_id, force_delete=step.force_delete)
+        attempts = (cr.status.deletion.attempts if cr.status.deletion else 0) + 1
+        result.status.deletion = record_of(
+            outcome, attempts=attempts, trigger=DeletionTrigger.CR_DELETED, force_delete=step.force_delete
+        )
+        if outcome.result == DeletionResult.ACCEPTED:
+            result.event(EventType.NORMAL, Reason.DELETE_ACCEPTED, f"instance {step.instance_id}: {outcome.message}")
+            self._conditions(cr, result, Reason.DELETE_ACCEPTED, outcome.message, ok=True)
+            result.requeue_after = 0.0
+        elif outcome.result == DeletionResult.NOT_FOUND:
+            result.event(EventType.NORMAL, Reason.DELETE_NOT_FOUND, f"instance {step.instance_id} is already gone")
+            self._conditions(cr, result, Reason.DELETING, outcome.message, ok=True)
+            result.requeue_after = 0.0
+        else:
+            held = outcome.result == DeletionResult.WRONG_STATE
+            reason = Reason.DELETE_HELD_BACK if held else Reason.DELETE_FAILED
+            result.event(EventType.WARNING, reason, f"instance {step.instance_id}: {outcome.message}")
+            self._conditions(cr, result, reason, outcome.message, ok=False)
+            result.requeue_after = backoff(attempts, outcome.error)
+
+    def _conditions(self, cr: RocketMQInstance, result: StepResult, reason: Reason, message: str, *, ok: bool) -> None:
+        verdict = Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
+        now = decisions.isoformat(self._clock())
+        status.set_conditions(cr, status.throttled(verdict, self._client.throttling()), result, now=now)
+
+
+def record_of(
+    outcome: batching.DeleteOutcome, *, attempts: int, trigger: DeletionTrigger, force_delete: bool
+) -> DeletionStatus:
+    """``status.deletion`` for a batcher's outcome."""
+    return status.deletion_record(
+        instance_id=outcome.instance_id,
+        batch_id=outcome.batch_id,
+        batch_size=outcome.batch_size,
+        # Milliseconds: the next pass waits for a list walk that started after this moment.
+        submitted_at=decisions.isoformat(outcome.submitted_at, precise=True),
+        result=outcome.result,
+        message=outcome.message,
+        attempts=attempts,
+        force_delete=force_delete,
+        trigger=trigger,
+    )
+
+
+def backoff(attempts: int, error: errors.CloudError | None) -> float:
+    """Jittered exponential backoff, 2 s doubling to 5 min; never sooner than a Retry-After."""
+    base = min(300.0, 2.0 * 2.0 ** max(0, attempts - 1))
+    delay = base * random.uniform(0.5, 1.5)
+    if isinstance(error, errors.Throttled):
+        delay = max(delay, error.retry_after)
+    return delay

@@ -1,0 +1,84 @@
+"""Per-CR memory of the services, and the one place that forgets it when the CR is gone.
+
+Why: several services remember things per CR (its lock, when a stalled request may be retried, the
+deletion status last written, fresh shows and 404s of its instance, a deletion being confirmed, a
+sweep's outcome). A CR can disappear by paths this process never takes part in: someone removes
+the finalizer by hand, the CR was released by another replica, its namespace went while the
+operator was down. Whatever the path, the wiring calls ``forget(uid)`` once the API server reports
+the CR gone, and every service that registered drops what it kept for it; the process does not
+grow with every CR it ever saw.
+
+A step still running for the CR when it goes (a deletion waiting for its proof) would keep what it
+learns after the fan-out; ``step`` forgets the CR again when such a step ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+
+from rocketmq_operator.core.resource import RocketMQInstance
+from rocketmq_operator.services.metrics import Metrics
+
+Forgetter = Callable[[str, frozenset[str]], None]
+"""Called with a gone CR's uid and the instance ids it was seen with."""
+
+
+FORGOTTEN_KEPT = 10_000
+"""How many forgotten uids are kept, to recognise a step that ends after its CR went."""
+
+
+class CrMemory:
+    """Locks per CR, the instance ids each CR was seen with, and the fan-out of ``forget``."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._instances: dict[str, frozenset[str]] = {}
+        self._forgetters: list[Forgetter] = []
+        self._forgotten: OrderedDict[str, None] = OrderedDict()  # uids are never reused
+
+    @contextlib.asynccontextmanager
+    async def step(self, cr: RocketMQInstance) -> AsyncIterator[None]:
+        """One step for ``cr``: serialised with its other steps (live and deleting alike), and
+        forgotten again at its end if the CR went while it ran."""
+        uid = cr.metadata.uid
+        async with self._locks.setdefault(uid, asyncio.Lock()):
+            self.note(cr)
+            try:
+                yield
+            finally:
+                if uid in self._forgotten:
+                    self.forget(uid)
+
+    def note(self, cr: RocketMQInstance) -> None:
+        """Remember which instances this CR names, so that forgetting it can reach memory kept by id."""
+        status = cr.status
+        ids = {status.instance_id, cr.spec.instance_id, *(status.failed_instance_ids or ())}
+        known = self._instances.get(cr.metadata.uid, frozenset())
+        self._instances[cr.metadata.uid] = known | {i for i in ids if i}
+        self._count()
+
+    def on_forget(self, forgetter: Forgetter) -> None:
+        self._forgetters.append(forgetter)
+
+    def forget(self, uid: str) -> None:
+        """Drop everything kept for the CR ``uid``, in every service that registered. Idempotent."""
+        self._locks.pop(uid, None)
+        instance_ids = self._instances.pop(uid, frozenset())
+        for forgetter in self._forgetters:
+            forgetter(uid, instance_ids)
+        self._forgotten[uid] = None
+        self._forgotten.move_to_end(uid)
+        while len(self._forgotten) > FORGOTTEN_KEPT:
+            self._forgotten.popitem(last=False)
+        self._count()
+
+    def tracks(self, uid: str) -> bool:
+        return uid in self._locks or uid in self._instances
+
+    def _count(self) -> None:
+        if self._metrics is not None:
+            self._metrics.remembered_crs.set(len(self._instances))
