@@ -114,7 +114,6 @@ class Sweeper(SupervisedService):
         for instance_id in instance_ids:
             self._outcomes.pop(instance_id, None)
 
-
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
