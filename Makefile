@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv binaries lint test test-fast run bench crd clean
+.PHONY: venv binaries lint test test-fast reliability-doc run bench crd clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,15 @@ test: venv binaries lint
 # Unit tests only: no control plane, no build.
 test-fast: venv
 	$(BIN)/pytest tests/unit tests/client tests/simulator
+
+# Regenerates docs/reliability.md (~10 min): runs the fault suite, renders the document from that run's
+# results (test-artifacts/reliability/results.json) only if every case ran and passed, then checks the
+# new copy. `make test` runs the suite too but never writes under docs/. The check of the committed copy
+# is left out of the first run: it fails by design while the copy is the one being replaced.
+reliability-doc: venv binaries
+	$(BIN)/pytest tests/reliability --deselect tests/reliability/test_report.py
+	PYTHONPATH=tests $(BIN)/python -m reliability.report
+	$(BIN)/pytest tests/reliability/test_report.py
 
 run: venv binaries
 	$(BIN)/python -m devstack
