@@ -139,7 +139,15 @@ class Cluster:
         selector = f"involvedObject.name={name}" if name else None
         items = self.core.list_namespaced_event(namespace, field_selector=selector).items
         return [
-            {"reason": e.reason, "message": e.message, "type": e.type, "name": e.involved_object.name} for e in items
+            {
+                "reason": e.reason,
+                "message": e.message,
+                "type": e.type,
+                "name": e.involved_object.name,
+                "source": e.source.component if e.source else None,
+                "reportingComponent": e.reporting_component,
+            }
+            for e in items
         ]
 
 
