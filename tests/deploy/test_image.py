@@ -23,7 +23,8 @@ import yaml
 
 from devstack import SimulatorProcess
 from devstack.__main__ import install_crd
-from e2e.support import SPEC, is_true, wait_for
+from e2e.support import is_true, wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
 from .kit import CHART, ROOT, rocketmq_instance, wait_live

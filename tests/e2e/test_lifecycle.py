@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .support import SPEC, Stack, condition, wait_for
+from instance_spec import SPEC
+
+from .support import Stack, condition, wait_for
 
 
 def test_a_cr_becomes_ready_with_endpoints_and_owner_tags(stack: Stack) -> None:
