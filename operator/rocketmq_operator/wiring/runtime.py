@@ -7,10 +7,11 @@ handlers only keep the result in kopf's ``memo`` (no import-time globals).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
@@ -67,7 +68,7 @@ class Runtime:
     confirmer: DeletionConfirmer
     sweeper: Sweeper
     reconciler: Reconciler
-    metrics_server: Any = None
+    metrics_server: WSGIServer | None = None
 
     @classmethod
     async def start(
@@ -88,8 +89,7 @@ class Runtime:
             known_ids=known_ids,
         )
         if metrics_port is not None:
-            runtime.metrics_server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-            logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+            runtime.serve_metrics(metrics_port, metrics_host)
         await runtime.start_loops()
         return runtime
 
@@ -147,6 +147,11 @@ class Runtime:
         )
         return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler)
 
+    def serve_metrics(self, port: int, host: str) -> None:
+        """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio)."""
+        self.metrics_server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+
     async def start_loops(self) -> None:
         await self.observer.start()
         await self.confirmer.start()
@@ -163,5 +168,8 @@ class Runtime:
         await self.observer.aclose()
         await self.client.aclose()
         if self.metrics_server is not None:
-            server = self.metrics_server[0] if isinstance(self.metrics_server, tuple) else self.metrics_server
-            server.shutdown()
+            server, self.metrics_server = self.metrics_server, None
+            # shutdown() waits for the serving thread to notice (its poll is half a second): off the loop,
+            # or every other task of the operator stalls while it waits.
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()  # shutdown() only stops serving; this frees the port
