@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The operator (its wheel holds rocketmq_operator only) and, from tools/harness, the local stack it is
+# tested and run with: dms_simulator (and the dms-simulator command), kube_testenv, devstack, local_pki.
+$(VENV)/.installed: pyproject.toml tools/harness/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e tools/harness
 	touch $@
 
 # Builds kube-apiserver, kube-controller-manager, etcd and helm from pinned Go modules (cached).
