@@ -11,9 +11,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY operator/ operator/
+# The operator's package only: the rest of operator/ is the local stack (tools/harness), not shipped.
+COPY operator/rocketmq_operator/ operator/rocketmq_operator/
 # The wheel is built exactly as the tests build it (pip wheel --no-deps), then installed with its
-# dependencies into a virtualenv that the final stage copies whole.
+# dependencies (no extras) into a virtualenv that the final stage copies whole.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \

@@ -4,14 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv binaries lint test test-fast run bench crd clean
+.PHONY: venv binaries lint test test-fast reliability-doc run bench crd clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The operator (its wheel holds rocketmq_operator only) and, from tools/harness, the local stack it is
+# tested and run with: dms_simulator (and the dms-simulator command), kube_testenv, devstack, local_pki.
+$(VENV)/.installed: pyproject.toml tools/harness/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e tools/harness
 	touch $@
 
 # Builds kube-apiserver, kube-controller-manager, etcd and helm from pinned Go modules (cached).
@@ -31,6 +33,15 @@ test: venv binaries lint
 # Unit tests only: no control plane, no build.
 test-fast: venv
 	$(BIN)/pytest tests/unit tests/client tests/simulator
+
+# Regenerates docs/reliability.md (~10 min): runs the fault suite, renders the document from that run's
+# results (test-artifacts/reliability/results.json) only if every case ran and passed, then checks the
+# new copy. `make test` runs the suite too but never writes under docs/. The check of the committed copy
+# is left out of the first run: it fails by design while the copy is the one being replaced.
+reliability-doc: venv binaries
+	$(BIN)/pytest tests/reliability --deselect tests/reliability/test_report.py
+	PYTHONPATH=tests $(BIN)/python -m reliability.report
+	$(BIN)/pytest tests/reliability/test_report.py
 
 run: venv binaries
 	$(BIN)/python -m devstack

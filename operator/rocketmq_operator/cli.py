@@ -50,7 +50,9 @@ class _RetriesAreNotErrors(logging.Filter):
     """kopf logs every handler retry ("failed temporarily") at ERROR. Here a retry is how a handler
     says "continue later" (a batch was accepted, the cloud is still deleting); real failures are
     logged by the operator itself, with their reason, and shown as Events and conditions. So kopf's
-    retry lines are INFO: visible with --verbose, not alarming in production logs."""
+    retry lines are INFO: visible with --verbose, not alarming in production logs. Only the plain retry
+    line ("<handler> failed temporarily: <reason>"): "failed temporarily but will time out / exceed N
+    retries" is kopf giving up, a real failure. tests/unit/test_cli_logging.py pins kopf's wording."""
 
     def __init__(self, shown_from: int) -> None:
         super().__init__()
@@ -60,7 +62,7 @@ class _RetriesAreNotErrors(logging.Filter):
         if (
             record.levelno == logging.ERROR
             and record.name.startswith("kopf")
-            and "failed temporarily" in str(record.msg)
+            and " failed temporarily: " in str(record.msg)
         ):
             record.levelno, record.levelname = logging.INFO, "INFO"
             return self._shown_from <= logging.INFO

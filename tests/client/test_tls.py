@@ -2,14 +2,13 @@
 certificate surfaces as a TransportError that says what went wrong.
 
 The server is a few lines of asyncio over ``ssl`` (no httpx on the server side), with a CA and a
-server certificate made here with ``cryptography``.
+server certificate from ``local_pki`` (the one the simulator and the local control plane use).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import pytest
 from client_kit import AK, PID, SK
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from local_pki import CertificateAuthority, name
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.ports import errors
@@ -34,52 +31,13 @@ class Pki:
     key_file: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def _make_pki(directory: Path, *, server_names: list[str]) -> Pki:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("test CA"))
-        .issuer_name(_name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(*[False] * 5, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    alt_names: list[x509.GeneralName] = []
-    for name in server_names:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alt_names.append(x509.DNSName(name))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(server_names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = CertificateAuthority.create("test CA", valid_for=datetime.timedelta(days=1))
+    server = ca.issue(name(server_names[0]), ExtendedKeyUsageOID.SERVER_AUTH, server_names)
     pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-    pki.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    pki.ca_file.write_bytes(ca.cert_pem)
+    pki.cert_file.write_bytes(server.cert_pem)
+    pki.key_file.write_bytes(server.key_pem)
     return pki
 
 

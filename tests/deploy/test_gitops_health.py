@@ -23,7 +23,8 @@ import yaml
 
 from devstack import OperatorProcess, SimulatorProcess
 from devstack.__main__ import install_crd
-from e2e.support import SPEC, condition, wait_for
+from e2e.support import condition, wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane
 
 from .health import LUA_CHECK, argo_health, build_kstatus, doc_blocks, doc_table, flux_health_check_exprs, kstatus

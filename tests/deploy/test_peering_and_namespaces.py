@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from devstack import SimulatorProcess
-from e2e.support import SPEC, wait_for
+from e2e.support import wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess, free_ports
 from rocketmq_operator.cli import parser
 

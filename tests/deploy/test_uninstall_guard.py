@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from devstack import SimulatorProcess
-from e2e.support import SPEC, wait_for
+from e2e.support import wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
 from .kit import FINALIZER, Helm, container, report_job_outcome, rocketmq_instance, service_account_kubeconfig

@@ -12,22 +12,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devstack import OperatorProcess, SimulatorAdmin, SimulatorProcess
+from instance_spec import SPEC
 from kube_testenv import ControlPlane
 
 GROUP, VERSION, PLURAL = "dms.rocketmq-operator.io", "v1alpha1", "rocketmqinstances"
 T = TypeVar("T")
-
-SPEC: dict[str, Any] = {
-    "engineVersion": "5.x",
-    "productId": "rocketmq.b2.large.4",
-    "storageSpecCode": "dms.physical.storage.high.v2",
-    "storageSpace": 300,
-    "brokerNum": 1,
-    "vpcId": "vpc-e2e",
-    "subnetId": "subnet-e2e",
-    "securityGroupId": "sg-e2e",
-    "availableZones": ["az-1"],
-}
 
 
 def wait_for(predicate: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:
@@ -139,7 +128,15 @@ class Cluster:
         selector = f"involvedObject.name={name}" if name else None
         items = self.core.list_namespaced_event(namespace, field_selector=selector).items
         return [
-            {"reason": e.reason, "message": e.message, "type": e.type, "name": e.involved_object.name} for e in items
+            {
+                "reason": e.reason,
+                "message": e.message,
+                "type": e.type,
+                "name": e.involved_object.name,
+                "source": e.source.component if e.source else None,
+                "reportingComponent": e.reporting_component,
+            }
+            for e in items
         ]
 
 

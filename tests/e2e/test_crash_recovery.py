@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .support import SPEC, Stack, wait_for
+from instance_spec import SPEC
+
+from .support import Stack, wait_for
 
 
 def test_kill_between_cloud_accepting_the_create_and_recording_its_id(stack: Stack) -> None:

@@ -6,7 +6,9 @@ import json
 import re
 from collections.abc import Callable
 
-from .support import SPEC, Stack, condition, wait_for
+from instance_spec import SPEC
+
+from .support import Stack, condition, wait_for
 
 
 def test_a_cr_becomes_ready_with_endpoints_and_owner_tags(stack: Stack) -> None:
@@ -35,8 +37,10 @@ def test_a_cr_becomes_ready_with_endpoints_and_owner_tags(stack: Stack) -> None:
     table = stack.cluster.kubectl("get", "rmqi", "-n", ns)
     assert "INSTANCE-ID" in table and status["instanceId"] in table and "Available" in table
 
-    events = {e["reason"] for e in stack.cluster.events(ns, "orders")}
-    assert {"Creating", "Created"} <= events
+    events = stack.cluster.events(ns, "orders")
+    assert {"Creating", "Created"} <= {e["reason"] for e in events}
+    # `kubectl describe`'s "From" column and event tooling name the operator, not its framework.
+    assert {(e["source"], e["reportingComponent"]) for e in events} == {("rocketmq-operator", "rocketmq-operator")}
 
 
 def test_a_mutable_edit_reaches_the_cloud(stack: Stack) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .support import SPEC, Stack, condition, wait_for
+from instance_spec import SPEC
+
+from .support import Stack, condition, wait_for
 
 PAUSED = "rocketmq-operator.io/paused"
 NS_POLICY = "rocketmq-operator.io/deletion-policy"

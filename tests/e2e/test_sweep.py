@@ -7,8 +7,9 @@ import subprocess
 import time
 
 from devstack.simulator_process import console_script
+from instance_spec import SPEC
 
-from .support import SPEC, Stack, condition, wait_for
+from .support import Stack, condition, wait_for
 
 
 def _failed_instance(stack: Stack, ns: str, name: str) -> dict[str, object]:

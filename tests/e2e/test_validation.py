@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
-from .support import SPEC, Cluster
+from instance_spec import SPEC
+
+from .support import GROUP, VERSION, Cluster
 
 
 def _without(key: str) -> dict[str, Any]:
@@ -59,10 +62,13 @@ def test_invalid_cr_is_refused_with_the_field_named(
 
 
 def test_unknown_field_is_refused_by_kubectl_with_strict_validation(cluster: Cluster, namespace: str) -> None:
-    manifest = (
-        "apiVersion: dms.rocketmq-operator.io/v1alpha1\nkind: RocketMQInstance\nmetadata: {name: typo}\n"
-        "spec: {engineVersion: '5.x', productId: rocketmq.b2.large.4, storageSpecCode: dms.physical.storage.high.v2,"
-        " storageSpace: 300, vpcId: v, subnetId: s, securityGroupId: g, availableZones: [a], brokerNumber: 2}\n"
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RocketMQInstance",
+            "metadata": {"name": "typo"},
+            "spec": {**SPEC, "brokerNumber": 2},
+        }
     )
     result = cluster.control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest, check=False)
     assert result.returncode != 0

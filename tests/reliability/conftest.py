@@ -6,7 +6,8 @@ account gets a fresh random secret key (registered in ``SECRETS_USED`` for the f
 stack can carry settings, simulator flags or operator flags of its own.
 
 The ``case`` marker and the ``evidence`` fixture feed ``report.py``; ``pytest_sessionfinish``
-writes the rows and, when the whole suite ran, regenerates ``docs/reliability.md``.
+writes the rows under ``test-artifacts/reliability/`` (never ``docs/``: ``make reliability-doc``
+renders the tracked document from them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -130,8 +130,6 @@ def stack(stacks: StackFactory) -> Stack:
 # ---- the result table ---------------------------------------------------------------------------
 
 _rows = pytest.StashKey[dict[str, report.Row]]()
-_deselected = pytest.StashKey[bool]()
-_started = pytest.StashKey[float]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,17 +139,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "scan_last: run after every other test of the session")
     config.stash[_rows] = {}
-    config.stash[_deselected] = False
-    config.stash[_started] = time.monotonic()
 
 
 def _in_suite(item: pytest.Item) -> bool:
     return Path(str(item.path)).resolve().is_relative_to(HERE)
-
-
-def pytest_deselected(items: list[pytest.Item]) -> None:
-    if any(_in_suite(item) for item in items):
-        items[0].config.stash[_deselected] = True
 
 
 @pytest.hookimpl(trylast=True)
@@ -205,25 +196,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                     result.sections.append((f"{name} log ({log})", "\n".join(text.splitlines()[-120:])))
 
 
-def whole_suite_selected(session: pytest.Session) -> bool:
-    """True when this session runs every test of the suite (no file subset, no -k/-m deselection)."""
-    if session.config.stash[_deselected]:
-        return False
-    base = Path(session.config.invocation_params.dir)
-    for arg in session.config.args:
-        path, _, selection = arg.partition("::")
-        target = (base / path).resolve()
-        if not selection and (target == HERE or target in HERE.parents):
-            return True
-    return False
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rows = list(session.config.stash[_rows].values())
     if not rows:
         return
-    report.write_results(rows)
-    if whole_suite_selected(session) and all(row.outcome != "not run" for row in rows):
-        when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        suite_seconds = sum(row.seconds for row in rows)
-        report.DOC.write_text(report.render(rows, when=when, seconds=suite_seconds))
+    # Complete means every case the suite declares ran, whatever else was selected or left out.
+    ran = {row.case for row in rows if row.outcome != "not run"}
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report.write_results(report.Run(when=when, rows=rows, complete=ran == report.declared_in_suite().keys()))

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, create_ready, wait_for
+from e2e.support import Recorder, Stack, create_ready, wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane, use_existing_cluster
 
 from . import kit

@@ -11,8 +11,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from devstack.simulator_process import console_script
-from e2e.support import SPEC, Cluster, Recorder, Stack, condition, create_many, create_ready, wait_for
+from e2e.support import Cluster, Recorder, Stack, condition, create_many, create_ready, wait_for
 from e2e.test_validation import IMMUTABLE_EDITS, INVALID_CREATES
+from instance_spec import SPEC
 
 from . import kit
 from .conftest import SECRETS_USED, Evidence, StackFactory

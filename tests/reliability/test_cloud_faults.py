@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, condition, create_many, create_ready, wait_all_ready, wait_for
+from e2e.support import Recorder, Stack, condition, create_many, create_ready, wait_all_ready, wait_for
+from instance_spec import SPEC
 
 from . import kit
 from .conftest import Evidence, StackFactory

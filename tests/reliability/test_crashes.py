@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, create_ready, wait_for
+from e2e.support import Recorder, Stack, create_ready, wait_for
+from instance_spec import SPEC
 from rocketmq_operator.core.mapping import OWNER_UID_TAG
 
 from . import kit

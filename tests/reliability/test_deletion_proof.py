@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from e2e.support import SPEC, Recorder, Stack, condition, wait_all_ready, wait_for
+from e2e.support import Recorder, Stack, condition, wait_all_ready, wait_for
+from instance_spec import SPEC
 
 from .conftest import Evidence, StackFactory
 

@@ -12,7 +12,8 @@ import pytest
 from kubernetes import client
 
 from devstack.simulator_process import DEFAULT_SECRET_KEY
-from e2e.support import GROUP, PLURAL, SPEC, VERSION, Cluster, Recorder, Stack, condition, create_many, wait_for
+from e2e.support import GROUP, PLURAL, VERSION, Cluster, Recorder, Stack, condition, create_many, wait_for
+from instance_spec import SPEC
 from kube_testenv import ControlPlane
 
 from . import kit, report

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from instance_spec import SPEC
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.resource import RocketMQInstance
 from rocketmq_operator.core.settings import OperatorSettings, from_env
-
-SPEC: dict[str, Any] = {
-    "engineVersion": "5.x",
-    "productId": "rocketmq.b2.large.4",
-    "storageSpecCode": "dms.physical.storage.high.v2",
-    "storageSpace": 300,
-    "brokerNum": 1,
-    "vpcId": "vpc-1",
-    "subnetId": "subnet-1",
-    "securityGroupId": "sg-1",
-    "availableZones": ["az-1"],
-}
 
 
 def make_settings(**env: str) -> OperatorSettings:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from instance_spec import SPEC
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_UID_TAG, owner_tags
 from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
@@ -22,7 +23,7 @@ from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler
 from rocketmq_operator.services.tracking import CrMemory
 
-from .builders import SPEC, cr, make_settings, view
+from .builders import cr, make_settings, view
 from .fake_cloud import FakeCloud, loop_clock, virtual_time
 
 SETTINGS = make_settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -150,3 +151,33 @@ class TestACrGoneFromTheApiServer:
         assert runtime.memory.tracks(resource.metadata.uid) is not forgotten
         remembered = runtime.metrics.registry.get_sample_value("rocketmq_operator_remembered_crs")
         assert remembered == (0 if forgotten else 1)
+
+
+class TestTheMetricsEndpoint:
+    async def test_closing_stops_it_off_the_event_loop_and_frees_its_port(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        port = free_port()
+        runtime = Runtime.assemble(
+            make_settings(), client=FakeCloud(), metrics=Metrics(), cluster_id=lambda: None, known_ids=lambda: ()
+        )
+        runtime.serve_metrics(port, "127.0.0.1")
+        status, body = await probe(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "rocketmq_operator_cloud_api_calls" in body
+        server = runtime.metrics_server
+        assert server is not None
+        loop, loop_ran, stop = asyncio.get_running_loop(), threading.Event(), server.shutdown
+
+        def shutdown_once_the_loop_has_run() -> None:
+            # Called on the loop's own thread, this waits in vain: the loop cannot run the callback.
+            loop.call_soon_threadsafe(loop_ran.set)
+            assert loop_ran.wait(timeout=5), "the metrics server was stopped on the event loop, blocking it"
+            stop()
+
+        monkeypatch.setattr(server, "shutdown", shutdown_once_the_loop_has_run)
+        await runtime.aclose()
+        assert runtime.metrics_server is None
+        with socket.socket() as again:
+            # What a restarted operator does: SO_REUSEADDR passes old connections, never a listening socket.
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))

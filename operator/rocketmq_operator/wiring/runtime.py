@@ -7,10 +7,11 @@ handlers only keep the result in kopf's ``memo`` (no import-time globals).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
@@ -71,7 +72,7 @@ class Runtime:
     reconciler: Reconciler
     deletions: DeletionFlow
     memory: CrMemory
-    metrics_server: Any = None
+    metrics_server: WSGIServer | None = None
 
     @classmethod
     async def start(
@@ -92,8 +93,7 @@ class Runtime:
             known_ids=known_ids,
         )
         if metrics_port is not None:
-            runtime.metrics_server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-            logger.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+            runtime.serve_metrics(metrics_port, metrics_host)
         await runtime.start_loops()
         return runtime
 
@@ -160,6 +160,11 @@ class Runtime:
         )
         return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, deletions, memory)
 
+    def serve_metrics(self, port: int, host: str) -> None:
+        """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio)."""
+        self.metrics_server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+
     async def start_loops(self) -> None:
         await self.observer.start()
         await self.confirmer.start()
@@ -176,5 +181,8 @@ class Runtime:
         await self.observer.aclose()
         await self.client.aclose()
         if self.metrics_server is not None:
-            server = self.metrics_server[0] if isinstance(self.metrics_server, tuple) else self.metrics_server
-            server.shutdown()
+            server, self.metrics_server = self.metrics_server, None
+            # shutdown() waits for the serving thread to notice (its poll is half a second): off the loop,
+            # or every other task of the operator stalls while it waits.
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()  # shutdown() only stops serving; this frees the port
