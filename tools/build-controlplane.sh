@@ -2,6 +2,11 @@
 # Builds the local control plane (kube-apiserver, kube-controller-manager, etcd, helm) from the Go
 # modules pinned in tools/*/go.mod and go.sum, and prints the folder that holds the binaries.
 #
+# Usage: build-controlplane.sh [MINOR]   (or KUBE_TESTENV_K8S=MINOR)
+#   1.36  the default: kube-apiserver and kube-controller-manager from tools/controlplane
+#   1.30  the oldest Kubernetes the operator supports (README), from tools/controlplane-1.30; CI runs a
+#         subset against it (make test-k8s-oldest). etcd and helm are the same modules for both.
+#
 # Why a build at all: no package registry ships kube-apiserver or etcd, and the tests must run against
 # the real thing, never a mock of it.
 #
@@ -12,7 +17,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-K8S_VERSION=v1.36.3
+k8s_minor=${1:-${KUBE_TESTENV_K8S:-1.36}}
+case "$k8s_minor" in
+  1.36) K8S_VERSION=v1.36.3 k8s_module=controlplane ;;
+  1.30) K8S_VERSION=v1.30.14 k8s_module=controlplane-1.30 ;;
+  *) echo "build-controlplane.sh: no pinned Kubernetes $k8s_minor (known: 1.36, 1.30)" >&2; exit 2 ;;
+esac
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.22.0
 
@@ -30,8 +40,9 @@ goarch=$(go env GOARCH)
 inputs_hash=$(
   {
     cat "$here/build-controlplane.sh"
-    for m in controlplane etcd helm; do cat "$here/$m/go.mod" "$here/$m/go.sum"; done
+    for m in "$k8s_module" etcd helm; do cat "$here/$m/go.mod" "$here/$m/go.sum"; done
     cat "$here/etcd/main.go"
+    find "$here/$k8s_module" -name '*.go' -exec cat {} +
     echo "$go_version"
   } | sha256sum | cut -c1-12
 )
@@ -46,7 +57,8 @@ if complete "$dest"; then
 fi
 
 mkdir -p "$cache_root/controlplane"
-exec 9>"$cache_root/controlplane/.lock"
+# One lock per Kubernetes minor: a cold 1.30 build does not hold up a 1.36 one.
+exec 9>"$cache_root/controlplane/.lock-$k8s_minor"
 flock 9
 if complete "$dest"; then # another run finished the build while we waited for the lock
   echo "$dest/bin"
@@ -68,7 +80,7 @@ done
 log() { echo "[build-controlplane] $*" >&2; }
 
 log "building kube-apiserver and kube-controller-manager $K8S_VERSION (cold: tens of minutes)"
-(cd "$here/controlplane" && go build -trimpath -ldflags "$k8s_ld" -o "$tmp/bin/" \
+(cd "$here/$k8s_module" && go build -trimpath -ldflags "$k8s_ld" -o "$tmp/bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager) >&2
 
 log "building etcd $ETCD_VERSION"

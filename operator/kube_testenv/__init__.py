@@ -12,7 +12,15 @@ Building blocks (binaries, certificates, kubeconfig, supervised processes) are e
 that assemble their own stack (e.g. control plane + simulator + operator).
 """
 
-from .binaries import Binaries, BinariesError, build_binaries, kubectl_path, locate_binaries
+from .binaries import (
+    PINNED_K8S,
+    Binaries,
+    BinariesError,
+    build_binaries,
+    kubectl_path,
+    locate_binaries,
+    selected_k8s,
+)
 from .certs import Certificates, generate_certificates
 from .controlplane import DEFAULT_CONTROLLERS, ControlPlane, ControlPlaneError
 from .existing import existing_kubeconfig, use_existing_cluster
@@ -22,6 +30,7 @@ from .processes import ManagedProcess, ProcessError, free_ports, live_processes,
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
+    "PINNED_K8S",
     "Binaries",
     "BinariesError",
     "Certificates",
@@ -41,6 +50,7 @@ __all__ = [
     "read_kubeconfig",
     "render_kubeconfig",
     "run_kubectl",
+    "selected_k8s",
     "stop_all",
     "use_existing_cluster",
     "wait_for",

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ASSETS_ENV = "KUBEBUILDER_ASSETS"
+K8S_ENV = "KUBE_TESTENV_K8S"
+DEFAULT_K8S = "1.36"
+# Minor -> the release tools/build-controlplane.sh builds for it (the script's table is the source).
+PINNED_K8S = {"1.36": "v1.36.3", "1.30": "v1.30.14"}
 
 # Repository layout: operator/kube_testenv/binaries.py -> <repo>/tools/build-controlplane.sh.
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-controlplane.sh"
@@ -69,20 +73,29 @@ def kubectl_path() -> Path:
     )
 
 
+def selected_k8s() -> str:
+    """The Kubernetes minor to build and run: ``KUBE_TESTENV_K8S``, or :data:`DEFAULT_K8S`."""
+    minor = os.environ.get(K8S_ENV, "").strip() or DEFAULT_K8S
+    if minor not in PINNED_K8S:
+        raise BinariesError(f"{K8S_ENV}={minor}: no pinned Kubernetes of that minor (known: {', '.join(PINNED_K8S)})")
+    return minor
+
+
 def build_binaries(*, log_path: Path | None = None) -> Binaries:
-    """Run the (cached, file-locked) build script and return the folder it prints last.
+    """Run the (cached, file-locked) build script for :func:`selected_k8s` and return the folder it prints last.
 
     The script's progress goes to ``log_path`` (or to our stderr), because a cold build takes tens of
     minutes and its output is the only sign of life.
     """
     if not BUILD_SCRIPT.is_file():
         raise BinariesError(f"{BUILD_SCRIPT} not found; set {ASSETS_ENV} to a folder with the binaries")
+    minor = selected_k8s()
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "ab")) if log_path is not None else None
         result = subprocess.run(
-            [str(BUILD_SCRIPT)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, check=False
+            [str(BUILD_SCRIPT), minor], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, check=False
         )
     if result.returncode != 0:
         where = f"; log: {log_path}" if log_path is not None else ""

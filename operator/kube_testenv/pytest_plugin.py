@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .binaries import ASSETS_ENV, Binaries, locate_binaries
+from .binaries import ASSETS_ENV, Binaries, locate_binaries, selected_k8s
 from .controlplane import ControlPlane
 from .existing import use_existing_cluster
 
@@ -57,9 +57,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     build_dir = Path(tempfile.mkdtemp(prefix="kube-testenv-build-"))
     log = build_dir / "build-controlplane.log"
     began = time.monotonic()
-    announce(f"locating/building the control-plane binaries (a cold build takes many minutes); log {log}")
     binaries: Binaries | BaseException
     try:
+        announce(
+            f"locating/building the Kubernetes {selected_k8s()} control-plane binaries"
+            f" (a cold build takes many minutes); log {log}"
+        )
         binaries = found = locate_binaries(build_log=log)
     except Exception as error:  # reported by the fixture, so tests without it still run
         binaries = error

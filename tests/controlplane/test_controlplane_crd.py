@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kube_testenv import ControlPlane, KubectlError
 
-pytestmark = pytest.mark.controlplane
+pytestmark = [pytest.mark.controlplane, pytest.mark.k8s_oldest]
 
 FINALIZER = "kube-testenv.test/hold"
 

@@ -3,13 +3,15 @@
 The apiserver reports the release it was stamped with (the build's ldflags), and the Go build info
 embedded in each binary names the exact modules it was compiled from: k8s.io/kubernetes v1.36.3 with
 each staging module (k8s.io/api, client-go, ...) replaced by its v0.36.3 release, etcd's server module
-v3.6.16 and helm v3.22.0.
+v3.6.16 and helm v3.22.0. With ``KUBE_TESTENV_K8S=1.30`` (make test-k8s-oldest) the same holds for
+v1.30.14 and v0.30.14, etcd and helm unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -18,12 +20,14 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from kube_testenv import Binaries, ControlPlane, use_existing_cluster
+from kube_testenv import PINNED_K8S, Binaries, BinariesError, ControlPlane, selected_k8s, use_existing_cluster
+from kube_testenv.binaries import BUILD_SCRIPT, K8S_ENV
 
-pytestmark = pytest.mark.controlplane
+pytestmark = [pytest.mark.controlplane, pytest.mark.k8s_oldest]
 
-K8S_VERSION = "v1.36.3"
-STAGING_VERSION = "v0.36.3"
+K8S_MINOR = selected_k8s()
+K8S_VERSION = PINNED_K8S[K8S_MINOR]
+STAGING_VERSION = K8S_VERSION.replace("v1.", "v0.", 1)
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 # k8s.io modules that live in their own repositories, not in kubernetes' staging/ folder: never replaced.
@@ -43,6 +47,26 @@ class BuildInfo:
     deps: dict[str, str] = field(default_factory=dict)
     """module -> version actually compiled in (the replacement's, if replaced)"""
     replaced: set[str] = field(default_factory=set)
+
+
+def test_the_build_script_pins_the_releases_kube_testenv_expects() -> None:
+    """Each minor in the script's table builds the release PINNED_K8S names, from a module that requires it."""
+    table = re.findall(r"^\s*(\d+\.\d+)\) K8S_VERSION=(v\S+) k8s_module=(\S+) ;;$", BUILD_SCRIPT.read_text(), re.M)
+    assert {minor: version for minor, version, _ in table} == PINNED_K8S
+    for _, version, module in table:
+        go_mod = (BUILD_SCRIPT.parent / module / "go.mod").read_text()
+        assert re.search(rf"^(require )?\s*k8s\.io/kubernetes {re.escape(version)}( //|$)", go_mod, re.M), module
+        staging = version.replace("v1.", "v0.", 1)
+        assert f"replace k8s.io/apiserver => k8s.io/apiserver {staging}" in go_mod, module
+
+
+def test_an_unpinned_minor_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(K8S_ENV, "1.29")
+    with pytest.raises(BinariesError, match=r"KUBE_TESTENV_K8S=1\.29.*known: 1\.36, 1\.30"):
+        selected_k8s()
+    out = subprocess.run(["bash", str(BUILD_SCRIPT), "1.29"], capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert "no pinned Kubernetes 1.29" in out.stderr
 
 
 def go_binary() -> str:
@@ -77,7 +101,7 @@ def build_info(binary: Path) -> BuildInfo:
 def test_apiserver_reports_the_pinned_release_to_kubectl(control_plane: ControlPlane) -> None:
     version = json.loads(control_plane.kubectl("version", "-o", "json").stdout)["serverVersion"]
     assert version["gitVersion"] == K8S_VERSION
-    assert (version["major"], version["minor"]) == ("1", "36")
+    assert (version["major"], version["minor"]) == tuple(K8S_MINOR.split("."))
 
 
 @local_build_only
@@ -131,4 +155,4 @@ def test_helm_renders_charts_for_the_pinned_kubernetes_minor(control_plane_binar
         text=True,
         check=True,
     )
-    assert "kube: v1.36.0" in out.stdout
+    assert f"kube: v{K8S_MINOR}.0" in out.stdout

@@ -47,6 +47,8 @@ def operator(release: Release, as_operator: Path, artifacts: Path) -> Iterator[M
         process.stop()
 
 
+# On 1.30 as well: helm checks the chart's kubeVersion (>=1.30.0-0) against the real server.
+@pytest.mark.k8s_oldest
 def test_helm_install_creates_the_crds_and_the_release(release: Release, control_plane: ControlPlane) -> None:
     status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
@@ -82,6 +84,7 @@ def test_restricted_pod_security_admits_every_pod_the_chart_would_start(
     assert refused.returncode != 0 and "PodSecurity" in refused.stderr
 
 
+@pytest.mark.k8s_oldest
 def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
     operator: ManagedProcess, control_plane: ControlPlane, simulator: SimulatorProcess
 ) -> None:

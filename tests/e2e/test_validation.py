@@ -12,6 +12,9 @@ from instance_spec import SPEC
 
 from .support import GROUP, VERSION, Cluster
 
+# Every schema and CEL rule of the CRD (transition rules on oldSelf, fieldPath, reason) holds on 1.30 too.
+pytestmark = pytest.mark.k8s_oldest
+
 
 def _without(key: str) -> dict[str, Any]:
     return {k: v for k, v in SPEC.items() if k != key}
