@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from rocketmq_operator.core import cloud
 from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import BackgroundLoop
 
@@ -92,6 +93,7 @@ class Observer:
         metrics: where to count snapshots and the number of instances seen.
         clock: wall clock (epoch seconds) for the ``started_at`` / ``observed_at`` stamps. Walks
             are scheduled on the event loop's clock, so a virtual-time loop drives them in tests.
+        activity: walks start only while it is active (a standby replica lists nothing).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Observer:
         page_size: int = 50,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        activity: Activity | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, not {interval!r}")
@@ -117,6 +120,7 @@ class Observer:
         self._page_size = page_size
         self._metrics = metrics
         self._clock = clock
+        self._activity = activity if activity is not None else Activity()
         self._latest: Snapshot | None = None
         self._last_error: errors.CloudError | None = None
         self._background = BackgroundLoop("instance-observer", self._run)
@@ -229,6 +233,8 @@ class Observer:
         next_tick = loop.time()
         while True:
             await self._until_due(next_tick)
+            # A walk due while paused waits for the resume and goes out then: the snapshot is stale.
+            await self._activity.wait_active()
             started = loop.time()
             self._last_walk_start = started
             await self._walk_once()

@@ -30,6 +30,7 @@ from rocketmq_operator.core.settings import SweepMode
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import BackgroundLoop
 
@@ -88,6 +89,7 @@ class Sweeper:
         metrics: Metrics,
         min_failed_age: float = 0.0,
         clock: Callable[[], float] = time.time,
+        activity: Activity | None = None,
     ) -> None:
         self._client = client
         self._observer = observer
@@ -99,6 +101,7 @@ class Sweeper:
         self._metrics = metrics
         self._min_failed_age = min_failed_age
         self._clock = clock
+        self._activity = activity if activity is not None else Activity()
         self._first_seen_failed: dict[str, float] = {}
         self._outcomes: dict[str, batching.DeleteOutcome] = {}
         self._background = BackgroundLoop("failed-instance-sweep", self._run)
@@ -121,6 +124,7 @@ class Sweeper:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            await self._activity.wait_active()
             try:
                 await self.sweep_once()
             except Exception:  # the sweep must never die; the next interval tries again

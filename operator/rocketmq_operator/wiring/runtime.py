@@ -18,6 +18,7 @@ from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import ExternalClient
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.metrics import Metrics
@@ -67,6 +68,7 @@ class Runtime:
     confirmer: DeletionConfirmer
     sweeper: Sweeper
     reconciler: Reconciler
+    activity: Activity
     metrics_server: Any = None
 
     @classmethod
@@ -78,6 +80,7 @@ class Runtime:
         known_ids: Callable[[], Collection[str]],
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        active: bool = True,
     ) -> Runtime:
         metrics = Metrics()
         runtime = cls.assemble(
@@ -86,6 +89,7 @@ class Runtime:
             metrics=metrics,
             cluster_id=cluster_id,
             known_ids=known_ids,
+            active=active,
         )
         if metrics_port is not None:
             runtime.metrics_server = start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
@@ -102,13 +106,20 @@ class Runtime:
         metrics: Metrics,
         cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
+        active: bool = True,
     ) -> Runtime:
-        """The services over ``client``, wired to each other; nothing started, no I/O."""
+        """The services over ``client``, wired to each other; nothing started, no I/O.
+
+        ``active=False`` builds a standby: its loops make no cloud call until ``activity`` is set.
+        The batcher is not gated: it sends only what handlers give it, and Kopf runs none on a standby.
+        """
+        activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
         observer = Observer(
             client,
             interval=settings.poll_interval_seconds,
             min_gap=settings.verify_interval_seconds,
             metrics=metrics,
+            activity=activity,
         )
         batcher = DeletionBatcher(
             client,
@@ -123,6 +134,7 @@ class Runtime:
             max_gap=max(settings.poll_interval_seconds, settings.verify_interval_seconds),
             listed=observer.lookup,
             metrics=metrics,
+            activity=activity,
         )
         sweeper = Sweeper(
             client=client,
@@ -134,6 +146,7 @@ class Runtime:
             known_ids=known_ids,
             metrics=metrics,
             min_failed_age=2 * settings.poll_interval_seconds,
+            activity=activity,
         )
         reconciler = Reconciler(
             client=client,
@@ -145,7 +158,7 @@ class Runtime:
             metrics=metrics,
             sweep_outcomes=sweeper.outcome_for,
         )
-        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler)
+        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, activity)
 
     async def start_loops(self) -> None:
         await self.observer.start()
