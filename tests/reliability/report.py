@@ -29,6 +29,7 @@ AREAS = (
     "API server",
     "Cloud faults",
     "Deletion proof",
+    "Replicas",
     "Bad input",
     "Ownership and secrets",
 )
