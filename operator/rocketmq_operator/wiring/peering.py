@@ -79,6 +79,10 @@ class Follower:
 
     def start(self, activity: Activity) -> None:
         self._activity = activity
+        if not activity.active:
+            logger.info(
+                "waiting for Kopf peering to elect this replica; no list, confirmation or sweep call until then"
+            )
         self._background.start()
 
     async def aclose(self) -> None:
