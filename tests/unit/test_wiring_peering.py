@@ -51,8 +51,7 @@ async def following(ensemble: Any, *, complete: bool = True) -> AsyncIterator[Ac
 
     follower = peering.Follower()
     activity = Activity(active=False)
-    token = follower.bind()
-    try:
+    with follower.bound():
         follower.start(activity)
         insights = references.Insights()
         if complete:
@@ -62,11 +61,11 @@ async def following(ensemble: Any, *, complete: bool = True) -> AsyncIterator[Ac
             processor=None, insights=insights, settings=None, identity=None, ensemble=ensemble
         )
         await settled()
-        yield activity
-        assert follower.failure() is None
-    finally:
-        await follower.aclose()
-        peering.unbind(token)
+        try:
+            yield activity
+            assert follower.failure() is None
+        finally:
+            await follower.aclose()
 
 
 class TestAReplicaWithPeering:

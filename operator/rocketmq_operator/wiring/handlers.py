@@ -9,6 +9,7 @@ built by a function, so importing this module registers nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 from collections.abc import Collection, Mapping
@@ -280,12 +281,11 @@ async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) ->
     if options.namespaces:
         namespaces.install()  # serve terminating namespaces after a restart, too
     memo = kopf.Memo()
-    token = None
+    follower = None
     if options.peering is not None:
         peering.install()  # refuses a kopf it was not written for, before anything starts
         memo["peering_follower"] = follower = peering.Follower()
-        token = follower.bind()
-    try:
+    with follower.bound() if follower is not None else contextlib.nullcontext():
         await kopf.operator(
             registry=registry,
             clusterwide=not options.namespaces,
@@ -297,6 +297,3 @@ async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) ->
             stop_flag=stop_flag,
             memo=memo,
         )
-    finally:
-        if token is not None:
-            peering.unbind(token)

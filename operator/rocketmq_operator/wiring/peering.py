@@ -28,13 +28,14 @@ missing or take other arguments (the pattern of ``wiring.namespaces``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from kopf._cogs.aiokits import aiotoggles
@@ -57,10 +58,6 @@ _ENSEMBLE_FIELDS = frozenset({"operator_paused", "conflicts_found"})
 _current: contextvars.ContextVar[Follower | None] = contextvars.ContextVar("rocketmq_peering_follower", default=None)
 
 
-def unbind(token: contextvars.Token[Follower | None]) -> None:
-    _current.reset(token)
-
-
 def kopf_version() -> str:
     return importlib.metadata.version("kopf")
 
@@ -73,9 +70,14 @@ class Follower:
         self._activity: Activity | None = None
         self._background = BackgroundLoop("peering-follower", self._run)
 
-    def bind(self) -> contextvars.Token[Follower | None]:
-        """Make this the follower of the operator started next in this context (``kopf.operator``)."""
-        return _current.set(self)
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[None]:
+        """Within: this is the follower of the operator started here (``kopf.operator``)."""
+        token = _current.set(self)
+        try:
+            yield
+        finally:
+            _current.reset(token)
 
     def start(self, activity: Activity) -> None:
         self._activity = activity
