@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         peering=args.peering,
         priority=args.priority,
+        peering_lifetime=args.peering_lifetime,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(handlers.run(options))
@@ -127,6 +128,16 @@ def _priority(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer or 'random', got {value!r}") from None
 
 
+def _seconds(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, at least 1, got {value!r}")
+    return seconds
+
+
 def parser() -> argparse.ArgumentParser:
     # The module docstring is the help text, so it is written plain (no reStructuredText markup).
     top = argparse.ArgumentParser(prog="rocketmq-operator", description=__doc__)
@@ -147,6 +158,14 @@ def parser() -> argparse.ArgumentParser:
         type=_priority,
         default=0,
         help="kopf peering priority, or 'random' (replicas of one Deployment need distinct ones: equal ones all pause)",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a replica that stopped renewing its peering keep-alive counts as alive: how long a "
+        "standby waits before taking over from a killed one (kopf's default: 60)",
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("--debug", action="store_true")

@@ -34,6 +34,7 @@ AREAS = (
     "API server",
     "Cloud faults",
     "Deletion proof",
+    "Replicas",
     "Bad input",
     "Ownership and secrets",
 )

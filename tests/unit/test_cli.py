@@ -40,3 +40,17 @@ def test_the_top_level_help_says_what_the_command_does() -> None:
     text = HELP_PAGES["rocketmq-operator"].format_help()
     assert "run the operator, print the CRD" in text
     assert "DMS_* environment variables" in text
+
+
+class TestThePeeringLifetime:
+    def test_is_kopfs_own_unless_given(self) -> None:
+        assert cli.parser().parse_args(["run"]).peering_lifetime is None
+        assert cli.parser().parse_args(["run", "--peering-lifetime", "5"]).peering_lifetime == 5
+
+    @pytest.mark.parametrize("value", ["0", "-3", "soon"])
+    def test_is_refused_unless_a_whole_positive_number_of_seconds(
+        self, value: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            cli.parser().parse_args(["run", f"--peering-lifetime={value}"])
+        assert "--peering-lifetime: must be a whole number of seconds, at least 1" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from kopf._core.engines import probing
 
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.wiring import handlers
+from rocketmq_operator.wiring import handlers, peering
 from rocketmq_operator.wiring.runtime import Runtime
 
 from .builders import cr, make_settings, view
@@ -51,15 +51,18 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def liveness_endpoint(runtime: Runtime) -> AsyncIterator[str]:
+async def liveness_endpoint(runtime: Runtime, follower: peering.Follower | None = None) -> AsyncIterator[str]:
     """kopf's own health endpoint (what ``--liveness`` serves) with the operator's probes and runtime."""
+    memo = kopf.Memo(runtime=runtime)
+    if follower is not None:
+        memo["peering_follower"] = follower
     registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
     url = f"http://127.0.0.1:{free_port()}/healthz"
     ready = asyncio.Event()
     reporter = asyncio.create_task(
         probing.health_reporter(
             url,
-            memo=kopf.Memo(runtime=runtime),
+            memo=memo,
             indices={},
             registry=registry,
             settings=kopf.OperatorSettings(),
@@ -110,6 +113,23 @@ class TestTheLivenessEndpoint:
             await asyncio.wait([task])
             status, _body = await probe(url)
             assert runtime.failures() == [f"{task_name} was cancelled"]
+        assert status == 500
+
+    async def test_fails_once_the_loop_that_follows_the_peering_pause_died(self) -> None:
+        # Dead, it would leave the replica paused, or working, for good, whatever Kopf decides next.
+        follower = peering.Follower()
+        async with running_runtime() as runtime:
+            follower.start(runtime.activity)
+            try:
+                async with liveness_endpoint(runtime, follower) as url:
+                    assert follower.failure() is None
+                    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "peering-follower"]
+                    task.cancel()
+                    await asyncio.wait([task])
+                    status, _body = await probe(url)
+                    assert follower.failure() == "peering-follower was cancelled"
+            finally:
+                await follower.aclose()
         assert status == 500
 
 

@@ -37,6 +37,7 @@ from rocketmq_operator.core.evidence import Look, Sighting
 from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services import observing
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import SupervisedService
 
@@ -83,6 +84,7 @@ class DeletionConfirmer(SupervisedService):
         concurrency: show calls in flight at once.
         clock: wall clock (epoch seconds); waits are measured on it too, so a virtual-time loop
             whose wall clock follows the loop drives this in tests.
+        activity: looks go out only while it is active; what fell due meanwhile goes out on resume.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class DeletionConfirmer(SupervisedService):
         concurrency: int = 8,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        activity: Activity | None = None,
     ) -> None:
         if verify_interval <= 0 or max_gap < verify_interval:
             raise ValueError(f"need 0 < verify_interval <= max_gap, not {verify_interval!r}, {max_gap!r}")
@@ -109,6 +112,7 @@ class DeletionConfirmer(SupervisedService):
         self._shows = asyncio.Semaphore(concurrency)
         self._metrics = metrics
         self._clock = clock
+        self._activity = activity if activity is not None else Activity()
         self._entries: dict[str, _Pending] = {}
         # When each cohort's oldest instance is looked at next: an instance that joins the cohort
         # later (its CR came back for it later) waits for that look instead of making its own.
@@ -178,6 +182,7 @@ class DeletionConfirmer(SupervisedService):
 
     async def _run(self) -> None:
         while True:
+            await self._activity.wait_active()
             self._wake.clear()
             now = self._clock()
             self._drop_old(now)

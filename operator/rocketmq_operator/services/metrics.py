@@ -89,6 +89,11 @@ class Metrics:
             ["mode"],
             registry=r,
         )
+        self.active = Gauge(
+            "rocketmq_operator_active",
+            "1 while this replica works; 0 while Kopf peering pauses it (a standby: no list, look or sweep call)",
+            registry=r,
+        )
         self.observed_instances = Gauge(
             "rocketmq_operator_observed_instances",
             "Instances in the latest list snapshot of the account.",

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import SupervisedService
 
@@ -89,6 +90,7 @@ class Observer(SupervisedService):
         metrics: where to count snapshots and the number of instances seen.
         clock: wall clock (epoch seconds) for the ``started_at`` / ``observed_at`` stamps. Walks
             are scheduled on the event loop's clock, so a virtual-time loop drives them in tests.
+        activity: walks start only while it is active (a standby replica lists nothing).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Observer(SupervisedService):
         page_size: int = 50,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        activity: Activity | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, not {interval!r}")
@@ -115,6 +118,7 @@ class Observer(SupervisedService):
         self._page_size = page_size
         self._metrics = metrics
         self._clock = clock
+        self._activity = activity if activity is not None else Activity()
         self._latest: Snapshot | None = None
         self._last_error: errors.CloudError | None = None
         self._closed = False
@@ -223,6 +227,8 @@ class Observer(SupervisedService):
         next_tick = loop.time()
         while True:
             await self._until_due(next_tick)
+            # A walk due while paused waits for the resume and goes out then: the snapshot is stale.
+            await self._activity.wait_active()
             started = loop.time()
             self._last_walk_start = started
             await self._walk_once()

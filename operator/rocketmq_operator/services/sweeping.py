@@ -31,6 +31,7 @@ from rocketmq_operator.core.vocabulary import DeletionTrigger
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ProjectWideDeletion
 from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.supervision import SupervisedService
 
@@ -89,6 +90,7 @@ class Sweeper(SupervisedService):
         metrics: Metrics,
         min_failed_age: float = 0.0,
         clock: Callable[[], float] = time.time,
+        activity: Activity | None = None,
     ) -> None:
         super().__init__("failed-instance-sweep")
         self._client = client
@@ -101,6 +103,7 @@ class Sweeper(SupervisedService):
         self._metrics = metrics
         self._min_failed_age = min_failed_age
         self._clock = clock
+        self._activity = activity if activity is not None else Activity()
         self._first_seen_failed: dict[str, float] = {}
         self._outcomes: dict[str, batching.DeleteOutcome] = {}
         self._cluster_id_known: bool | None = None  # as of the last sweep; None before the first
@@ -117,6 +120,7 @@ class Sweeper(SupervisedService):
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            await self._activity.wait_active()
             try:
                 await self.sweep_once()
             except Exception:  # the sweep must never die; the next interval tries again

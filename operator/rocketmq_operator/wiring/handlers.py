@@ -9,6 +9,7 @@ built by a function, so importing this module registers nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import socket
@@ -31,7 +32,7 @@ from rocketmq_operator.core.resource import (
 )
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.status import StepResult
-from rocketmq_operator.wiring import namespaces
+from rocketmq_operator.wiring import namespaces, peering
 from rocketmq_operator.wiring.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class RunOptions:
     metrics_host: str = "0.0.0.0"
     peering: str | None = None
     priority: int = 0
+    peering_lifetime: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -160,6 +162,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
         configure(settings)
+        if options.peering_lifetime is not None:
+            settings.peering.lifetime = options.peering_lifetime
+        follower: peering.Follower | None = memo.get("peering_follower")
         ns_info: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         instance_owners: kopf.Index[str, str] = kwargs["instance_owners"]
 
@@ -172,7 +177,11 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             known_ids=known_ids,
             metrics_port=options.metrics_port,
             metrics_host=options.metrics_host,
+            # With peering, the loops wait until Kopf says this replica works (wiring.peering).
+            active=follower is None,
         )
+        if follower is not None:
+            follower.start(memo["runtime"].activity)
         logger.info(
             "operator started: endpoint %s, project %s, batch size %d, window %.2fs, poll %.1fs, sweep %s",
             opts.endpoint,
@@ -185,6 +194,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        follower: peering.Follower | None = memo.get("peering_follower")
+        if follower is not None:
+            await follower.aclose()
         runtime = memo.get("runtime")
         if runtime is not None:
             await runtime.aclose()
@@ -205,7 +217,10 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
     async def loops_probe(memo: kopf.Memo, **_: Any) -> str:
         runtime: Runtime | None = memo.get("runtime")
+        follower: peering.Follower | None = memo.get("peering_follower")
         failures = runtime.failures() if runtime is not None else []
+        if follower is not None and (failure := follower.failure()):
+            failures.append(failure)
         if failures:
             raise kopf.PermanentError("; ".join(failures))
         return "ok" if runtime is not None else "starting"
@@ -282,15 +297,20 @@ async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) ->
     registry = build_registry(options)
     if options.namespaces:
         namespaces.install()  # serve terminating namespaces after a restart, too
-    standalone = options.peering is None
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not options.namespaces,
-        namespaces=list(options.namespaces),
-        liveness_endpoint=options.liveness_endpoint,
-        standalone=standalone,
-        peering_name=options.peering,
-        priority=options.priority,
-        stop_flag=stop_flag,
-        memo=kopf.Memo(),
-    )
+    memo = kopf.Memo()
+    follower = None
+    if options.peering is not None:
+        peering.install()  # refuses a kopf it was not written for, before anything starts
+        memo["peering_follower"] = follower = peering.Follower()
+    with follower.bound() if follower is not None else contextlib.nullcontext():
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not options.namespaces,
+            namespaces=list(options.namespaces),
+            liveness_endpoint=options.liveness_endpoint,
+            standalone=options.peering is None,
+            peering_name=options.peering,
+            priority=options.priority,
+            stop_flag=stop_flag,
+            memo=memo,
+        )

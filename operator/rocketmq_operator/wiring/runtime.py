@@ -19,6 +19,7 @@ from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.batching import DeletionBatcher
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.deleting import DeletionFlow
@@ -72,6 +73,7 @@ class Runtime:
     reconciler: Reconciler
     deletions: DeletionFlow
     memory: CrMemory
+    activity: Activity
     metrics_server: WSGIServer | None = None
 
     @classmethod
@@ -83,6 +85,7 @@ class Runtime:
         known_ids: Callable[[], Collection[str]],
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        active: bool = True,
     ) -> Runtime:
         metrics = Metrics()
         runtime = cls.assemble(
@@ -91,6 +94,7 @@ class Runtime:
             metrics=metrics,
             cluster_id=cluster_id,
             known_ids=known_ids,
+            active=active,
         )
         if metrics_port is not None:
             runtime.serve_metrics(metrics_port, metrics_host)
@@ -106,13 +110,20 @@ class Runtime:
         metrics: Metrics,
         cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
+        active: bool = True,
     ) -> Runtime:
-        """The services over ``client``, wired to each other; nothing started, no I/O."""
+        """The services over ``client``, wired to each other; nothing started, no I/O.
+
+        ``active=False`` builds a standby: its loops make no cloud call until ``activity`` is set.
+        The batcher is not gated: it sends only what handlers give it, and Kopf runs none on a standby.
+        """
+        activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
         observer = Observer(
             client,
             interval=settings.poll_interval_seconds,
             min_gap=settings.verify_interval_seconds,
             metrics=metrics,
+            activity=activity,
         )
         batcher = DeletionBatcher(
             client,
@@ -127,6 +138,7 @@ class Runtime:
             max_gap=max(settings.poll_interval_seconds, settings.verify_interval_seconds),
             listed=observer.lookup,
             metrics=metrics,
+            activity=activity,
         )
         sweeper = Sweeper(
             client=client,
@@ -138,6 +150,7 @@ class Runtime:
             known_ids=known_ids,
             metrics=metrics,
             min_failed_age=2 * settings.poll_interval_seconds,
+            activity=activity,
         )
         memory = CrMemory(metrics)
         memory.on_forget(sweeper.forget)
@@ -158,7 +171,9 @@ class Runtime:
             settings=settings,
             memory=memory,
         )
-        return cls(settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, deletions, memory)
+        return cls(
+            settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, deletions, memory, activity
+        )
 
     def serve_metrics(self, port: int, host: str) -> None:
         """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio)."""
