@@ -161,3 +161,43 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
     body = response.json()
     assert set(body) >= {"error_code", "error_msg"}, body
     return response.status_code, str(body["error_code"])
+
+
+class ChildApi:
+    """Topics (``kind="topics"``) or consumer groups (``kind="groups"``) of one instance."""
+
+    def __init__(self, api: Api, instance_id: str, kind: str, project: str = PID) -> None:
+        self.api = api
+        self.kind = kind
+        self.base = f"/v2/{project}/instances/{instance_id}/{kind}"
+        self.tasks = f"/v2/{project}/instances/{instance_id}/tasks"
+
+    async def create(self, body: dict[str, Any]) -> httpx.Response:
+        return await self.api.call("POST", self.base, json_body=body)
+
+    async def show(self, name: str) -> httpx.Response:
+        return await self.api.call("GET", f"{self.base}/{name}")
+
+    async def list(self, **params: str) -> httpx.Response:
+        return await self.api.call("GET", self.base, params=params or None)
+
+    async def names(self, **params: str) -> list[str]:
+        response = await self.list(limit="50", **params)
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()[self.kind]]
+
+    async def update(self, name: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.api.call("PUT", f"{self.base}/{name}", json_body=body)
+
+    async def delete(self, name: str) -> httpx.Response:
+        return await self.api.call("DELETE", f"{self.base}/{name}")
+
+    async def batch_delete(self, *names: str) -> httpx.Response:
+        return await self.api.call("POST", self.base, params={"action": "delete"}, json_body={self.kind: list(names)})
+
+    async def job(self, job_id: str) -> str:
+        """The status of a background task (the job a batch call answered with)."""
+        response = await self.api.call("GET", f"{self.tasks}/{job_id}")
+        assert response.status_code == 200, response.text
+        status: str = response.json()["tasks"][0]["status"]
+        return status
