@@ -415,12 +415,13 @@ class Children:
 
     def topics(self, project_id: str, instance_id: str) -> tuple[Instance, list[Topic]]:
         instance = self.instance(project_id, instance_id)
-        return instance, sorted(instance.topics.values(), key=lambda t: (t.created, t.name))
+        # Oldest first; among equals, creation order (the dict keeps it and sorted is stable).
+        return instance, sorted(instance.topics.values(), key=lambda t: t.created)
 
     def groups(self, project_id: str, instance_id: str, name_filter: str | None) -> tuple[Instance, list[Group]]:
         instance = self.instance(project_id, instance_id)
         found = [g for g in instance.groups.values() if name_filter is None or name_filter.lower() in g.name.lower()]
-        return instance, sorted(found, key=lambda g: (g.created, g.name))
+        return instance, sorted(found, key=lambda g: g.created)
 
     def topic(self, project_id: str, instance_id: str, name: str) -> tuple[Instance, Topic]:
         instance = self.instance(project_id, instance_id)
