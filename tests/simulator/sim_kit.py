@@ -11,6 +11,9 @@ import json
 from typing import Any
 
 import httpx
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkrocketmq.v2.rocketmq_client import RocketMQClient
 
 from dms_simulator import Account, SimulatorConfig, TokenGrant
 from dms_simulator.signing import sign_request
@@ -42,6 +45,14 @@ def fast_config(**overrides: Any) -> SimulatorConfig:
     config = SimulatorConfig()
     config.update(values)
     return config
+
+
+def sdk_client(url: str, ak: str = AK, sk: str = SK, pid: str = PID, **http: Any) -> Any:
+    """Huawei's own RocketMQ client, signing with AK/SK, pointed at a simulator."""
+    builder = RocketMQClient.new_builder().with_credentials(BasicCredentials(ak, sk, pid)).with_endpoints([url])
+    if http:
+        builder = builder.with_http_config(HttpConfig(**http))
+    return builder.build()
 
 
 def create_body(name: str, **overrides: Any) -> dict[str, Any]:
