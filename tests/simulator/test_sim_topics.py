@@ -364,3 +364,12 @@ async def test_a_restored_instance_brings_its_topics_back(manual_api: Api, clock
     restored = await manual_api.call("POST", f"/v2/{PID}/recycle", json_body={"instances": [instance_id]})
     assert restored.status_code == 200, restored.text
     assert await topics.names() == ["t-1"]
+
+
+@pytest.mark.parametrize(
+    "values", [{"topic_delete_seconds": -1}, {"group_delete_seconds": "1"}, {"topic_quota": 0}, {"group_quota": 1.5}]
+)
+async def test_the_admin_api_refuses_bad_child_settings(manual_api: Api, values: dict[str, Any]) -> None:
+    response = await manual_api.admin("PUT", "/config", values)
+    assert response.status_code == 400
+    assert (await manual_api.admin("GET", "/config")).json()["topic_delete_seconds"] == 1.0
