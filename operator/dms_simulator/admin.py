@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dms_simulator import errors, responses
+from dms_simulator import children, errors, responses
 from dms_simulator.errors import DmsError
 from dms_simulator.faults import FaultPlan
 from dms_simulator.instances import GONE, Instance, render_detail, render_recycle_info
@@ -160,6 +160,14 @@ async def patch_instance(request: web.Request) -> web.StreamResponse:
     return _ok(render_admin(sim, instance))
 
 
+async def get_children(request: web.Request) -> web.StreamResponse:
+    """Topics and groups of an instance in any status, with their pending batch deletions."""
+    sim = _sim(request)
+    instance = _instance(request)
+    sim.children.settle(instance)
+    return _ok(children.admin_view(instance))
+
+
 async def delete_instance(request: web.Request) -> web.StreamResponse:
     instance = _instance(request)
     _sim(request).store.remove(instance.instance_id)
@@ -205,6 +213,7 @@ def register(app: web.Application) -> None:
     router.add_get("/_sim/instances/{instance_id}", get_instance)
     router.add_patch("/_sim/instances/{instance_id}", patch_instance)
     router.add_delete("/_sim/instances/{instance_id}", delete_instance)
+    router.add_get("/_sim/instances/{instance_id}/children", get_children)
     router.add_get("/_sim/calls", get_calls)
     router.add_delete("/_sim/calls", delete_calls)
     router.add_get("/_sim/deletions", list_deletions)

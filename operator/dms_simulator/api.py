@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from dms_simulator import errors, payloads
+from dms_simulator import child_api, errors, payloads
 from dms_simulator.gateway import Call, Route
 from dms_simulator.instances import render_detail, render_progress, render_recycle_info, render_task
 
@@ -227,4 +227,6 @@ ROUTES: Final = (
     Route("GET", INSTANCE + "/tasks/{task_id}", "tasks", show_task),
     Route("GET", INSTANCE + "/tasks/{task_id}/progress", "tasks", task_progress),
     Route("GET", "/v2/{project_id}/quotas", "quotas", quotas),
+    # topics and consumer groups of an instance
+    *child_api.ROUTES,
 )

@@ -32,6 +32,8 @@ class CallRecord:
     instance_ids: list[str] = field(default_factory=list)
     all_failure: str | None = None
     force_delete: bool | None = None
+    names: list[str] = field(default_factory=list)
+    """Topic or group names a call acted on: the path name, a batch's names, a create's name."""
     fault: str | None = None
     """The injected fault that shaped this answer: latency, error, drop, malformed, hold."""
 

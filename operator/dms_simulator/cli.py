@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for comparison only: list DELETING instances too (the real cloud's list hides them)",
     )
+    for name in ("topic_delete_seconds", "group_delete_seconds"):
+        behaviour.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=getattr(defaults, name),
+            metavar="SECONDS",
+            help="how long a batch deletion takes (0 = at once)",
+        )
+    behaviour.add_argument("--topic-quota", type=int, default=defaults.topic_quota, metavar="N")
+    behaviour.add_argument("--group-quota", type=int, default=defaults.group_quota, metavar="N")
     behaviour.add_argument("--seed", type=int, default=None, help="seed for random choices")
     return parser
 
@@ -126,6 +136,10 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
         "restart_nodes_as_objects": args.restart_nodes_as_objects,
         "seed": args.seed,
         "list_shows_deleting": args.list_shows_deleting,
+        "topic_delete_seconds": args.topic_delete_seconds,
+        "group_delete_seconds": args.group_delete_seconds,
+        "topic_quota": args.topic_quota,
+        "group_quota": args.group_quota,
     }
     config = SimulatorConfig()
     config.update(values)

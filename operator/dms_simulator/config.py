@@ -106,6 +106,10 @@ _CHECKS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "seed": _optional_int,
     "max_clock_skew_seconds": _positive,
     "list_shows_deleting": _bool,
+    "topic_delete_seconds": _non_negative,
+    "group_delete_seconds": _non_negative,
+    "topic_quota": _positive_int,
+    "group_quota": _positive_int,
 }
 
 
@@ -149,6 +153,14 @@ class SimulatorConfig:
     """For comparison only: list DELETING instances too. The real cloud's list drops an instance as
     soon as its deletion starts (docs/simulator.md, "How a deletion shows"); this restores the
     simulator's old, kinder view so a test can show what a client would have missed."""
+    topic_delete_seconds: float = 1.0
+    """How long after a topic batch delete is accepted the topics are gone (0 = at once)."""
+    group_delete_seconds: float = 1.0
+    """The same for a consumer group batch delete."""
+    topic_quota: int = 4000
+    """Topics per instance (the list's ``max``); the user guide's per-broker limit for 4.8.0."""
+    group_quota: int = 4000
+    """Consumer groups per instance (the list's ``max``)."""
 
     def __post_init__(self) -> None:
         # Validate constructor arguments the same way as admin updates.

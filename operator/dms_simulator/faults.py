@@ -28,6 +28,19 @@ OPERATIONS: Final = (
     "recycle",
     "tasks",
     "quotas",
+    "topic_create",
+    "topic_list",
+    "topic_show",
+    "topic_update",
+    "topic_delete",
+    "topic_batch_delete",
+    "group_create",
+    "group_list",
+    "group_show",
+    "group_update",
+    "group_batch_update",
+    "group_delete",
+    "group_batch_delete",
 )
 """Every operation name the gateway assigns; fault scopes and the call log use these."""
 
@@ -65,6 +78,11 @@ class FaultPlan:
     """The next N accepted deletions (of any id) fail the same way."""
     delete_fail_status: DeleteFailStatus = "ERROR"
     """What a failed deletion leaves the instance in."""
+    topic_delete_fail_names: list[str] = field(default_factory=list)
+    """A topic batch delete naming one of these is accepted, but that topic stays and the job ends
+    FAILED; accepting it removes the name from here (one-shot, like ``delete_fail_ids``)."""
+    group_delete_fail_names: list[str] = field(default_factory=list)
+    """The same for consumer group batch deletes."""
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -102,7 +120,7 @@ class FaultPlan:
                     choices = " or ".join(repr(status) for status in DELETE_FAIL_STATUSES)
                     raise ValueError(f"delete_fail_status must be {choices}, got {value!r}")
                 values[key] = value
-            elif key in ("failed_ids", "delete_fail_ids"):
+            elif key in ("failed_ids", "delete_fail_ids", "topic_delete_fail_names", "group_delete_fail_names"):
                 if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                     raise ValueError(f"{key} must be a list of strings, got {value!r}")
                 values[key] = list(value)
@@ -216,5 +234,19 @@ class Faults:
             return plan.delete_fail_status
         return None
 
+    def take_topic_delete_failure(self, name: str) -> bool:
+        """For a topic whose batch deletion is being accepted: does it fail? Spends the fault."""
+        return _take_name(self.plan.topic_delete_fail_names, name)
+
+    def take_group_delete_failure(self, name: str) -> bool:
+        return _take_name(self.plan.group_delete_fail_names, name)
+
     def hold_seconds(self, operation: str) -> float:
         return self.plan.hold_create_seconds if operation == "create" else 0.0
+
+
+def _take_name(names: list[str], name: str) -> bool:
+    if name in names:
+        names.remove(name)
+        return True
+    return False

@@ -77,12 +77,17 @@ Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Route:
-    """``pattern`` segments: literals, ``{engine}`` (reliability|rocketmq) or ``{name}`` (any)."""
+    """``pattern`` segments: literals, ``{engine}`` (reliability|rocketmq) or ``{name}`` (any).
+
+    ``action``: the route matches only calls whose query has this ``action`` (the topic and group
+    batch deletes share their create's path and differ by ``?action=delete``); routes without one
+    are tried after, for any query."""
 
     method: str
     pattern: str
     operation: str
     handler: Handler
+    action: str | None = None
     segments: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,11 +108,14 @@ class Route:
         return params
 
 
-def resolve(routes: Sequence[Route], method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
+def resolve(
+    routes: Sequence[Route], method: str, raw_path: str, raw_query: str = ""
+) -> tuple[Route, dict[str, str]] | None:
     # Decode per segment, so an encoded "/" stays inside its segment instead of splitting it.
     segments = [unquote(segment) for segment in raw_path.split("/")]
-    for route in routes:
-        if route.method == method:
+    action = dict(signing.parse_query(raw_query)[::-1]).get("action")  # first occurrence wins
+    for route in sorted(routes, key=lambda r: r.action is None):
+        if route.method == method and (route.action is None or route.action == action):
             params = route.match(segments)
             if params is not None:
                 return route, params
@@ -126,7 +134,7 @@ class Gateway:
         sim = request.app[SIMULATOR_KEY]
         request_id = responses.new_request_id()
         raw_path, _, raw_query = request.raw_path.partition("?")
-        found = resolve(self._routes, request.method, raw_path)
+        found = resolve(self._routes, request.method, raw_path, raw_query)
         route, params = found if found is not None else (None, {})
         headers = signing.lower_headers(request.headers.items())
         record = sim.calls.start(

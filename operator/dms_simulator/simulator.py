@@ -15,6 +15,7 @@ from aiohttp import web
 
 from dms_simulator.auth import Account, Authenticator, TokenGrant
 from dms_simulator.calllog import CallLog
+from dms_simulator.children import Children
 from dms_simulator.clock import Clock, SystemClock
 from dms_simulator.config import SimulatorConfig
 from dms_simulator.faults import Faults
@@ -38,6 +39,7 @@ class Simulator:
         self._fault_rng = random.Random()
         self._reseed()
         self.store = Store(self.config, self.clock, self._store_rng)
+        self.children = Children(self.store, self.config, self.clock)
         self.faults = Faults(self._fault_rng)
         self.limiter = RateLimiter(self.clock)
         self.calls = CallLog()

@@ -164,6 +164,12 @@ class Store:
         instance.tasks.append(task)
         return task
 
+    def add_task(
+        self, instance: Instance, name: str, seconds: float, params: Mapping[str, Any], *, failed: bool = False
+    ) -> Task:
+        """A background task on ``instance`` (the job id a topic or group batch answers with)."""
+        return self._task(instance, name, seconds, params, failed=failed)
+
     # ------------------------------------------------------------------ lookups
 
     def _visible(self, project_id: str) -> Iterator[Instance]:

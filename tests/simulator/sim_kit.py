@@ -11,6 +11,9 @@ import json
 from typing import Any
 
 import httpx
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkrocketmq.v2.rocketmq_client import RocketMQClient
 
 from dms_simulator import Account, SimulatorConfig, TokenGrant
 from dms_simulator.signing import sign_request
@@ -42,6 +45,14 @@ def fast_config(**overrides: Any) -> SimulatorConfig:
     config = SimulatorConfig()
     config.update(values)
     return config
+
+
+def sdk_client(url: str, ak: str = AK, sk: str = SK, pid: str = PID, **http: Any) -> Any:
+    """Huawei's own RocketMQ client, signing with AK/SK, pointed at a simulator."""
+    builder = RocketMQClient.new_builder().with_credentials(BasicCredentials(ak, sk, pid)).with_endpoints([url])
+    if http:
+        builder = builder.with_http_config(HttpConfig(**http))
+    return builder.build()
 
 
 def create_body(name: str, **overrides: Any) -> dict[str, Any]:
@@ -161,3 +172,43 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
     body = response.json()
     assert set(body) >= {"error_code", "error_msg"}, body
     return response.status_code, str(body["error_code"])
+
+
+class ChildApi:
+    """Topics (``kind="topics"``) or consumer groups (``kind="groups"``) of one instance."""
+
+    def __init__(self, api: Api, instance_id: str, kind: str, project: str = PID) -> None:
+        self.api = api
+        self.kind = kind
+        self.base = f"/v2/{project}/instances/{instance_id}/{kind}"
+        self.tasks = f"/v2/{project}/instances/{instance_id}/tasks"
+
+    async def create(self, body: dict[str, Any]) -> httpx.Response:
+        return await self.api.call("POST", self.base, json_body=body)
+
+    async def show(self, name: str) -> httpx.Response:
+        return await self.api.call("GET", f"{self.base}/{name}")
+
+    async def list(self, **params: str) -> httpx.Response:
+        return await self.api.call("GET", self.base, params=params or None)
+
+    async def names(self, **params: str) -> list[str]:
+        response = await self.list(limit="50", **params)
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()[self.kind]]
+
+    async def update(self, name: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.api.call("PUT", f"{self.base}/{name}", json_body=body)
+
+    async def delete(self, name: str) -> httpx.Response:
+        return await self.api.call("DELETE", f"{self.base}/{name}")
+
+    async def batch_delete(self, *names: str) -> httpx.Response:
+        return await self.api.call("POST", self.base, params={"action": "delete"}, json_body={self.kind: list(names)})
+
+    async def job(self, job_id: str) -> str:
+        """The status of a background task (the job a batch call answered with)."""
+        response = await self.api.call("GET", f"{self.tasks}/{job_id}")
+        assert response.status_code == 200, response.text
+        status: str = response.json()["tasks"][0]["status"]
+        return status

@@ -141,6 +141,16 @@ def test_the_list_hides_deleting_instances_unless_the_comparison_flag_is_given()
     assert config_from(flagged).list_shows_deleting is True
 
 
+def test_child_flags_set_batch_delete_times_and_quotas_and_default_to_the_config() -> None:
+    account = ["--account", f"{AK}:{SK}:{PID}"]
+    defaults = config_from(build_parser().parse_args(account))
+    assert (defaults.topic_delete_seconds, defaults.group_delete_seconds) == (1.0, 1.0)
+    flags = ["--topic-delete-seconds", "0", "--group-delete-seconds", "2.5", "--topic-quota", "3", "--group-quota", "4"]
+    config = config_from(build_parser().parse_args([*account, *flags]))
+    assert (config.topic_delete_seconds, config.group_delete_seconds) == (0.0, 2.5)
+    assert (config.topic_quota, config.group_quota) == (3, 4)
+
+
 def test_tls_serves_https_that_only_a_client_trusting_the_ca_accepts(
     start: Callable[..., Running], tmp_path: Path
 ) -> None:

@@ -12,22 +12,12 @@ from typing import Any
 import httpx
 import pytest
 import sim_kit
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkrocketmq.v2 import model as m
-from huaweicloudsdkrocketmq.v2.rocketmq_client import RocketMQClient
 
 from dms_simulator import ManualClock, ThreadedSimulator
 
 CREATE, DELETE, EXTEND, RESTART = 10.0, 5.0, 20.0, 3.0
-
-
-def sdk_client(url: str, ak: str = sim_kit.AK, sk: str = sim_kit.SK, pid: str = sim_kit.PID, **http: Any) -> Any:
-    builder = RocketMQClient.new_builder().with_credentials(BasicCredentials(ak, sk, pid)).with_endpoints([url])
-    if http:
-        builder = builder.with_http_config(HttpConfig(**http))
-    return builder.build()
 
 
 def timings() -> dict[str, Any]:
@@ -62,7 +52,7 @@ def make_client() -> Iterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def make(url: str, **kwargs: Any) -> Any:
-        made.append(sdk_client(url, **kwargs))
+        made.append(sim_kit.sdk_client(url, **kwargs))
         return made[-1]
 
     yield make

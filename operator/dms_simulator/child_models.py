@@ -1,0 +1,56 @@
+"""What a topic and a consumer group are inside the simulator: small records kept on their instance.
+
+They live on the ``Instance`` record (not in a table of their own) so that they disappear with it: a
+deleted instance takes its topics and groups along, a binned one hides them until it is restored.
+This module has no logic and imports nothing of the simulator, so ``instances`` can hold these types
+without an import cycle; the rules are in ``children``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PendingDeletion:
+    """A batch deletion the cloud accepted for this child; it ends at ``due``."""
+
+    due: float
+    task_id: str
+    fails: bool = False
+    """Fault ``*_delete_fail_names``: when due, the child stays and the job reports FAILED."""
+
+
+@dataclass
+class BrokerQueues:
+    read: int
+    write: int
+
+
+@dataclass
+class Topic:
+    name: str
+    created: float
+    permission: str = "all"
+    brokers: dict[str, BrokerQueues] = field(default_factory=dict)
+    """4.8.0: the brokers the topic lives on, with their queue counts (in creation order)."""
+    read_queue_num: int = 0
+    write_queue_num: int = 0
+    """5.x: queue totals (a 5.x topic is not bound to brokers)."""
+    message_type: str | None = None
+    """5.x only: NORMAL, FIFO, DELAY or TRANSACTION."""
+    description: str = ""
+    deleting: PendingDeletion | None = None
+
+
+@dataclass
+class Group:
+    name: str
+    created: float
+    enabled: bool = True
+    broadcast: bool = False
+    retry_max_time: int = 16
+    brokers: list[str] = field(default_factory=list)
+    consume_orderly: bool = False
+    description: str = ""
+    deleting: PendingDeletion | None = None
