@@ -92,6 +92,8 @@ def observed_failing(
     with Recorder(stack.cluster, ns) as recorder:
         stack.sim.faults(**faults)
         seen = kit.wait_reason(recorder, {reason}, timeout=90)
+        # The message names the failed read: the shared list's error, or, once the last snapshot is too old
+        # to trust (two intervals, whatever the reason), the show a CR then asks instead.
         message = next(m for m in kit.messages_seen(recorder) if detail in m)
         stack.sim.clear_faults()
         # Ready stayed True throughout (the instances are fine, only unobservable); the reason heals.
@@ -242,7 +244,7 @@ def test_dropped_connections_on_reads(stack: Stack, evidence: Evidence) -> None:
         evidence,
         faults={"drop_rate": 1.0, "drop_operations": ["list", "show"]},
         reason="CloudUnreachable",
-        detail="list",
+        detail="RemoteProtocolError",
     )
 
 
