@@ -8,6 +8,8 @@ and the SDK tests prove interoperable with Huawei's own signer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -53,6 +55,15 @@ def sdk_client(url: str, ak: str = AK, sk: str = SK, pid: str = PID, **http: Any
     if http:
         builder = builder.with_http_config(HttpConfig(**http))
     return builder.build()
+
+
+@contextmanager
+def admin_client(url: str, config: dict[str, Any]) -> Iterator[httpx.Client]:
+    """A synchronous client for a simulator's admin API, after a reset and with ``config`` applied."""
+    with httpx.Client(base_url=url + "/_sim", timeout=10) as client:
+        client.post("/reset").raise_for_status()
+        client.put("/config", json=config).raise_for_status()
+        yield client
 
 
 def create_body(name: str, **overrides: Any) -> dict[str, Any]:
