@@ -13,7 +13,7 @@ and the choices made where they are silent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -130,18 +130,26 @@ class TopicCreate:
     message_type: str | None
 
 
+def _queue_entries(data: dict[str, Any], keys: str) -> Iterator[dict[str, Any]] | None:
+    """The objects of an optional ``queues`` list, each checked as the caller reaches it (``keys``
+    names their fields when the list itself is refused); ``None`` when there is no list."""
+    raw_queues = data.get("queues")
+    if raw_queues is None:
+        return None
+    if not isinstance(raw_queues, list):
+        raise invalid_parameter("queues", f"must be a list of {{{keys}}} objects")
+    return (payloads.require_object(item, "queues[]") for item in raw_queues)
+
+
 def parse_topic_create(body: Any) -> TopicCreate:
     data = payloads.require_object(body)
     name = payloads.req_str(data, "name")
     check_name(name)
     queues: list[QueueSpec] | None = None
-    raw_queues = data.get("queues")
-    if raw_queues is not None:
-        if not isinstance(raw_queues, list):
-            raise invalid_parameter("queues", "must be a list of {broker, queue_num} objects")
+    entries = _queue_entries(data, "broker, queue_num")
+    if entries is not None:
         queues = []
-        for item in raw_queues:
-            entry = payloads.require_object(item, "queues[]")
+        for entry in entries:
             queue_num = _ranged(entry, "queue_num", QUEUE_MIN, QUEUE_MAX)
             broker = payloads.req_str(entry, "broker")
             queues.append(QueueSpec(broker, DEFAULT_QUEUE_NUM if queue_num is None else queue_num))
@@ -174,13 +182,10 @@ class TopicUpdate:
 def parse_topic_update(body: Any) -> TopicUpdate:
     data = payloads.require_object(body)
     queues: list[QueueUpdate] | None = None
-    raw_queues = data.get("queues")
-    if raw_queues is not None:
-        if not isinstance(raw_queues, list):
-            raise invalid_parameter("queues", "must be a list of {broker, read_queue_num, write_queue_num} objects")
+    entries = _queue_entries(data, "broker, read_queue_num, write_queue_num")
+    if entries is not None:
         queues = []
-        for item in raw_queues:
-            entry = payloads.require_object(item, "queues[]")
+        for entry in entries:
             queues.append(
                 QueueUpdate(
                     payloads.req_str(entry, "broker"),

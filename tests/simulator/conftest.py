@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 import sim_kit
 
-from dms_simulator import ManualClock, SimulatorServer
+from dms_simulator import ManualClock, SimulatorServer, ThreadedSimulator
 
 
 @pytest.fixture
@@ -44,3 +44,16 @@ def api(server: SimulatorServer, http: httpx.AsyncClient) -> sim_kit.Api:
 @pytest.fixture
 def manual_api(manual_server: SimulatorServer, http: httpx.AsyncClient) -> sim_kit.Api:
     return sim_kit.Api(http, manual_server.url)
+
+
+@pytest.fixture(scope="module")
+def module_clock() -> ManualClock:
+    """One manual clock for a module's threaded simulator: it moves only when a test advances it."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+def simulator(module_clock: ManualClock) -> Iterator[ThreadedSimulator]:
+    """A simulator in a thread on ``module_clock``, for Huawei's (synchronous) SDK to call."""
+    with ThreadedSimulator(accounts=sim_kit.ACCOUNTS, clock=module_clock) as sim:
+        yield sim

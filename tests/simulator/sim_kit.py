@@ -8,6 +8,8 @@ and the SDK tests prove interoperable with Huawei's own signer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -28,6 +30,14 @@ TOKEN = "sim-token-for-project-one"
 
 ACCOUNTS = [Account(AK, SK, frozenset({PID})), Account(AK2, SK2, frozenset({PID2}))]
 TOKENS = [TokenGrant(TOKEN, frozenset({PID}))]
+
+# Huawei's (status, error_code) answers that the topic and consumer-group tests expect.
+INVALID = (400, "DMS.00400001")
+NAME_EXISTS = (400, "DMS.00400060")
+WRONG_STATE = (400, "DMS.00400026")
+NO_INSTANCE = (404, "DMS.00404022")
+NO_TOPIC = (404, "DMS.00404023")
+NO_GROUP = (404, "DMS.00404024")
 
 FAST = 0.2
 """Sub-second timings for tests that run on the real clock."""
@@ -53,6 +63,15 @@ def sdk_client(url: str, ak: str = AK, sk: str = SK, pid: str = PID, **http: Any
     if http:
         builder = builder.with_http_config(HttpConfig(**http))
     return builder.build()
+
+
+@contextmanager
+def admin_client(url: str, config: dict[str, Any]) -> Iterator[httpx.Client]:
+    """A synchronous client for a simulator's admin API, after a reset and with ``config`` applied."""
+    with httpx.Client(base_url=url + "/_sim", timeout=10) as client:
+        client.post("/reset").raise_for_status()
+        client.put("/config", json=config).raise_for_status()
+        yield client
 
 
 def create_body(name: str, **overrides: Any) -> dict[str, Any]:
@@ -212,3 +231,11 @@ class ChildApi:
         assert response.status_code == 200, response.text
         status: str = response.json()["tasks"][0]["status"]
         return status
+
+
+async def seeded_children(api: Api, kind: str, delete_seconds: float, **spec: Any) -> ChildApi:
+    """Topics (``kind="topics"``) or groups (``"groups"``) of a freshly seeded 5.x instance (``spec``
+    overrides), whose batch deletes finish after ``delete_seconds``."""
+    await api.configure(**{f"{kind[:-1]}_delete_seconds": delete_seconds})
+    seeded = await api.seed({"engine_version": "5.x", **spec})
+    return ChildApi(api, seeded[0]["instance_id"], kind)

@@ -7,22 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sim_kit import Api, ChildApi, error_of
+from sim_kit import INVALID, NAME_EXISTS, NO_GROUP, NO_INSTANCE, WRONG_STATE, Api, ChildApi, error_of, seeded_children
 
 from dms_simulator import ManualClock
 
-INVALID = (400, "DMS.00400001")
-NAME_EXISTS = (400, "DMS.00400060")
-WRONG_STATE = (400, "DMS.00400026")
-NO_INSTANCE = (404, "DMS.00404022")
-NO_GROUP = (404, "DMS.00404024")
 DELETE_SECONDS = 3.0
 
 
 async def groups_of(api: Api, **spec: Any) -> ChildApi:
-    await api.configure(group_delete_seconds=DELETE_SECONDS)
-    seeded = await api.seed({"engine_version": "5.x", **spec})
-    return ChildApi(api, seeded[0]["instance_id"], "groups")
+    return await seeded_children(api, "groups", DELETE_SECONDS, **spec)
 
 
 @pytest.fixture

@@ -26,23 +26,15 @@ def timings() -> dict[str, Any]:
     ).to_json()
 
 
-@pytest.fixture(scope="module")
-def clock() -> ManualClock:
+@pytest.fixture
+def clock(module_clock: ManualClock) -> ManualClock:
     """The state machine moves only when a test advances this clock: no sleeping, no races."""
-    return ManualClock()
-
-
-@pytest.fixture(scope="module")
-def simulator(clock: ManualClock) -> Iterator[ThreadedSimulator]:
-    with ThreadedSimulator(accounts=sim_kit.ACCOUNTS, clock=clock) as sim:
-        yield sim
+    return module_clock
 
 
 @pytest.fixture
 def admin(simulator: ThreadedSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=simulator.url + "/_sim", timeout=10) as client:
-        client.post("/reset").raise_for_status()
-        client.put("/config", json=timings()).raise_for_status()
+    with sim_kit.admin_client(simulator.url, timings()) as client:
         yield client
 
 

@@ -19,23 +19,15 @@ from dms_simulator import ManualClock, ThreadedSimulator
 DELETE_SECONDS = 2.0
 
 
-@pytest.fixture(scope="module")
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture(scope="module")
-def simulator(clock: ManualClock) -> Iterator[ThreadedSimulator]:
-    with ThreadedSimulator(accounts=sim_kit.ACCOUNTS, clock=clock) as sim:
-        yield sim
+@pytest.fixture
+def clock(module_clock: ManualClock) -> ManualClock:
+    return module_clock
 
 
 @pytest.fixture
 def admin(simulator: ThreadedSimulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=simulator.url + "/_sim", timeout=10) as client:
-        client.post("/reset").raise_for_status()
-        config = {"topic_delete_seconds": DELETE_SECONDS, "group_delete_seconds": DELETE_SECONDS}
-        client.put("/config", json=config).raise_for_status()
+    config = {"topic_delete_seconds": DELETE_SECONDS, "group_delete_seconds": DELETE_SECONDS}
+    with sim_kit.admin_client(simulator.url, config) as client:
         yield client
 
 

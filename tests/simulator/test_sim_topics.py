@@ -7,15 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sim_kit import PID, PID2, Api, ChildApi, error_of
+from sim_kit import (
+    INVALID,
+    NAME_EXISTS,
+    NO_INSTANCE,
+    NO_TOPIC,
+    PID,
+    PID2,
+    WRONG_STATE,
+    Api,
+    ChildApi,
+    error_of,
+    seeded_children,
+)
 
 from dms_simulator import ManualClock
 
-INVALID = (400, "DMS.00400001")
-NAME_EXISTS = (400, "DMS.00400060")
-WRONG_STATE = (400, "DMS.00400026")
-NO_INSTANCE = (404, "DMS.00404022")
-NO_TOPIC = (404, "DMS.00404023")
 DELETE_SECONDS = 4.0
 
 
@@ -27,15 +34,13 @@ async def instance(api: Api, **spec: Any) -> str:
 
 @pytest.fixture
 async def v5(manual_api: Api) -> ChildApi:
-    await manual_api.configure(topic_delete_seconds=DELETE_SECONDS)
-    return ChildApi(manual_api, await instance(manual_api), "topics")
+    return await seeded_children(manual_api, "topics", DELETE_SECONDS)
 
 
 @pytest.fixture
 async def v4(manual_api: Api) -> ChildApi:
     """A 4.8.0 instance with brokers broker-0, broker-1 and broker-2."""
-    await manual_api.configure(topic_delete_seconds=DELETE_SECONDS)
-    return ChildApi(manual_api, await instance(manual_api, engine_version="4.8.0", broker_num=3), "topics")
+    return await seeded_children(manual_api, "topics", DELETE_SECONDS, engine_version="4.8.0", broker_num=3)
 
 
 async def shown(topics: ChildApi, name: str) -> dict[str, Any]:

@@ -26,13 +26,13 @@ one whose patched or used functions are missing or take other arguments.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import inspect
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from kopf._cogs.structs import bodies, references
 from kopf._core.reactor import observation
+
+from rocketmq_operator.wiring.kopf_guard import KopfGuard, kopf_version
 
 _MARK = "_rocketmq_serves_terminating_namespaces"
 
@@ -49,10 +49,6 @@ _SHAPES: dict[str, frozenset[str]] = {
     "is_deleted": frozenset({"raw_event"}),
     "get_blockers": frozenset({"raw_event"}),
 }
-
-
-def kopf_version() -> str:
-    return importlib.metadata.version("kopf")
 
 
 def _terminating_with_content(raw_event: bodies.RawEvent) -> bool:
@@ -108,27 +104,18 @@ def _wrap_events(original: Callable[..., Awaitable[None]]) -> Callable[..., Awai
 
 def check_kopf() -> None:
     """Raise ``RuntimeError`` unless the installed kopf is the one the wrappers were written for."""
-    version = kopf_version()
+    guard = KopfGuard(
+        kopf_version(), "the namespace-watch workaround (rocketmq_operator.wiring.namespaces) cannot be installed"
+    )
     patched = f"{_MODULE}.revise_namespaces and .process_discovered_namespace_event"
-    if ".".join(version.split(".")[:2]) != WRITTEN_FOR:
-        raise RuntimeError(
-            f"kopf {version} is installed, but the namespace-watch workaround that patches {patched} "
-            f"was written for kopf {WRITTEN_FOR}.x; re-check rocketmq_operator.wiring.namespaces against "
-            "it, then update WRITTEN_FOR and the kopf pin in pyproject.toml"
-        )
+    guard.release(
+        WRITTEN_FOR, f"the namespace-watch workaround that patches {patched}", "rocketmq_operator.wiring.namespaces"
+    )
     for name, needed in _SHAPES.items():
         function = getattr(observation, name, None)
         if function is None:
-            raise RuntimeError(
-                f"kopf {version}: {_MODULE}.{name} is missing; the namespace-watch workaround "
-                "(rocketmq_operator.wiring.namespaces) cannot be installed"
-            )
-        missing = needed - set(inspect.signature(function).parameters)
-        if missing:
-            raise RuntimeError(
-                f"kopf {version}: {_MODULE}.{name} takes no {', '.join(sorted(missing))} any more; the "
-                "namespace-watch workaround (rocketmq_operator.wiring.namespaces) cannot be installed"
-            )
+            guard.fail(f"{_MODULE}.{name} is missing")
+        guard.parameters(function, f"{_MODULE}.{name}", needed)
 
 
 def install() -> None:

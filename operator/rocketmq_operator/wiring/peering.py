@@ -32,8 +32,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import importlib.metadata
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -43,6 +41,7 @@ from kopf._core.reactor import orchestration
 
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.supervision import BackgroundLoop
+from rocketmq_operator.wiring.kopf_guard import KopfGuard, kopf_version
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,6 @@ _ADJUST_ARGUMENTS = frozenset({"processor", "insights", "settings", "identity", 
 _ENSEMBLE_FIELDS = frozenset({"operator_paused", "conflicts_found"})
 
 _current: contextvars.ContextVar[Follower | None] = contextvars.ContextVar("rocketmq_peering_follower", default=None)
-
-
-def kopf_version() -> str:
-    return importlib.metadata.version("kopf")
 
 
 class Follower:
@@ -144,39 +139,25 @@ def _wrap(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
 
 def check_kopf() -> None:
     """Raise ``RuntimeError`` unless the installed kopf is the one this was written for."""
-    version = kopf_version()
-    if ".".join(version.split(".")[:2]) != WRITTEN_FOR:
-        raise RuntimeError(
-            f"kopf {version} is installed, but following the peering pause (which wraps {_MODULE}.adjust_tasks) "
-            f"was written for kopf {WRITTEN_FOR}.x; re-check rocketmq_operator.wiring.peering against it, "
-            "then update WRITTEN_FOR and the kopf pin in pyproject.toml"
-        )
+    guard = KopfGuard(
+        kopf_version(), "a standby replica cannot follow the peering pause (rocketmq_operator.wiring.peering)"
+    )
+    guard.release(
+        WRITTEN_FOR,
+        f"following the peering pause (which wraps {_MODULE}.adjust_tasks)",
+        "rocketmq_operator.wiring.peering",
+    )
     adjust = getattr(orchestration, "adjust_tasks", None)
     ensemble = getattr(orchestration, "Ensemble", None)
     if adjust is None or ensemble is None:
-        missing = "adjust_tasks" if adjust is None else "Ensemble"
-        raise RuntimeError(
-            f"kopf {version}: {_MODULE}.{missing} is missing; a standby replica cannot follow the peering "
-            "pause (rocketmq_operator.wiring.peering)"
-        )
-    missing_arguments = _ADJUST_ARGUMENTS - set(inspect.signature(adjust).parameters)
-    if missing_arguments:
-        raise RuntimeError(
-            f"kopf {version}: {_MODULE}.adjust_tasks takes no {', '.join(sorted(missing_arguments))} any more; "
-            "a standby replica cannot follow the peering pause (rocketmq_operator.wiring.peering)"
-        )
+        guard.fail(f"{_MODULE}.{'adjust_tasks' if adjust is None else 'Ensemble'} is missing")
+    guard.parameters(adjust, f"{_MODULE}.adjust_tasks", _ADJUST_ARGUMENTS)
     if not isinstance(getattr(aiotoggles.ToggleSet(any), "_condition", None), asyncio.Condition):
-        raise RuntimeError(
-            f"kopf {version}: kopf._cogs.aiokits.aiotoggles.ToggleSet keeps no _condition any more; a standby "
-            "replica cannot follow the peering pause (rocketmq_operator.wiring.peering)"
-        )
+        guard.fail("kopf._cogs.aiokits.aiotoggles.ToggleSet keeps no _condition any more")
     fields = {f.name for f in dataclasses.fields(ensemble)} if dataclasses.is_dataclass(ensemble) else set()
     missing_fields = _ENSEMBLE_FIELDS - fields
     if missing_fields:
-        raise RuntimeError(
-            f"kopf {version}: {_MODULE}.Ensemble has no {', '.join(sorted(missing_fields))} any more; "
-            "a standby replica cannot follow the peering pause (rocketmq_operator.wiring.peering)"
-        )
+        guard.fail(f"{_MODULE}.Ensemble has no {', '.join(sorted(missing_fields))} any more")
 
 
 def install() -> None:
