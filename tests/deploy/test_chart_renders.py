@@ -73,6 +73,7 @@ def test_more_than_one_replica_turns_on_peering_with_its_object_and_rbac(helm: H
     args = container(find(docs, "Deployment"))["args"]
     assert f"--peering={FULLNAME}" in args
     assert "--priority=random" in args, "equal Kopf priorities would pause every replica"
+    assert "--peering-lifetime=60" in args, "Kopf's own default, said where an operator can change it"
     assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == FULLNAME
     kopf_rules = [r for r in find(docs, "ClusterRole")["rules"] if r["apiGroups"] == ["kopf.dev"]]
     assert kopf_rules == [
@@ -87,8 +88,10 @@ def test_more_than_one_replica_turns_on_peering_with_its_object_and_rbac(helm: H
 
 
 def test_peering_can_be_asked_for_with_one_replica_under_another_name(helm: Helm) -> None:
-    docs = helm.template({"peering": {"enabled": True, "name": "rocketmq-ha"}})
-    assert "--peering=rocketmq-ha" in container(find(docs, "Deployment"))["args"]
+    docs = helm.template({"peering": {"enabled": True, "name": "rocketmq-ha", "lifetimeSeconds": 15}})
+    args = container(find(docs, "Deployment"))["args"]
+    assert "--peering=rocketmq-ha" in args
+    assert "--peering-lifetime=15" in args, "a shorter wait before a standby takes over from a killed replica"
     assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "rocketmq-ha"
 
 

@@ -79,6 +79,8 @@ from the rendered manifest, so there is one place that says how the operator is 
 - --peering={{ include "rocketmq-operator.peeringName" . }}
 {{- /* Equal priorities make every Kopf peer pause; a random one per start elects one. */}}
 - --priority=random
+{{- /* How long a killed replica still counts as alive: the standby's wait before it takes over. */}}
+- --peering-lifetime={{ .Values.peering.lifetimeSeconds }}
 {{- end }}
 {{- end -}}
 
