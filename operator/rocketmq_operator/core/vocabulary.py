@@ -39,6 +39,8 @@ class DeletionResult(enum.StrEnum):
     """The call succeeded but its response had no entry for this id."""
     HELD_BACK = "HeldBack"
     """Not sent: the instance is still being created, and the cloud refuses to delete it until it settles."""
+    WITH_INSTANCE = "WithInstance"
+    """Not sent (a topic or consumer group): its instance is being deleted and takes it along."""
 
 
 class DeletionTrigger(enum.StrEnum):
