@@ -40,7 +40,7 @@ THROTTLE_SUFFIX: Final = ".0308"
 ROUTE_NOT_FOUND_CODE: Final = "APIGW.0101"
 
 _BY_CODE: Final[dict[str, type[errors.CloudAPIError]]] = {
-    NOT_FOUND_CODE: errors.NotFound,
+    NOT_FOUND_CODE: errors.InstanceNotFound,
     "DMS.00400026": errors.WrongState,
     "DMS.00400060": errors.NameConflict,
     "DMS.00400039": errors.QuotaExceeded,

@@ -336,3 +336,187 @@ class ErrorBody(WireResponse):
     error_code: str | None = None
     error_msg: str | None = None
     request_id: str | None = None
+
+
+# --- Topics and consumer groups (reference section 9; SDK 3.1.219 v2 rocketmq_client) -----------
+
+CHILD_LIST_LIMIT = 50
+"""The documented maximum ``limit`` of the topic and group lists."""
+
+
+class ChildPage(WireRequest):
+    """``limit`` and ``offset`` of a topic or group list; strings on the wire."""
+
+    limit: int = Field(default=CHILD_LIST_LIMIT, ge=1, le=CHILD_LIST_LIMIT)
+    offset: int = Field(default=0, ge=0)
+
+    def to_params(self) -> dict[str, str]:
+        return {"limit": str(self.limit), "offset": str(self.offset)}
+
+
+class TopicQueue(WireRequest):
+    broker: str
+    queue_num: int
+
+
+class CreateTopicRequest(WireRequest):
+    """``POST I/topics``. ``brokers``, ``queues``, ``permission``: 4.8.0 only; ``message_type``: 5.x only."""
+
+    name: str
+    queue_num: int | None = None
+    brokers: list[str] | None = None
+    queues: list[TopicQueue] | None = None
+    permission: Literal["all", "pub", "sub"] | None = None
+    message_type: Literal["NORMAL", "FIFO", "DELAY", "TRANSACTION"] | None = None
+
+
+class UpdateTopicRequest(WireRequest):
+    """``PUT I/topics/{topic}``: queue totals and permission change on 4.8.0 only."""
+
+    read_queue_num: int | None = None
+    write_queue_num: int | None = None
+    permission: Literal["all", "pub", "sub"] | None = None
+    topic_desc: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.model_dump(exclude_none=True)
+
+
+class TopicBroker(WireResponse):
+    broker_name: str = ""
+    read_queue_num: int | None = None
+    write_queue_num: int | None = None
+
+
+def _epoch_ms(value: Any) -> Any:
+    """``created_at`` is epoch milliseconds, as a number for topics and groups, or a numeric string."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        return int(stripped) if stripped.isdigit() else None
+    return value
+
+
+class TopicView(WireResponse):
+    """One topic as list and show return it (SDK ``Topic`` / ``ShowOneTopicResponse``)."""
+
+    name: str
+    total_read_queue_num: int | None = None
+    total_write_queue_num: int | None = None
+    permission: str | None = None
+    created_at: int | None = None
+    brokers: list[TopicBroker] = Field(default_factory=list)
+    message_type: str | None = None
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_ms(cls, value: Any) -> Any:
+        return _epoch_ms(value)
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ListTopicsResponse(WireResponse):
+    total: int = 0
+    topics: list[TopicView] = Field(default_factory=list)
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class CreateGroupRequest(WireRequest):
+    """``POST I/groups``. ``brokers``: 4.8.0 only; ``consume_orderly``: 5.x only."""
+
+    name: str
+    brokers: list[str] | None = None
+    broadcast: bool | None = None
+    retry_max_time: int | None = None
+    enabled: bool | None = None
+    consume_orderly: bool | None = None
+    group_desc: str | None = None
+
+
+class UpdateGroupRequest(WireRequest):
+    """``PUT I/groups/{group}``: ``enabled``, ``broadcast`` and ``retry_max_time`` are required;
+    an omitted ``group_desc`` clears the description, so it is always sent."""
+
+    enabled: bool
+    broadcast: bool
+    retry_max_time: int
+    consume_orderly: bool | None = None
+    group_desc: str = ""
+
+
+class GroupView(WireResponse):
+    """One consumer group as list and show return it (SDK ``ConsumerGroup`` / ``ShowGroupResponse``)."""
+
+    name: str
+    enabled: bool | None = None
+    broadcast: bool | None = None
+    brokers: list[str] = Field(default_factory=list)
+    group_desc: str | None = None
+    retry_max_time: int | None = None
+    created_at: int | None = None
+    consume_orderly: bool | None = None
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_ms(cls, value: Any) -> Any:
+        return _epoch_ms(value)
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ListGroupsResponse(WireResponse):
+    total: int = 0
+    groups: list[GroupView] = Field(default_factory=list)
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class BatchDeleteTopicsRequest(WireRequest):
+    topics: list[str]
+
+
+class BatchDeleteGroupsRequest(WireRequest):
+    groups: list[str]
+
+
+class JobResponse(WireResponse):
+    """What a topic or group batch call answers: only the id of the job that does the work."""
+
+    job_id: str = ""
+
+
+TASK_RUNNING_STATUSES = frozenset({"CREATED", "RUNNING", "EXECUTING", "IN_PROGRESS"})
+
+
+class TaskView(WireResponse):
+    """One background job of an instance (``GET I/tasks/{task_id}``)."""
+
+    id: str = ""
+    name: str = ""
+    status: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.status) and self.status.upper() not in TASK_RUNNING_STATUSES
+
+
+class TaskListResponse(WireResponse):
+    tasks: list[TaskView] = Field(default_factory=list)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value

@@ -90,6 +90,11 @@ class NotFound(CloudAPIError):
     reason = "NotFound"
 
 
+class InstanceNotFound(NotFound):
+    """The instance itself does not exist (``DMS.00404022``), as opposed to a topic or group of it:
+    a call on a child of a deleted instance answers so, and every child is gone with it."""
+
+
 class WrongState(CloudAPIError):
     reason = "WrongState"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from rocketmq_operator.core import cloud
 
@@ -129,8 +129,45 @@ class ConfirmingClient(ExternalClient, RecycleBin, Protocol):
     """What the deletion confirmer calls."""
 
 
+
+
+ChildKind = Literal["topic", "group"]
+"""The two kinds of child an instance has whose deletions go in batches."""
+
+
 @runtime_checkable
-class OperatorClient(ExternalClient, Tagging, RecycleBin, ProjectWideDeletion, Protocol):
+class ChildOperations(Protocol):
+    """Topics and consumer groups of one instance (reference section 9).
+
+    A call on an instance that does not exist (any more) raises ``errors.InstanceNotFound``; on a
+    topic or group that does not exist, ``errors.NotFound``. ``delete_children`` sends exactly one
+    batch call (``POST I/topics?action=delete`` or ``I/groups?action=delete``) and returns its job
+    id: the cloud answers nothing per name, so proof of each deletion comes from the list.
+    """
+
+    async def list_topics(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListTopicsResponse: ...
+
+    async def create_topic(self, instance_id: str, request: cloud.CreateTopicRequest) -> None: ...
+
+    async def update_topic(self, instance_id: str, name: str, request: cloud.UpdateTopicRequest) -> None: ...
+
+    async def list_groups(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListGroupsResponse: ...
+
+    async def create_group(self, instance_id: str, request: cloud.CreateGroupRequest) -> None: ...
+
+    async def update_group(self, instance_id: str, name: str, request: cloud.UpdateGroupRequest) -> None: ...
+
+    async def delete_children(self, instance_id: str, kind: ChildKind, names: Sequence[str]) -> str:
+        """One batch delete of exactly these names of one kind; the job id (empty if the cloud gave none)."""
+        ...
+
+    async def show_task(self, instance_id: str, task_id: str) -> cloud.TaskView:
+        """A background job of the instance, e.g. the one a batch delete answered."""
+        ...
+
+
+@runtime_checkable
+class OperatorClient(ExternalClient, Tagging, RecycleBin, ProjectWideDeletion, ChildOperations, Protocol):
     """What the runtime builds every service over, and closes when the operator stops."""
 
     async def aclose(self) -> None: ...
