@@ -129,8 +129,6 @@ class ConfirmingClient(ExternalClient, RecycleBin, Protocol):
     """What the deletion confirmer calls."""
 
 
-
-
 ChildKind = Literal["topic", "group"]
 """The two kinds of child an instance has whose deletions go in batches."""
 
