@@ -138,7 +138,9 @@ def _first_task(response: httpx.Response) -> cloud.TaskView:
     # Showing one task answers a list of one; an empty list is no answer to the question asked.
     tasks = _model(cloud.TaskListResponse, response).tasks
     if not tasks:
-        raise ValueError("the answer lists no task")
+        request_id = response.headers.get("X-Request-Id")
+        where = f"HTTP {response.status_code}" + (f", request {request_id}" if request_id else "")
+        raise errors.MalformedResponse(f"unreadable response ({where}): it lists no task", operation=TASK_SHOW.name)
     return tasks[0]
 
 
