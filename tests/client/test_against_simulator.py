@@ -249,6 +249,99 @@ class TestEveryOperation:
         assert [i.instance_id for i in back.instances] == [instance_id]
 
 
+@pytest.fixture
+async def manual_sim() -> AsyncIterator[tuple[Sim, dms_simulator.ManualClock]]:
+    """The simulator on a clock that moves only when the test says: a batch deletion's delay
+    passes at once and exactly, with nothing really waiting (signatures still use real time)."""
+    clock = dms_simulator.ManualClock()
+    config = dms_simulator.SimulatorConfig(**FAST.to_json())
+    async with dms_simulator.SimulatorServer(config, accounts=_accounts(), clock=clock) as server:
+        admin = Admin(server.url)
+        try:
+            yield Sim(server, admin), clock
+        finally:
+            await admin.aclose()
+
+
+class TestTopicsAndGroups:
+    async def test_topics_are_created_paged_updated_and_batch_deleted(
+        self, manual_sim: tuple[Sim, dms_simulator.ManualClock]
+    ) -> None:
+        sim, clock = manual_sim
+        await sim.admin.config(topic_delete_seconds=5.0)
+        [instance_id] = await sim.admin.seed({"name": "rmq-topics"})
+        names = [f"t%{n:02d}|x" for n in range(55)]  # "%" and "|" are allowed in names
+        async with sim.client() as client:
+            for name in names:
+                await client.create_topic(instance_id, cloud.CreateTopicRequest(name=name, queue_num=2))
+                clock.advance(0.001)  # distinct created_at: the list is oldest first
+            first = await client.list_topics(instance_id, cloud.ChildPage(limit=50, offset=0))
+            second = await client.list_topics(instance_id, cloud.ChildPage(limit=50, offset=50))
+
+            await client.update_topic(instance_id, names[0], cloud.UpdateTopicRequest(topic_desc="changed"))
+            job_id = await client.delete_children(instance_id, "topic", names[:3])
+            running = await client.show_task(instance_id, job_id)
+            still = await client.list_topics(instance_id, cloud.ChildPage(limit=50))
+            clock.advance(5.0)
+            done = await client.show_task(instance_id, job_id)
+            after = await client.list_topics(instance_id, cloud.ChildPage(limit=50))
+
+        assert (first.total, second.total) == (55, 55)
+        assert [t.name for t in [*first.topics, *second.topics]] == names
+        assert isinstance(first.topics[0].created_at, int)
+        assert job_id
+        assert (running.id, running.status, running.finished) == (job_id, "CREATED", False)
+        assert still.total == 55
+        assert (done.status, done.finished) == ("SUCCESS", True)
+        assert after.total == 52
+        assert not set(names[:3]) & {t.name for t in after.topics}
+        [call] = await sim.admin.calls("topic_batch_delete")
+        assert (call["names"], call["status"]) == (names[:3], 200)
+
+    async def test_groups_are_created_updated_and_batch_deleted(
+        self, manual_sim: tuple[Sim, dms_simulator.ManualClock]
+    ) -> None:
+        sim, clock = manual_sim
+        await sim.admin.config(group_delete_seconds=2.0)
+        [instance_id] = await sim.admin.seed({"name": "rmq-groups"})
+        async with sim.client() as client:
+            for name in ("g-keep", "g-go"):
+                await client.create_group(instance_id, cloud.CreateGroupRequest(name=name, retry_max_time=3))
+            change = cloud.UpdateGroupRequest(enabled=False, broadcast=True, retry_max_time=5, group_desc="d")
+            await client.update_group(instance_id, "g-keep", change)
+            before = await client.list_groups(instance_id, cloud.ChildPage())
+
+            job_id = await client.delete_children(instance_id, "group", ["g-go"])
+            running = await client.show_task(instance_id, job_id)
+            clock.advance(2.0)
+            done = await client.show_task(instance_id, job_id)
+            after = await client.list_groups(instance_id, cloud.ChildPage())
+
+        kept = next(g for g in before.groups if g.name == "g-keep")
+        assert (kept.enabled, kept.broadcast, kept.retry_max_time, kept.group_desc) == (False, True, 5, "d")
+        assert kept.created_at is not None
+        assert sorted(g.name for g in before.groups) == ["g-go", "g-keep"]
+        assert (running.status, done.status) == ("CREATED", "SUCCESS")
+        assert [g.name for g in after.groups] == ["g-keep"]
+
+    async def test_errors_tell_a_missing_instance_from_a_missing_child(self, sim: Sim) -> None:
+        [instance_id] = await sim.admin.seed({"name": "rmq-child-errors"})
+        async with sim.client() as client:
+            await client.create_topic(instance_id, cloud.CreateTopicRequest(name="t-1"))
+            with pytest.raises(errors.NameConflict):
+                await client.create_topic(instance_id, cloud.CreateTopicRequest(name="t-1"))
+            with pytest.raises(errors.NotFound) as no_topic:
+                await client.update_topic(instance_id, "t-none", cloud.UpdateTopicRequest(topic_desc="x"))
+            with pytest.raises(errors.InstanceNotFound) as no_instance:
+                await client.list_groups("00000000-0000-0000-0000-000000000000", cloud.ChildPage())
+            with pytest.raises(errors.InstanceNotFound):
+                await client.delete_children("00000000-0000-0000-0000-000000000000", "topic", ["t-1"])
+
+        assert not isinstance(no_topic.value, errors.InstanceNotFound)
+        assert no_topic.value.code == "DMS.00404023"
+        assert no_instance.value.code == "DMS.00404022"
+
+
 class TestQuirkyAnswers:
     async def test_unknown_fields_and_odd_types_from_the_cloud_are_tolerated(self, sim: Sim) -> None:
         [instance_id] = await sim.admin.seed(

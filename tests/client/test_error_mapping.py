@@ -29,7 +29,8 @@ async def _show_fails_with(answer: httpx.Response | Exception) -> errors.CloudEr
 
 
 ERROR_RESPONSES: dict[str, tuple[httpx.Response, type[errors.CloudAPIError], str]] = {
-    "instance gone": (error(404, "DMS.00404022", "instance not found"), errors.NotFound, "DMS.00404022"),
+    "instance gone": (error(404, "DMS.00404022", "instance not found"), errors.InstanceNotFound, "DMS.00404022"),
+    "topic gone is not the instance": (error(404, "DMS.00404023", "no topic"), errors.NotFound, "DMS.00404023"),
     "plain 404 without a body": (reply(404), errors.NotFound, ""),
     "wrong state": (error(400, "DMS.00400026", "status is CREATING"), errors.WrongState, "DMS.00400026"),
     "name taken": (error(400, "DMS.00400060", "name exists"), errors.NameConflict, "DMS.00400060"),

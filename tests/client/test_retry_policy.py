@@ -58,11 +58,43 @@ OPERATIONS: dict[str, tuple[Call, httpx.Response]] = {
     "tags_list": (lambda c: c.list_tags("i-1"), reply(200, {"tags": []})),
     "recycle_list": (lambda c: c.list_recycle_bin(), reply(200, {"recycle_instances": []})),
     "recycle_restore": (lambda c: c.restore_from_recycle_bin(["i-1"]), reply(200, {"results": []})),
+    "topic_create": (lambda c: c.create_topic("i-1", cloud.CreateTopicRequest(name="t-1")), reply(200, {"id": "t-1"})),
+    "topic_list": (lambda c: c.list_topics("i-1", cloud.ChildPage()), reply(200, {"total": 0, "topics": []})),
+    "topic_update": (lambda c: c.update_topic("i-1", "t-1", cloud.UpdateTopicRequest(permission="sub")), reply(204)),
+    "topic_batch_delete": (lambda c: c.delete_children("i-1", "topic", ["t-1"]), reply(200, {"job_id": "j-1"})),
+    "group_create": (
+        lambda c: c.create_group("i-1", cloud.CreateGroupRequest(name="g-1")),
+        reply(200, {"name": "g-1"}),
+    ),
+    "group_list": (lambda c: c.list_groups("i-1", cloud.ChildPage()), reply(200, {"total": 0, "groups": []})),
+    "group_update": (
+        lambda c: c.update_group(
+            "i-1", "g-1", cloud.UpdateGroupRequest(enabled=True, broadcast=False, retry_max_time=3)
+        ),
+        reply(204),
+    ),
+    "group_batch_delete": (lambda c: c.delete_children("i-1", "group", ["g-1"]), reply(200, {"job_id": "j-1"})),
+    "task_show": (
+        lambda c: c.show_task("i-1", "j-1"),
+        reply(200, {"task_count": "1", "tasks": [{"id": "j-1", "status": "SUCCESS"}]}),
+    ),
 }
 
-READS = {"show", "list", "tags_list", "recycle_list"}
-IDEMPOTENT = {"delete", "batch_delete", "delete_all_failed"}
-UNSAFE = {"create", "update", "resize", "restart", "tags_create", "tags_delete", "recycle_restore"}
+READS = {"show", "list", "tags_list", "recycle_list", "topic_list", "group_list", "task_show"}
+IDEMPOTENT = {"delete", "batch_delete", "delete_all_failed", "topic_batch_delete", "group_batch_delete"}
+UNSAFE = {
+    "create",
+    "update",
+    "resize",
+    "restart",
+    "tags_create",
+    "tags_delete",
+    "recycle_restore",
+    "topic_create",
+    "topic_update",
+    "group_create",
+    "group_update",
+}
 
 
 def _certificate_failure() -> httpx.ConnectError:
@@ -97,7 +129,17 @@ AMBIGUOUS = {"5xx", "read timeout", "hung up"}
 
 
 # Operations whose success body is not read: an unreadable one is no failure for them.
-BODY_UNREAD = {"update", "delete", "delete_all_failed", "tags_create", "tags_delete"}
+BODY_UNREAD = {
+    "update",
+    "delete",
+    "delete_all_failed",
+    "tags_create",
+    "tags_delete",
+    "topic_create",
+    "topic_update",
+    "group_create",
+    "group_update",
+}
 
 
 def _expected_retry(operation: str, failure: str) -> bool:

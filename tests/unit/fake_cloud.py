@@ -104,6 +104,7 @@ class Call:
     force_delete: bool | None = None
     offset: int | None = None
     limit: int | None = None
+    names: tuple[str, ...] = ()
 
 
 def instance(instance_id: str, *, status: str = cloud.RUNNING, name: str | None = None) -> cloud.InstanceView:
@@ -130,6 +131,11 @@ class FakeCloud:
             and a non-forced deletion (the recycle-bin list has it too).
         undo: ids whose next accepted deletion the cloud fails: when its time is up the instance is
             back, in the status given, and listed again.
+        child_delete_seconds: how long after a topic or group batch delete the names are gone
+            (0: at once); until then they are still listed and the job's task says CREATED.
+
+    Topics and groups live in ``topics`` / ``groups`` (instance id -> name -> view); every batch
+    delete of them is kept in ``child_deletions`` as (instance id, kind, names), as sent.
     """
 
     instances: dict[str, cloud.InstanceView] = field(default_factory=dict)
@@ -148,7 +154,14 @@ class FakeCloud:
     binned: dict[str, cloud.InstanceView] = field(default_factory=dict)
     ended: dict[str, float] = field(default_factory=dict)
     """Loop time at which each deletion ended (gone or binned)."""
+    topics: dict[str, dict[str, cloud.TopicView]] = field(default_factory=dict)
+    groups: dict[str, dict[str, cloud.GroupView]] = field(default_factory=dict)
+    child_delete_seconds: float = 0.0
+    child_deletions: list[tuple[str, protocol.ChildKind, tuple[str, ...]]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    _child_tasks: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    """Job id -> (instance id, task name, loop time it finishes)."""
+    _child_deleting: list[tuple[float, str, protocol.ChildKind, str]] = field(default_factory=list)
     _deleting: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _account: protocol.Account = field(default_factory=lambda: protocol.Account("https://dms.test", "p-1"))
 
@@ -167,12 +180,26 @@ class FakeCloud:
         for instance_id in instance_ids:
             del self.instances[instance_id]
 
+    def add_topics(self, instance_id: str, *names: str) -> None:
+        table = self.topics.setdefault(instance_id, {})
+        for name in names:
+            table[name] = cloud.TopicView(name=name, total_read_queue_num=8, total_write_queue_num=8, permission="all")
+
+    def add_groups(self, instance_id: str, *names: str) -> None:
+        table = self.groups.setdefault(instance_id, {})
+        for name in names:
+            table[name] = cloud.GroupView(name=name, enabled=True, broadcast=False, retry_max_time=16)
+
     def calls_of(self, operation: str) -> list[Call]:
         return [call for call in self.calls if call.operation == operation]
 
     def settle(self) -> None:
         """End every deletion whose time has come."""
         now = self._now()
+        for due, instance_id, kind, name in list(self._child_deleting):
+            if due <= now:
+                self._child_deleting.remove((due, instance_id, kind, name))
+                self._table(instance_id, kind).pop(name, None)
         for instance_id, (due, to_bin) in sorted(self._deleting.items(), key=lambda item: item[1][0]):
             if due > now:
                 continue
@@ -255,7 +282,7 @@ class FakeCloud:
             raise errors.InvalidRequest("too many instances", status=400, code="DMS.00400004")
         unknown = [instance_id for instance_id in ids if instance_id not in self.instances]
         if unknown and self.unknown_ids == "refuse":
-            raise errors.NotFound(f"{unknown[0]} does not exist", status=404, code="DMS.00404022")
+            raise errors.InstanceNotFound(f"{unknown[0]} does not exist", status=404, code="DMS.00404022")
         creating = [i for i in ids if i in self.instances and self.instances[i].status == cloud.CREATING]
         if creating:
             raise errors.WrongState(f"{creating[0]} is {cloud.CREATING}", status=400, code="DMS.00400026")
@@ -305,6 +332,85 @@ class FakeCloud:
             retention_days=1, default_use_recycle=self.recycle_bin, recycle_instances=binned
         )
 
+    # ChildOperations: the rules the simulator keeps (children.py), minus brokers and quotas.
+
+    async def list_topics(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListTopicsResponse:
+        await self._serve(Call(self._now(), "list_topics", ids=(instance_id,), offset=page.offset, limit=page.limit))
+        found = list(self._children(instance_id, "topic").values())
+        return cloud.ListTopicsResponse(total=len(found), topics=found[page.offset : page.offset + page.limit])
+
+    async def create_topic(self, instance_id: str, request: cloud.CreateTopicRequest) -> None:
+        await self._serve(Call(self._now(), "create_topic", ids=(instance_id,), names=(request.name,)))
+        queues = request.queue_num or 8
+        view = cloud.TopicView(
+            name=request.name,
+            total_read_queue_num=queues,
+            total_write_queue_num=queues,
+            permission=request.permission or "all",
+            created_at=self._epoch_ms(),
+            message_type=request.message_type,
+        )
+        self._create(instance_id, "topic", view)
+
+    async def update_topic(self, instance_id: str, name: str, request: cloud.UpdateTopicRequest) -> None:
+        await self._serve(Call(self._now(), "update_topic", ids=(instance_id,), names=(name,)))
+        table, view = self._child(instance_id, "topic", name, change=True)
+        changes = {
+            "total_read_queue_num": request.read_queue_num,
+            "total_write_queue_num": request.write_queue_num,
+            "permission": request.permission,
+        }
+        table[name] = view.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+    async def list_groups(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListGroupsResponse:
+        await self._serve(Call(self._now(), "list_groups", ids=(instance_id,), offset=page.offset, limit=page.limit))
+        found = list(self._children(instance_id, "group").values())
+        return cloud.ListGroupsResponse(total=len(found), groups=found[page.offset : page.offset + page.limit])
+
+    async def create_group(self, instance_id: str, request: cloud.CreateGroupRequest) -> None:
+        await self._serve(Call(self._now(), "create_group", ids=(instance_id,), names=(request.name,)))
+        view = cloud.GroupView(
+            name=request.name,
+            enabled=True if request.enabled is None else request.enabled,
+            broadcast=bool(request.broadcast),
+            retry_max_time=request.retry_max_time or 16,
+            group_desc=request.group_desc or "",
+            created_at=self._epoch_ms(),
+            consume_orderly=request.consume_orderly,
+        )
+        self._create(instance_id, "group", view)
+
+    async def update_group(self, instance_id: str, name: str, request: cloud.UpdateGroupRequest) -> None:
+        await self._serve(Call(self._now(), "update_group", ids=(instance_id,), names=(name,)))
+        table, view = self._child(instance_id, "group", name, change=True)
+        table[name] = view.model_copy(update=request.model_dump(exclude_none=True))
+
+    async def delete_children(self, instance_id: str, kind: protocol.ChildKind, names: Sequence[str]) -> str:
+        if not names:
+            return ""
+        await self._serve(Call(self._now(), "delete_children", ids=(instance_id,), names=tuple(names)))
+        table = self._children(instance_id, kind, change=True)
+        self.child_deletions.append((instance_id, kind, tuple(names)))
+        due = self._now() + self.child_delete_seconds
+        job_id = f"job-{len(self.calls)}"
+        self._child_tasks[job_id] = (instance_id, "deleteTopic" if kind == "topic" else "deleteGroup", due)
+        # As on the cloud: unknown names are skipped, and a name already going keeps its first deletion.
+        going = {(i, k, n) for _, i, k, n in self._child_deleting}
+        for name in dict.fromkeys(names):
+            if name in table and (instance_id, kind, name) not in going:
+                self._child_deleting.append((due, instance_id, kind, name))
+        self.settle()
+        return job_id
+
+    async def show_task(self, instance_id: str, task_id: str) -> cloud.TaskView:
+        await self._serve(Call(self._now(), "show_task", ids=(instance_id,), names=(task_id,)))
+        self._get(instance_id)
+        task = self._child_tasks.get(task_id)
+        if task is None or task[0] != instance_id:
+            raise errors.NotFound(f"task {task_id} does not exist", status=404, code="DMS.00404001")
+        _, name, due = task
+        return cloud.TaskView(id=task_id, name=name, status="CREATED" if self._now() < due else "SUCCESS")
+
     async def aclose(self) -> None:
         return None
 
@@ -312,4 +418,34 @@ class FakeCloud:
         try:
             return self.instances[instance_id]
         except KeyError:
-            raise errors.NotFound(f"{instance_id} does not exist", status=404, code="DMS.00404022") from None
+            raise errors.InstanceNotFound(f"{instance_id} does not exist", status=404, code="DMS.00404022") from None
+
+    def _epoch_ms(self) -> int:
+        return int((EPOCH + self._now()) * 1000)
+
+    def _table(self, instance_id: str, kind: protocol.ChildKind) -> dict[str, Any]:
+        tables: dict[str, Any] = self.topics if kind == "topic" else self.groups
+        table: dict[str, Any] = tables.setdefault(instance_id, {})
+        return table
+
+    def _children(self, instance_id: str, kind: protocol.ChildKind, *, change: bool = False) -> dict[str, Any]:
+        """The topics or groups of a live instance; a change needs it RUNNING."""
+        view = self._get(instance_id)
+        if change and view.status != cloud.RUNNING:
+            raise errors.WrongState(f"{instance_id} is {view.status}", status=400, code="DMS.00400026")
+        return self._table(instance_id, kind)
+
+    def _child(
+        self, instance_id: str, kind: protocol.ChildKind, name: str, *, change: bool = False
+    ) -> tuple[dict[str, Any], Any]:
+        table = self._children(instance_id, kind, change=change)
+        if name not in table:
+            code = "DMS.00404023" if kind == "topic" else "DMS.00404024"
+            raise errors.NotFound(f"{kind} {name} does not exist", status=404, code=code)
+        return table, table[name]
+
+    def _create(self, instance_id: str, kind: protocol.ChildKind, view: cloud.TopicView | cloud.GroupView) -> None:
+        table = self._children(instance_id, kind, change=True)
+        if view.name in table:
+            raise errors.NameConflict(f"{kind} {view.name} exists", status=400, code="DMS.00400060")
+        table[view.name] = view

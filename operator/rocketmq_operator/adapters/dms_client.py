@@ -62,6 +62,15 @@ TAGS_DELETE: Final = Operation("tags_delete", Safety.UNSAFE)
 TAGS_LIST: Final = Operation("tags_list", Safety.READ)
 RECYCLE_LIST: Final = Operation("recycle_list", Safety.READ)
 RECYCLE_RESTORE: Final = Operation("recycle_restore", Safety.UNSAFE)
+TOPIC_CREATE: Final = Operation("topic_create", Safety.UNSAFE)
+TOPIC_LIST: Final = Operation("topic_list", Safety.READ)
+TOPIC_UPDATE: Final = Operation("topic_update", Safety.UNSAFE)
+TOPIC_BATCH_DELETE: Final = Operation("topic_batch_delete", Safety.IDEMPOTENT)
+GROUP_CREATE: Final = Operation("group_create", Safety.UNSAFE)
+GROUP_LIST: Final = Operation("group_list", Safety.READ)
+GROUP_UPDATE: Final = Operation("group_update", Safety.UNSAFE)
+GROUP_BATCH_DELETE: Final = Operation("group_batch_delete", Safety.IDEMPOTENT)
+TASK_SHOW: Final = Operation("task_show", Safety.READ)
 
 OPERATIONS: Final = (
     CREATE,
@@ -78,6 +87,15 @@ OPERATIONS: Final = (
     TAGS_LIST,
     RECYCLE_LIST,
     RECYCLE_RESTORE,
+    TOPIC_CREATE,
+    TOPIC_LIST,
+    TOPIC_UPDATE,
+    TOPIC_BATCH_DELETE,
+    GROUP_CREATE,
+    GROUP_LIST,
+    GROUP_UPDATE,
+    GROUP_BATCH_DELETE,
+    TASK_SHOW,
 )
 
 
@@ -114,6 +132,16 @@ def _model_or_default(kind: type[ModelT], response: httpx.Response) -> ModelT:
 
 def _ignore(response: httpx.Response) -> None:
     return None
+
+
+def _first_task(response: httpx.Response) -> cloud.TaskView:
+    # Showing one task answers a list of one; an empty list is no answer to the question asked.
+    tasks = _model(cloud.TaskListResponse, response).tasks
+    if not tasks:
+        request_id = response.headers.get("X-Request-Id")
+        where = f"HTTP {response.status_code}" + (f", request {request_id}" if request_id else "")
+        raise errors.MalformedResponse(f"unreadable response ({where}): it lists no task", operation=TASK_SHOW.name)
+    return tasks[0]
 
 
 class DmsClient:
@@ -383,6 +411,76 @@ class DmsClient:
         )
         return list(response.results)
 
+    # Topics and consumer groups (reference section 9): all under the instance's own path.
+
+    def _children(self, instance_id: str, kind: protocol.ChildKind, operation: Operation) -> str:
+        collection = "topics" if kind == "topic" else "groups"
+        return f"/v2/{self._pid}/instances/{self._instance(instance_id, operation)}/{collection}"
+
+    def _child(self, instance_id: str, kind: protocol.ChildKind, name: str, operation: Operation) -> str:
+        # Names may hold "%" and "|": escaped, so "%2F" in a name is never read as a "/".
+        segment = _segment(name, what=f"{kind} name", operation=operation)
+        return f"{self._children(instance_id, kind, operation)}/{segment}"
+
+    async def list_topics(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListTopicsResponse:
+        path = self._children(instance_id, "topic", TOPIC_LIST)
+        return await self._call(
+            TOPIC_LIST, "GET", path, lambda r: _model(cloud.ListTopicsResponse, r), params=page.to_params()
+        )
+
+    async def create_topic(self, instance_id: str, request: cloud.CreateTopicRequest) -> None:
+        # The answer is only {"id": name}: nothing the caller does not know already.
+        path = self._children(instance_id, "topic", TOPIC_CREATE)
+        await self._call(TOPIC_CREATE, "POST", path, _ignore, body=request)
+
+    async def update_topic(self, instance_id: str, name: str, request: cloud.UpdateTopicRequest) -> None:
+        """PUT the changes (204). An empty change is not sent, as for instances."""
+        path = self._child(instance_id, "topic", name, TOPIC_UPDATE)
+        if request.is_empty():
+            return
+        await self._call(TOPIC_UPDATE, "PUT", path, _ignore, body=request)
+
+    async def list_groups(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListGroupsResponse:
+        path = self._children(instance_id, "group", GROUP_LIST)
+        return await self._call(
+            GROUP_LIST, "GET", path, lambda r: _model(cloud.ListGroupsResponse, r), params=page.to_params()
+        )
+
+    async def create_group(self, instance_id: str, request: cloud.CreateGroupRequest) -> None:
+        path = self._children(instance_id, "group", GROUP_CREATE)
+        await self._call(GROUP_CREATE, "POST", path, _ignore, body=request)
+
+    async def update_group(self, instance_id: str, name: str, request: cloud.UpdateGroupRequest) -> None:
+        # Never empty: enabled, broadcast and retry_max_time are required fields.
+        path = self._child(instance_id, "group", name, GROUP_UPDATE)
+        await self._call(GROUP_UPDATE, "PUT", path, _ignore, body=request)
+
+    async def delete_children(self, instance_id: str, kind: protocol.ChildKind, names: Sequence[str]) -> str:
+        """One batch delete (none for no names: the cloud refuses an empty list); the job id."""
+        if not names:
+            return ""
+        operation = TOPIC_BATCH_DELETE if kind == "topic" else GROUP_BATCH_DELETE
+        path = self._children(instance_id, kind, operation)
+        request: cloud.WireRequest = (
+            cloud.BatchDeleteTopicsRequest(topics=list(names))
+            if kind == "topic"
+            else cloud.BatchDeleteGroupsRequest(groups=list(names))
+        )
+        response = await self._call(
+            operation,
+            "POST",
+            path,
+            lambda r: _model_or_default(cloud.JobResponse, r),
+            params={"action": "delete"},
+            body=request,
+        )
+        return response.job_id
+
+    async def show_task(self, instance_id: str, task_id: str) -> cloud.TaskView:
+        task = _segment(task_id, what="task id", operation=TASK_SHOW)
+        path = f"/v2/{self._pid}/instances/{self._instance(instance_id, TASK_SHOW)}/tasks/{task}"
+        return await self._call(TASK_SHOW, "GET", path, _first_task)
+
 
 # -----------------------------------------------------------------------------------------------
 # Building one from settings.
@@ -488,6 +586,7 @@ if TYPE_CHECKING:
         tagging: protocol.Tagging,
         recycle_bin: protocol.RecycleBin,
         project_wide: protocol.ProjectWideDeletion,
+        children: protocol.ChildOperations,
         manual: protocol.ManualOperations,
         reconciling: protocol.ReconcilingClient,
         confirming: protocol.ConfirmingClient,
@@ -500,6 +599,7 @@ if TYPE_CHECKING:
             tagging=client,
             recycle_bin=client,
             project_wide=client,
+            children=client,
             manual=client,
             reconciling=client,
             confirming=client,

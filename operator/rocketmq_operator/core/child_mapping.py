@@ -24,7 +24,6 @@ from rocketmq_operator.core.child_resource import (
     RocketMQTopicSpec,
     RocketMQTopicStatus,
 )
-from rocketmq_operator.ports.protocol import ChildKind
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ CrT = TypeVar("CrT", RocketMQTopic, RocketMQConsumerGroup)
 class KindRules(Generic[CrT]):
     """Everything that differs between topics and consumer groups, for the service to call."""
 
-    kind: ChildKind
+    kind: cloud.ChildKind
     k8s_kind: str
     noun: str
 

@@ -340,6 +340,9 @@ class ErrorBody(WireResponse):
 
 # --- Topics and consumer groups (reference section 9; SDK 3.1.219 v2 rocketmq_client) -----------
 
+ChildKind = Literal["topic", "group"]
+"""The two kinds of child an instance has whose deletions go in batches."""
+
 CHILD_LIST_LIMIT = 50
 """The documented maximum ``limit`` of the topic and group lists."""
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from rocketmq_operator.core import cloud
 
@@ -129,10 +129,7 @@ class ConfirmingClient(ExternalClient, RecycleBin, Protocol):
     """What the deletion confirmer calls."""
 
 
-
-
-ChildKind = Literal["topic", "group"]
-"""The two kinds of child an instance has whose deletions go in batches."""
+ChildKind = cloud.ChildKind
 
 
 @runtime_checkable
