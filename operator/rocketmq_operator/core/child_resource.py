@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from rocketmq_operator.core.resource import (
-    GROUP,
     READ_BACK,
     CamelModel,
     Condition,

@@ -519,7 +519,9 @@ class ChildBatcher(Coalescer[tuple[str, protocol.ChildKind]]):
         if self._withhold(key[0]):
             now = self._clock()
             for name, waiter in waiters.items():
-                self._resolve(waiter, DeleteOutcome(name, DeletionResult.WITH_INSTANCE, "", 0, now, noun=self._noun(key)))
+                self._resolve(
+                    waiter, DeleteOutcome(name, DeletionResult.WITH_INSTANCE, "", 0, now, noun=self._noun(key))
+                )
             logger.info(
                 "%s of instance %s not deleted by a call: the instance is being deleted with them",
                 _count(len(waiters), key[1]),

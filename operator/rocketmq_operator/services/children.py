@@ -34,11 +34,11 @@ from rocketmq_operator.core.child_resource import (
     ChildCreationStatus,
     ChildDeletionStatus,
     ChildStatus,
-    DeletionPolicy,
     RocketMQConsumerGroup,
     RocketMQTopic,
 )
 from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.core.status import Event
 from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
 from rocketmq_operator.ports import errors, protocol
@@ -125,7 +125,9 @@ class ChildReconciler:
         noun = rules.noun
         if parent is None:
             step.requeue_after = self._timing.verify_interval
-            return _waiting(INSTANCE_NOT_FOUND, f"RocketMQInstance {cr.spec.instance_ref.name} not found in {cr.metadata.namespace}")
+            return _waiting(
+                INSTANCE_NOT_FOUND, f"RocketMQInstance {cr.spec.instance_ref.name} not found in {cr.metadata.namespace}"
+            )
         if parent.deleting:
             return _waiting(INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
         if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:
@@ -188,7 +190,9 @@ class ChildReconciler:
             elif cr.spec.adopt:
                 step.status.owned = True
                 step.status.adopted = True
-                step.event(EventType.NORMAL, Reason.ADOPTED, f"adopted the existing {noun} {name} of instance {instance_id}")
+                step.event(
+                    EventType.NORMAL, Reason.ADOPTED, f"adopted the existing {noun} {name} of instance {instance_id}"
+                )
             else:
                 return Verdict(
                     ready=False,
@@ -281,7 +285,8 @@ class ChildReconciler:
         if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
             self._record(cr, step, result=DeletionResult.WITH_INSTANCE, instance_id=instance_id)
             return _waiting(
-                DELETING_WITH_INSTANCE, f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it"
+                DELETING_WITH_INSTANCE,
+                f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
             )
         if parent is None or parent.instance_id != instance_id:
             # The instance CR is gone (or holds another instance): is the instance itself still there?
