@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -74,6 +75,15 @@ class SimulatorAdmin:
             return None
         result: dict[str, Any] = self._json(response)
         return result
+
+    def children(self, instance_id: str) -> dict[str, Any]:
+        """``{instance_id, topics, groups}`` of an instance, pending batch deletions included."""
+        result: dict[str, Any] = self._json(self._http.get(f"/_sim/instances/{instance_id}/children"))
+        return result
+
+    def remove_child(self, instance_id: str, kind: str, name: str) -> None:
+        """Delete a topic (``kind`` "topics") or group ("groups") behind the operator's back."""
+        self._json(self._http.delete(f"/_sim/instances/{instance_id}/children/{kind}/{quote(name, safe='')}"))
 
     def deletions(self) -> list[dict[str, Any]]:
         """Every deletion the cloud accepted, with when it ended (``ended_at``) and how."""

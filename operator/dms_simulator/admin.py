@@ -168,6 +168,20 @@ async def get_children(request: web.Request) -> web.StreamResponse:
     return _ok(children.admin_view(instance))
 
 
+async def delete_child(request: web.Request) -> web.StreamResponse:
+    """A topic or group removed out of band (as a person with the console would), for drift tests."""
+    sim = _sim(request)
+    instance = _instance(request)
+    kind = request.match_info["kind"]
+    if kind not in ("topics", "groups"):
+        raise _bad(f"kind must be topics or groups, not {kind!r}")
+    table: dict[str, Any] = instance.topics if kind == "topics" else instance.groups
+    sim.children.settle(instance)
+    if table.pop(request.match_info["name"], None) is None:
+        return _ok({"error": "no such child"}, status=404)
+    return _ok({"ok": True})
+
+
 async def delete_instance(request: web.Request) -> web.StreamResponse:
     instance = _instance(request)
     _sim(request).store.remove(instance.instance_id)
@@ -214,6 +228,7 @@ def register(app: web.Application) -> None:
     router.add_patch("/_sim/instances/{instance_id}", patch_instance)
     router.add_delete("/_sim/instances/{instance_id}", delete_instance)
     router.add_get("/_sim/instances/{instance_id}/children", get_children)
+    router.add_delete("/_sim/instances/{instance_id}/children/{kind}/{name}", delete_child)
     router.add_get("/_sim/calls", get_calls)
     router.add_delete("/_sim/calls", delete_calls)
     router.add_get("/_sim/deletions", list_deletions)

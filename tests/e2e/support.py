@@ -204,9 +204,10 @@ def create_ready(
 
 
 class Recorder:
-    """Records every watch event of RocketMQInstances in one namespace, with its arrival time."""
+    """Records every watch event of RocketMQInstances (or another ``plural`` of ours) in one namespace,
+    with its arrival time."""
 
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, plural: str = PLURAL) -> None:
         import threading
 
         from kubernetes import watch
@@ -215,6 +216,7 @@ class Recorder:
         self._watch = watch.Watch()
         self._cluster = cluster
         self._namespace = namespace
+        self._plural = plural
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"recorder-{namespace}")
 
@@ -232,7 +234,7 @@ class Recorder:
                     GROUP,
                     VERSION,
                     self._namespace,
-                    PLURAL,
+                    self._plural,
                     **kwargs,
                 ):
                     obj = event["object"]

@@ -275,9 +275,17 @@ def resolve_policy(cr: RocketMQInstance, namespace_value: str | None, default: D
 
     An unknown namespace annotation value resolves to Orphan: a typo must never delete data.
     """
-    if cr.spec.deletion_policy is not None:
-        return PolicyChoice(cr.spec.deletion_policy, "spec.deletionPolicy")
-    if cr.spec.instance_id or cr.status.adopted:
+    adopted = bool(cr.spec.instance_id or cr.status.adopted)
+    return policy_of(cr.spec.deletion_policy, adopted=adopted, namespace_value=namespace_value, default=default)
+
+
+def policy_of(
+    spec_policy: DeletionPolicy | None, *, adopted: bool, namespace_value: str | None, default: DeletionPolicy
+) -> PolicyChoice:
+    """``resolve_policy`` from the facts alone (what the index of instances keeps for their children)."""
+    if spec_policy is not None:
+        return PolicyChoice(spec_policy, "spec.deletionPolicy")
+    if adopted:
         return PolicyChoice(DeletionPolicy.ORPHAN, "adopted instance")
     if namespace_value is not None:
         try:

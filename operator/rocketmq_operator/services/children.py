@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 ChildCR = RocketMQTopic | RocketMQConsumerGroup
 
 INSTANCE_NOT_READY = "InstanceNotReady"
-INSTANCE_NOT_FOUND = "InstanceNotFound"
 INSTANCE_DELETING = "InstanceDeleting"
 FIELD_NOT_SUPPORTED = "FieldNotSupported"
 ALREADY_EXISTS = "AlreadyExists"
@@ -125,9 +124,8 @@ class ChildReconciler:
         noun = rules.noun
         if parent is None:
             step.requeue_after = self._timing.verify_interval
-            return _waiting(
-                INSTANCE_NOT_FOUND, f"RocketMQInstance {cr.spec.instance_ref.name} not found in {cr.metadata.namespace}"
-            )
+            where = f"{cr.metadata.namespace}/{cr.spec.instance_ref.name}"
+            return _waiting(INSTANCE_NOT_READY, f"waiting for RocketMQInstance {where}, which does not exist")
         if parent.deleting:
             return _waiting(INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
         if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:

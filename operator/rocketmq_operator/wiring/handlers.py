@@ -32,7 +32,7 @@ from rocketmq_operator.core.resource import (
 )
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.status import StepResult
-from rocketmq_operator.wiring import namespaces, peering
+from rocketmq_operator.wiring import child_handlers, namespaces, peering
 from rocketmq_operator.wiring.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             metrics_host=options.metrics_host,
             # With peering, the loops wait until Kopf says this replica works (wiring.peering).
             active=follower is None,
+            withhold=child_handlers.parents_from(kwargs, opts).withholds,
         )
         if follower is not None:
             follower.start(memo["runtime"].activity)
@@ -233,6 +234,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     def instance_owners(namespace: str | None, name: str, status: Mapping[str, Any], **_: Any) -> dict[str, str] | None:
         instance_id = status.get("instanceId")
         return {instance_id: f"{namespace}/{name}"} if instance_id else None
+
+    child_handlers.register(registry, opts)
 
     @kopf.on.create(**crs, id="prepare")
     async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:

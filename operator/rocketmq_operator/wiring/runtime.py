@@ -20,7 +20,9 @@ from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.activity import Activity
-from rocketmq_operator.services.batching import DeletionBatcher
+from rocketmq_operator.services.batching import ChildBatcher, DeletionBatcher
+from rocketmq_operator.services.child_observing import ChildObserver
+from rocketmq_operator.services.children import ChildReconciler, Timing
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.deleting import DeletionFlow
 from rocketmq_operator.services.metrics import Metrics
@@ -74,6 +76,9 @@ class Runtime:
     deletions: DeletionFlow
     memory: CrMemory
     activity: Activity
+    children: ChildReconciler
+    child_observer: ChildObserver
+    child_batcher: ChildBatcher
     metrics_server: WSGIServer | None = None
 
     @classmethod
@@ -86,6 +91,7 @@ class Runtime:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
         active: bool = True,
+        withhold: Callable[[str], bool] = lambda _instance_id: False,
     ) -> Runtime:
         metrics = Metrics()
         runtime = cls.assemble(
@@ -95,6 +101,7 @@ class Runtime:
             cluster_id=cluster_id,
             known_ids=known_ids,
             active=active,
+            withhold=withhold,
         )
         if metrics_port is not None:
             runtime.serve_metrics(metrics_port, metrics_host)
@@ -111,11 +118,14 @@ class Runtime:
         cluster_id: Callable[[], str | None],
         known_ids: Callable[[], Collection[str]],
         active: bool = True,
+        withhold: Callable[[str], bool] = lambda _instance_id: False,
     ) -> Runtime:
         """The services over ``client``, wired to each other; nothing started, no I/O.
 
         ``active=False`` builds a standby: its loops make no cloud call until ``activity`` is set.
-        The batcher is not gated: it sends only what handlers give it, and Kopf runs none on a standby.
+        The batchers are not gated: they send only what handlers give them, and Kopf runs none on a
+        standby. ``withhold(instance_id)``: that instance is being deleted with its topics and groups,
+        so their own deletions make no call (the wiring answers it from its index of instances).
         """
         activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
         observer = Observer(
@@ -171,8 +181,37 @@ class Runtime:
             settings=settings,
             memory=memory,
         )
+        child_observer = ChildObserver(client, interval=settings.poll_interval_seconds)
+        child_batcher = ChildBatcher(
+            client,
+            window=settings.batch_window_seconds,
+            max_wait=settings.batch_max_wait_seconds,
+            max_size=settings.batch_max_size,
+            metrics=metrics,
+            withhold=withhold,
+        )
+        children = ChildReconciler(
+            client=client,
+            observer=child_observer,
+            batcher=child_batcher,
+            instances=observer.lookup,
+            timing=Timing(settings.poll_interval_seconds, settings.verify_interval_seconds),
+        )
         return cls(
-            settings, metrics, client, observer, batcher, confirmer, sweeper, reconciler, deletions, memory, activity
+            settings,
+            metrics,
+            client,
+            observer,
+            batcher,
+            confirmer,
+            sweeper,
+            reconciler,
+            deletions,
+            memory,
+            activity,
+            children,
+            child_observer,
+            child_batcher,
         )
 
     def serve_metrics(self, port: int, host: str) -> None:
@@ -191,6 +230,8 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()
+        await self.child_batcher.aclose()
+        await self.child_observer.aclose()
         await self.batcher.aclose()
         await self.confirmer.aclose()
         await self.observer.aclose()

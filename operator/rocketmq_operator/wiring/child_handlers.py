@@ -1,0 +1,212 @@
+"""The kopf wiring of RocketMQTopic and RocketMQConsumerGroup: the same few handlers for both kinds.
+
+A child finds its parent in an index of the RocketMQInstance CRs (``instance_facts``), kept by kopf
+from the watch it already has: no API call per child. The index also answers the child batcher's
+question at flush time, "is this instance being deleted with its children?" (``withholds``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import pydantic
+
+from rocketmq_operator.core import decisions
+from rocketmq_operator.core.child_mapping import GROUPS, TOPICS, KindRules, Parent
+from rocketmq_operator.core.child_resource import CONSUMER_GROUP_PLURAL, TOPIC_PLURAL
+from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPolicy
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.services.children import ChildStep
+from rocketmq_operator.wiring.runtime import Runtime
+
+FactsIndex = kopf.Index[tuple[str, str], "InstanceFacts"]
+NamespaceIndex = kopf.Index[str, bool]
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """What the children need of one RocketMQInstance CR, kept small: it is held for every instance."""
+
+    namespace: str
+    name: str
+    instance_id: str | None
+    cloud_status: str | None
+    engine_version: str | None
+    deleting: bool
+    spec_policy: DeletionPolicy | None
+    adopted: bool
+
+    def parent(self, *, namespace_terminating: bool, namespace_policy: str | None, default: DeletionPolicy) -> Parent:
+        policy = decisions.policy_of(
+            self.spec_policy, adopted=self.adopted, namespace_value=namespace_policy, default=default
+        ).policy
+        return Parent(
+            ref=f"{self.namespace}/{self.name}",
+            instance_id=self.instance_id,
+            cloud_status=self.cloud_status,
+            engine_version=self.engine_version,
+            # A namespace being deleted takes its instance CRs too, even if their deletion is not seen yet.
+            deleting=self.deleting or namespace_terminating,
+            deletes_instance=policy == DeletionPolicy.DELETE,
+        )
+
+
+def instance_facts(
+    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any]
+) -> InstanceFacts:
+    raw_policy = spec.get("deletionPolicy")
+    try:
+        spec_policy = DeletionPolicy(raw_policy) if raw_policy else None
+    except ValueError:
+        spec_policy = DeletionPolicy.ORPHAN  # the CRD forbids it; a typo must never delete data
+    return InstanceFacts(
+        namespace=namespace or "",
+        name=name,
+        instance_id=status.get("instanceId") or None,
+        cloud_status=status.get("cloudStatus") or None,
+        engine_version=spec.get("engineVersion") or None,
+        deleting=bool(meta.get("deletionTimestamp")),
+        spec_policy=spec_policy,
+        adopted=bool(spec.get("instanceId") or status.get("adopted")),
+    )
+
+
+class Parents:
+    """Answers from the indexes: a child's parent, and whether an instance goes with its children."""
+
+    def __init__(
+        self,
+        facts: FactsIndex,
+        owners: kopf.Index[str, str],
+        terminating: NamespaceIndex,
+        ns_info: kopf.Index[str, tuple[str, str | None]],
+        settings: OperatorSettings,
+    ) -> None:
+        self._facts = facts
+        self._owners = owners
+        self._terminating = terminating
+        self._ns_info = ns_info
+        self._settings = settings
+
+    def of(self, namespace: str, name: str) -> Parent | None:
+        for facts in self._facts.get((namespace, name), ()):
+            return facts.parent(
+                namespace_terminating=any(self._terminating.get(namespace, ())),
+                namespace_policy=next((p for _uid, p in self._ns_info.get(namespace, ())), None),
+                default=self._settings.default_deletion_policy,
+            )
+        return None
+
+    def withholds(self, instance_id: str) -> bool:
+        for owner in self._owners.get(instance_id, ()):
+            namespace, _, name = owner.partition("/")
+            parent = self.of(namespace, name)
+            if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
+                return True
+        return False
+
+
+def _apply(step: ChildStep, patch: kopf.Patch, body: kopf.Body) -> None:
+    for key, value in step.patch.items():
+        patch.status[key] = value
+    for event in step.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _parse(rules: KindRules[Any], body: Mapping[str, Any]) -> Any:
+    try:
+        return rules.parse(_plain(body))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
+        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """The indexes the children need, and the handlers of both child kinds."""
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="instance_facts", registry=registry)
+    def facts_index(
+        namespace: str | None,
+        name: str,
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        **_: Any,
+    ) -> dict[tuple[str, str], InstanceFacts]:
+        return {(namespace or "", name): instance_facts(namespace, name, spec, status, meta)}
+
+    @kopf.index("namespaces", id="ns_terminating", registry=registry)
+    def ns_terminating(name: str, meta: Mapping[str, Any], **_: Any) -> dict[str, bool]:
+        return {name: bool(meta.get("deletionTimestamp"))}
+
+    for plural, rules in ((TOPIC_PLURAL, TOPICS), (CONSUMER_GROUP_PLURAL, GROUPS)):
+        _register_kind(registry, settings, plural, rules)
+
+
+def parents_from(kwargs: Mapping[str, Any], settings: OperatorSettings) -> Parents:
+    return Parents(
+        kwargs["instance_facts"], kwargs["instance_owners"], kwargs["ns_terminating"], kwargs["ns_info"], settings
+    )
+
+
+def _register_kind(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, rules: KindRules[Any]
+) -> None:
+    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
+    poll = settings.poll_interval_seconds
+
+    def runtime(memo: kopf.Memo) -> Runtime:
+        found: Runtime = memo["runtime"]
+        return found
+
+    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep:
+        cr = _parse(rules, body)
+        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
+        result = await runtime(memo).children.reconcile(cr, rules, parent)
+        _apply(result, patch, body)
+        return result
+
+    @kopf.on.create(**crs, id=f"{rules.kind}-reconcile")
+    @kopf.on.update(**crs, id=f"{rules.kind}-apply")
+    @kopf.on.resume(**crs, id=f"{rules.kind}-resume")
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        result = await step(body, patch, memo, kwargs)
+        if result.requeue_after is not None and result.requeue_after < poll:
+            raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
+
+    @kopf.timer(**crs, id=f"{rules.kind}-observe", interval=poll, initial_delay=poll)
+    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        await step(body, patch, memo, kwargs)
+
+    @kopf.on.event(**crs, id=f"{rules.kind}-forget")
+    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        found: Runtime | None = memo.get("runtime")
+        if event.get("type") == "DELETED" and uid and found is not None:
+            found.children.forget(uid)
+
+    @kopf.on.delete(**crs, id=f"{rules.kind}-finalize")
+    async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        cr = _parse(rules, body)
+        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
+        found = runtime(memo)
+        result = await found.children.finalize(cr, rules, parent)
+        _apply(result, patch, body)
+        if result.released:
+            found.children.forget(cr.metadata.uid)
+            return
+        delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
+        message = result.events[-1].message if result.events else f"waiting for the {rules.noun} to be deleted"
+        raise kopf.TemporaryError(message, delay=delay)
