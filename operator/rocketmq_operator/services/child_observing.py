@@ -72,6 +72,7 @@ class ChildObserver:
         self._lists: dict[tuple[str, ChildKind], ChildList] = {}
         self._asked: dict[tuple[str, ChildKind], float] = {}
         self._walks: dict[tuple[str, ChildKind], asyncio.Task[ChildList]] = {}
+        self._changed_at: dict[tuple[str, ChildKind], float] = {}
 
     def cached(self, instance_id: str, kind: ChildKind) -> ChildList | None:
         return self._lists.get((instance_id, kind))
@@ -85,6 +86,8 @@ class ChildObserver:
         now = self._clock()
         self._asked[key] = now
         self._prune(now)
+        # Nothing from before our own last change of this list: it cannot show that change.
+        newer_than = max(newer_than, self._changed_at.get(key, 0.0))
         latest = self._lists.get(key)
         if latest is not None and latest.started_at >= newer_than:
             return latest
@@ -101,13 +104,16 @@ class ChildObserver:
         return result
 
     def invalidate(self, instance_id: str, kind: ChildKind) -> None:
-        """Forget the last walk, after a change of ours that it cannot show yet."""
-        self._lists.pop((instance_id, kind), None)
+        """After a change of ours: no walk that started before it (done or in flight) answers again."""
+        key = (instance_id, kind)
+        self._lists.pop(key, None)
+        self._changed_at[key] = self._clock()
 
     def forget_instance(self, instance_id: str) -> None:
         for kind in ("topic", "group"):
             self._lists.pop((instance_id, kind), None)
             self._asked.pop((instance_id, kind), None)
+            self._changed_at.pop((instance_id, kind), None)
 
     def _walk_done(self, key: tuple[str, ChildKind], task: asyncio.Task[ChildList]) -> None:
         if self._walks.get(key) is task:
@@ -115,7 +121,8 @@ class ChildObserver:
         if not task.cancelled() and task.exception() is None:
             result = task.result()
             latest = self._lists.get(key)
-            if latest is None or latest.started_at <= result.started_at:
+            fresh = result.started_at >= self._changed_at.get(key, 0.0)
+            if fresh and (latest is None or latest.started_at <= result.started_at):
                 self._lists[key] = result
 
     def _prune(self, now: float) -> None:
@@ -124,6 +131,7 @@ class ChildObserver:
             if asked < horizon:
                 self._asked.pop(key, None)
                 self._lists.pop(key, None)
+                self._changed_at.pop(key, None)
 
     async def aclose(self) -> None:
         walks = list(self._walks.values())

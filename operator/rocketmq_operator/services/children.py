@@ -212,7 +212,7 @@ class ChildReconciler:
             step.requeue_after = self._timing.verify_interval
             return _waiting(Reason.UPDATING, f"updated {noun} {name}; waiting to see the change listed")
         observed = rules.observed(view)
-        for key in observed.model_fields:
+        for key in type(observed).model_fields:
             if key in ChildStatus.model_fields:
                 continue
             value = getattr(observed, key)
