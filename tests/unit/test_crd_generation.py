@@ -164,8 +164,12 @@ def test_child_crds_check_metadata_name_at_the_root_unless_spec_name_is_set(kind
     assert isinstance(rule, dict) and isinstance(rule["rule"], str)
     assert rule["rule"].startswith("has(self.spec.name) || self.metadata.name.matches(")
     assert "metadata.name" in str(rule["message"])
+    # The API server accepts the rule's fieldPath only if the schema has that path.
+    assert rule["fieldPath"] == ".metadata.name"
+    assert root["properties"]["metadata"] == {"type": "object", "properties": {"name": {"type": "string"}}}
     # The instance's root has no such rule: its CRD is unchanged.
     assert "x-kubernetes-validations" not in _root(crdgen.crd())
+    assert _root(crdgen.crd())["properties"]["metadata"] == {"type": "object"}
 
 
 @pytest.mark.parametrize("name", ["orders", "orders_v2", "a|b%c-d", "x" * 64])

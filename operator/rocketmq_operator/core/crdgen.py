@@ -120,6 +120,10 @@ class KindSpec:
     spec_description: str
     columns: Callable[[], list[dict[str, Any]]]
     root_validations: Callable[[], list[JsonValue]] = list
+    metadata_fields: tuple[str, ...] = ()
+    """metadata fields a root rule names in its ``fieldPath``: the API server accepts a fieldPath only if
+    it is a path of the schema, and ``metadata`` has no properties unless they are listed (only name
+    and generateName may be, as plain strings: Kubernetes' own rules for them stay in force)."""
 
     @property
     def singular(self) -> str:
@@ -152,6 +156,7 @@ TOPIC = KindSpec(
     "it. Fields that the cloud cannot change are immutable.",
     columns=child_printer_columns,
     root_validations=lambda: [child_resource.metadata_name_rule()],
+    metadata_fields=("name",),
 )
 CONSUMER_GROUP = KindSpec(
     kind=child_resource.CONSUMER_GROUP_KIND,
@@ -164,10 +169,18 @@ CONSUMER_GROUP = KindSpec(
     "delete it. Fields that the cloud cannot change are immutable.",
     columns=child_printer_columns,
     root_validations=lambda: [child_resource.metadata_name_rule()],
+    metadata_fields=("name",),
 )
 
 KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CONSUMER_GROUP}
 """Every CRD the operator serves, by the short key ``rocketmq-operator crd --kind`` takes."""
+
+
+def _metadata_schema(fields: tuple[str, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object"}
+    if fields:
+        schema["properties"] = {name: {"type": "string"} for name in fields}
+    return schema
 
 
 def crd(kind: KindSpec = INSTANCE) -> dict[str, Any]:
@@ -183,7 +196,7 @@ def crd(kind: KindSpec = INSTANCE) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": _metadata_schema(kind.metadata_fields),
             "spec": spec_schema,
             "status": status_schema,
         },
