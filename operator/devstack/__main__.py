@@ -1,7 +1,7 @@
 """``python -m devstack`` (``make run``): the operator on the local default.
 
 Brings up a real control plane (etcd, kube-apiserver, kube-controller-manager), the simulated
-DMS cloud and the operator, each as its own process; installs the CRD; applies ``examples/``;
+DMS cloud and the operator, each as its own process; installs the CRDs; applies ``examples/``;
 waits for the instances to become Ready; then tells you how to look around. Ctrl-C stops all.
 """
 
@@ -28,12 +28,20 @@ def _say(message: str) -> None:
     print(f"devstack: {message}", file=sys.stderr, flush=True)
 
 
+CRDS = (
+    "rocketmqinstances.dms.rocketmq-operator.io",
+    "rocketmqtopics.dms.rocketmq-operator.io",
+    "rocketmqconsumergroups.dms.rocketmq-operator.io",
+)
+
+
 def install_crd(control_plane: ControlPlane) -> None:
-    crd = subprocess.run([console_script("rocketmq-operator"), "crd"], check=True, capture_output=True, text=True)
-    control_plane.kubectl("apply", "-f", "-", input=crd.stdout)
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "crd/rocketmqinstances.dms.rocketmq-operator.io", "--timeout=60s"
+    """Every CRD the operator serves, as ``rocketmq-operator crd --kind all`` prints them."""
+    crd = subprocess.run(
+        [console_script("rocketmq-operator"), "crd", "--kind", "all"], check=True, capture_output=True, text=True
     )
+    control_plane.kubectl("apply", "-f", "-", input=crd.stdout)
+    control_plane.kubectl("wait", "--for=condition=Established", *(f"crd/{name}" for name in CRDS), "--timeout=60s")
 
 
 def operator_settings(simulator: SimulatorProcess, **overrides: str) -> dict[str, str]:

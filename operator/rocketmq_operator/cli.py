@@ -1,4 +1,4 @@
-"""rocketmq-operator: run the operator, print the CRD, report what a sweep would delete.
+"""rocketmq-operator: run the operator, print the CRDs, report what a sweep would delete.
 
 Settings come from DMS_* environment variables (see docs/settings.md) and are validated before
 anything starts, so a bad one stops start-up with a message naming it.
@@ -22,8 +22,10 @@ from rocketmq_operator.core import crdgen
 from rocketmq_operator.core.settings import SettingsError, from_env
 
 
-def _crd(_: argparse.Namespace) -> int:
-    sys.stdout.write(yaml.safe_dump(crdgen.crd(), sort_keys=False, width=100))
+def _crd(args: argparse.Namespace) -> int:
+    kinds = list(crdgen.KINDS.values()) if args.kind == "all" else [crdgen.KINDS[args.kind]]
+    # One YAML stream, so that `rocketmq-operator crd --kind all | kubectl apply -f -` works.
+    sys.stdout.write("---\n".join(yaml.safe_dump(crdgen.crd(kind), sort_keys=False, width=100) for kind in kinds))
     return 0
 
 
@@ -172,7 +174,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.set_defaults(func=_run)
 
-    crd = sub.add_parser("crd", help="print the RocketMQInstance CRD (generated from the models)")
+    crd = sub.add_parser("crd", help="print a CRD (generated from the models); RocketMQInstance's unless --kind")
+    crd.add_argument(
+        "--kind",
+        choices=(*crdgen.KINDS, "all"),
+        default="instance",
+        help="instance (RocketMQInstance), topic (RocketMQTopic), group (RocketMQConsumerGroup), or all of them "
+        "as one YAML stream",
+    )
     crd.set_defaults(func=_crd)
 
     sweep = sub.add_parser("sweep-report", help="list failed instances and what each sweep mode would delete")

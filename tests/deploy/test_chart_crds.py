@@ -1,26 +1,32 @@
-"""The chart ships the very CRD the operator generates, and the peering CRDs exactly as Kopf looks for them."""
+"""The chart ships the very CRDs the operator generates, and the peering CRDs exactly as Kopf looks for them."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from kopf._cogs.structs import references
 
 from .kit import CHART, ROOT
 
-CRD_NAME = "rocketmqinstances.dms.rocketmq-operator.io.yaml"
+CRD_NAMES = [
+    "rocketmqinstances.dms.rocketmq-operator.io.yaml",
+    "rocketmqtopics.dms.rocketmq-operator.io.yaml",
+    "rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
+]
 
 
-def test_the_charts_crd_is_byte_for_byte_the_committed_one() -> None:
+@pytest.mark.parametrize("crd_name", CRD_NAMES)
+def test_the_charts_crd_is_byte_for_byte_the_committed_one(crd_name: str) -> None:
     # crds/ itself is checked against the pydantic models by tests/unit/test_crd_generation.py.
-    chart_copy = (CHART / "crds" / CRD_NAME).read_bytes()
-    assert chart_copy == (ROOT / "crds" / CRD_NAME).read_bytes(), (
-        f"cp crds/{CRD_NAME} deploy/helm/rocketmq-operator/crds/"
-    )
+    chart_copy = (CHART / "crds" / crd_name).read_bytes()
+    assert chart_copy == (ROOT / "crds" / crd_name).read_bytes(), "make crd (it copies crds/ into the chart)"
 
 
 def test_the_chart_has_no_other_crds_than_its_own_and_kopfs_peering() -> None:
     names = sorted(p.name for p in (CHART / "crds").iterdir())
-    assert names == ["kopf-peering.yaml", CRD_NAME]
+    assert names == sorted(["kopf-peering.yaml", *CRD_NAMES])
+    # ... and crds/ holds no CRD the chart would not ship.
+    assert sorted(p.name for p in (ROOT / "crds").iterdir()) == sorted(CRD_NAMES)
 
 
 def test_peering_crds_define_the_resources_kopf_selects() -> None:

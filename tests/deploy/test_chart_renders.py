@@ -266,6 +266,8 @@ def test_the_packaged_chart_ships_the_crds_the_health_check_and_the_hook_script(
         names = set(archive.getnames())
     for shipped in (
         "crds/rocketmqinstances.dms.rocketmq-operator.io.yaml",
+        "crds/rocketmqtopics.dms.rocketmq-operator.io.yaml",
+        "crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
         "crds/kopf-peering.yaml",
         "health/rocketmqinstance.lua",
         "files/uninstall_guard.py",

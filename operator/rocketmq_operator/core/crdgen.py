@@ -1,4 +1,4 @@
-"""Generates the RocketMQInstance CRD from the pydantic models.
+"""Generates the CRDs (RocketMQInstance, RocketMQTopic, RocketMQConsumerGroup) from the pydantic models.
 
 Why generate: the models are the one source of truth, and a hand-edited CRD drifts. A test
 compares this output with ``crds/`` and fails on any difference.
@@ -11,11 +11,13 @@ null defaults go, ``const``/``Literal`` become enums, and our ``x-kubernetes-*``
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
-from rocketmq_operator.core import resource
+from rocketmq_operator.core import child_resource, resource
 
 _DROP_KEYS = {"title"}
 
@@ -68,42 +70,157 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
-def printer_columns() -> list[dict[str, Any]]:
-    ready = '.status.conditions[?(@.type=="Ready")]'
+_READY = '.status.conditions[?(@.type=="Ready")]'
+
+
+def _column(name: str, json_path: str, type_: str = "string") -> dict[str, Any]:
+    return {"name": name, "type": type_, "jsonPath": json_path}
+
+
+def _ready_reason_age() -> list[dict[str, Any]]:
+    """The columns every kind ends with: whether it is Ready, why (or why not), and its age."""
     return [
-        {"name": "Instance-ID", "type": "string", "jsonPath": ".status.instanceId"},
-        {"name": "Cloud-Status", "type": "string", "jsonPath": ".status.cloudStatus"},
-        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        _column("Ready", f"{_READY}.status"),
+        _column("Reason", f"{_READY}.reason"),
+        _column("Age", ".metadata.creationTimestamp", "date"),
     ]
 
 
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition as a plain dict, ready for YAML."""
-    spec_schema = schema_of(resource.RocketMQInstanceSpec)
-    spec_schema["description"] = (
-        "The cloud instance to create (or adopt with instanceId) and how to delete it. "
-        "Fields that the cloud cannot change are immutable."
-    )
-    status_schema = schema_of(resource.RocketMQInstanceStatus)
-    status_schema["description"] = "What the operator observed and did; written by the operator only."
+def printer_columns() -> list[dict[str, Any]]:
+    """The RocketMQInstance's columns."""
+    return [
+        _column("Instance-ID", ".status.instanceId"),
+        _column("Cloud-Status", ".status.cloudStatus"),
+        *_ready_reason_age(),
+    ]
+
+
+def child_printer_columns() -> list[dict[str, Any]]:
+    """Topics' and groups' columns: the parent comes first, since names only mean something within it."""
+    return [
+        _column("Instance", ".spec.instanceRef.name"),
+        _column("Cloud-Name", ".status.cloudName"),
+        *_ready_reason_age(),
+    ]
+
+
+_STATUS_DESCRIPTION = "What the operator observed and did; written by the operator only."
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What differs between the CRDs; everything else (group, version, labels, categories) is shared."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    description: str
+    spec_description: str
+    columns: Callable[[], list[dict[str, Any]]]
+    root_validations: Callable[[], list[JsonValue]] = list
+    metadata_fields: tuple[str, ...] = ()
+    """metadata fields a root rule names in its ``fieldPath``: the API server accepts a fieldPath only if
+    it is a path of the schema, and ``metadata`` has no properties unless they are listed (only name
+    and generateName may be, as plain strings: Kubernetes' own rules for them stay in force)."""
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{resource.GROUP}"
+
+
+INSTANCE = KindSpec(
+    kind=resource.KIND,
+    plural=resource.PLURAL,
+    short_names=resource.SHORT_NAMES,
+    spec_model=resource.RocketMQInstanceSpec,
+    status_model=resource.RocketMQInstanceStatus,
+    description="A Huawei Cloud DMS for RocketMQ instance managed by rocketmq-operator.",
+    spec_description="The cloud instance to create (or adopt with instanceId) and how to delete it. "
+    "Fields that the cloud cannot change are immutable.",
+    columns=printer_columns,
+)
+TOPIC = KindSpec(
+    kind=child_resource.TOPIC_KIND,
+    plural=child_resource.TOPIC_PLURAL,
+    short_names=child_resource.TOPIC_SHORT_NAMES,
+    spec_model=child_resource.RocketMQTopicSpec,
+    status_model=child_resource.RocketMQTopicStatus,
+    description="A topic of a RocketMQInstance's cloud instance, managed by rocketmq-operator.",
+    spec_description="The topic to create (or adopt) in the instance named by instanceRef, and how to delete "
+    "it. Fields that the cloud cannot change are immutable.",
+    columns=child_printer_columns,
+    root_validations=lambda: [child_resource.metadata_name_rule()],
+    metadata_fields=("name",),
+)
+CONSUMER_GROUP = KindSpec(
+    kind=child_resource.CONSUMER_GROUP_KIND,
+    plural=child_resource.CONSUMER_GROUP_PLURAL,
+    short_names=child_resource.CONSUMER_GROUP_SHORT_NAMES,
+    spec_model=child_resource.RocketMQConsumerGroupSpec,
+    status_model=child_resource.RocketMQConsumerGroupStatus,
+    description="A consumer group of a RocketMQInstance's cloud instance, managed by rocketmq-operator.",
+    spec_description="The consumer group to create (or adopt) in the instance named by instanceRef, and how to "
+    "delete it. Fields that the cloud cannot change are immutable.",
+    columns=child_printer_columns,
+    root_validations=lambda: [child_resource.metadata_name_rule()],
+    metadata_fields=("name",),
+)
+
+KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CONSUMER_GROUP}
+"""Every CRD the operator serves, by the short key ``rocketmq-operator crd --kind`` takes."""
+
+
+def _metadata_schema(fields: tuple[str, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object"}
+    if fields:
+        schema["properties"] = {name: {"type": "string"} for name in fields}
+    return schema
+
+
+def crd(kind: KindSpec = INSTANCE) -> dict[str, Any]:
+    """The CustomResourceDefinition of ``kind`` as a plain dict, ready for YAML."""
+    spec_schema = schema_of(kind.spec_model)
+    spec_schema["description"] = kind.spec_description
+    status_schema = schema_of(kind.status_model)
+    status_schema["description"] = _STATUS_DESCRIPTION
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": kind.description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": _metadata_schema(kind.metadata_fields),
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+    # Only CEL at the root may read metadata.name next to spec (the instance has no such rule, and its
+    # CRD stays as it was).
+    if validations := kind.root_validations():
+        root["x-kubernetes-validations"] = validations
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{resource.PLURAL}.{resource.GROUP}",
+            "name": kind.crd_name,
             "labels": {"app.kubernetes.io/name": "rocketmq-operator"},
         },
         "spec": {
             "group": resource.GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": resource.KIND,
-                "listKind": f"{resource.KIND}List",
-                "plural": resource.PLURAL,
-                "singular": resource.SINGULAR,
-                "shortNames": list(resource.SHORT_NAMES),
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": list(kind.short_names),
                 "categories": ["rocketmq", "dms"],
             },
             "versions": [
@@ -112,21 +229,8 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A Huawei Cloud DMS for RocketMQ instance managed by rocketmq-operator.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
+                    "additionalPrinterColumns": kind.columns(),
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
