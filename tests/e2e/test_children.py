@@ -15,7 +15,7 @@ CHILD_DELETES = {"topic_batch_delete", "group_batch_delete", "topic_delete", "gr
 SPEC_4 = {**SPEC, "engineVersion": "4.8.0", "productId": "c6.4u8g.cluster"}
 
 
-def child(plural: str, name: str, instance: str, **spec: Any) -> dict[str, Any]:
+def child(plural: str, name: str, instance: str, /, **spec: Any) -> dict[str, Any]:
     kind = "RocketMQTopic" if plural == TOPICS else "RocketMQConsumerGroup"
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -256,6 +256,9 @@ class TestDeleting:
         first = await w.reconciler.finalize(cr, TOPICS, parent())
         w.cloud.add_topics(IID, "orders")  # the cloud kept it: the job ended, the topic is there
         await asyncio.sleep(2)
+        ended = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
+        assert ended.status.deletion is None
+        assert ended.requeue_after == 0.0, "a walk from after the job's end is needed before judging"
         failed = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
         assert failed.status.deletion is not None and failed.status.deletion.result == DeletionResult.FAILED
         again = await w.reconciler.finalize(after(after(cr, first), failed), TOPICS, parent())

@@ -102,7 +102,10 @@ class ChildReconciler:
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self._accepted: dict[str, ChildDeletionStatus] = {}
-        self._jobs: dict[tuple[str, str], tuple[float, cloud.TaskView]] = {}
+        self._jobs: dict[tuple[str, str], float] = {}
+        """When each job was last asked about."""
+        self._ended: dict[tuple[str, str], float] = {}
+        """When each job was first seen ended."""
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
@@ -322,15 +325,23 @@ class ChildReconciler:
     ) -> Verdict:
         noun, name = rules.noun, cr.cloud_name
         since = decisions.epoch(accepted.submitted_at) if accepted.submitted_at else 0.0
+        job = (instance_id, accepted.job_id) if accepted.job_id else None
+        # Once the job is known to have ended, only a walk that started after that can judge it.
+        ended_at = self._ended.get(job) if job is not None else None
+        newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
         try:
-            listed = await self._observer.view(instance_id, rules.kind, newer_than=max(since, self._clock() - 1.0))
+            listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than)
         except errors.InstanceNotFound:
             return self._release(step, DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
         except errors.CloudError as exc:
             return _waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
         if listed.absent(name):
             return self._release(step, Reason.DELETED, f"{noun} {name} is gone from instance {instance_id}")
-        if accepted.job_id and await self._job_ended(instance_id, accepted.job_id):
+        if job is not None and ended_at is None and await self._job_ended(*job):
+            # Look again with a walk that starts after the job was seen ended, before judging it.
+            step.requeue_after = 0.0
+            return _waiting(Reason.DELETING, f"{noun} {name}: job {accepted.job_id} ended; confirming")
+        if ended_at is not None and listed.consistent:
             # Still listed after its job ended: the cloud did not delete it. Send it again.
             self._accepted.pop(cr.metadata.uid, None)
             message = f"{noun} {name} is still listed after job {accepted.job_id} ended; deleting it again"
@@ -341,21 +352,28 @@ class ChildReconciler:
         return _waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, still listed")
 
     async def _job_ended(self, instance_id: str, job_id: str) -> bool:
-        """Whether the job has ended, asked at most once per verify interval per job (all its CRs share it)."""
+        """Whether the job has ended, asked at most once per verify interval per job (all its CRs share it);
+        when it has, the time it was first seen so is kept in ``_ended``."""
+        key = (instance_id, job_id)
+        if key in self._ended:
+            return True
         now = self._clock()
-        cached = self._jobs.get((instance_id, job_id))
-        if cached is None or now - cached[0] >= self._timing.verify_interval:
-            try:
-                task = await self._client.show_task(instance_id, job_id)
-            except errors.CloudError as exc:
-                logger.info("job %s of instance %s: %s", job_id, instance_id, exc)
-                return False
-            cached = (now, task)
-            self._jobs[(instance_id, job_id)] = cached
-            for key, (asked, _task) in list(self._jobs.items()):
-                if now - asked > 10 * self._timing.poll_interval:
-                    del self._jobs[key]
-        return cached[1].finished
+        asked = self._jobs.get(key)
+        if asked is not None and now - asked < self._timing.verify_interval:
+            return False
+        self._jobs[key] = now
+        try:
+            task = await self._client.show_task(instance_id, job_id)
+        except errors.CloudError as exc:
+            logger.info("job %s of instance %s: %s", job_id, instance_id, exc)
+            return False
+        for old, at in list(self._jobs.items()):
+            if now - at > 10 * self._timing.poll_interval:
+                self._jobs.pop(old, None)
+                self._ended.pop(old, None)
+        if task.finished:
+            self._ended[key] = self._clock()
+        return task.finished
 
     def _record(self, cr: ChildCR, step: ChildStep, *, result: DeletionResult, instance_id: str) -> None:
         previous = cr.status.deletion
