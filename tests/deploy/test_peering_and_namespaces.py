@@ -16,7 +16,7 @@ from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess, free_ports
 from rocketmq_operator.cli import parser
 
-from .kit import FINALIZER, Helm, can_i, forbidden_lines, rocketmq_instance
+from .kit import CR_PLURALS, FINALIZER, Helm, can_i, forbidden_lines, rocketmq_instance
 from .release import Release, fast_values
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.e2e]
@@ -144,11 +144,13 @@ def test_roles_confine_the_service_account_to_the_listed_namespaces(
     release: Release, as_operator: Path, control_plane: ControlPlane, served: tuple[str, str]
 ) -> None:
     mine, other = served
-    rmqi = "rocketmqinstances.dms.rocketmq-operator.io"
-    assert can_i(control_plane, as_operator, "list", rmqi, "-n", mine)
+    for plural in CR_PLURALS:
+        cr = f"{plural}.dms.rocketmq-operator.io"
+        assert can_i(control_plane, as_operator, "list", cr, "-n", mine), cr
+        assert can_i(control_plane, as_operator, "patch", cr, "--subresource=status", "-n", mine), cr
+        assert not can_i(control_plane, as_operator, "list", cr, "-n", other), cr
+        assert not can_i(control_plane, as_operator, "list", cr, "--all-namespaces"), cr
     assert can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/" + release.fullname, "-n", mine)
     assert not can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/someone-else", "-n", mine)
-    assert not can_i(control_plane, as_operator, "list", rmqi, "-n", other)
-    assert not can_i(control_plane, as_operator, "list", rmqi, "--all-namespaces")
     assert not can_i(control_plane, as_operator, "create", "events", "-n", other)
     assert not can_i(control_plane, as_operator, "get", "secrets", "-n", mine)
