@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Iterator
@@ -51,11 +52,25 @@ def as_operator(release: Release, tmp_path_factory: pytest.TempPathFactory) -> P
     return release.kubeconfig_as_operator(tmp_path_factory.mktemp("sa") / "operator.kubeconfig")
 
 
+def _answers(control_plane: ControlPlane, path: str) -> bool:
+    return control_plane.kubectl("get", "--raw", path, check=False).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def replicas(
     release: Release, as_operator: Path, artifacts: Path, served: tuple[str, str]
 ) -> Iterator[dict[str, ManagedProcess]]:
     started: dict[str, ManagedProcess] = {}
+    # helm has just created the CRDs; until the API server's watch cache for them is ready it answers
+    # 429 ("storage is (re)initializing"), and a replica whose first list is retried past its peering
+    # pause still handles what that late list returns. Replicas here start on a settled API server.
+    for plural in CR_PLURALS:
+        path = f"/apis/dms.rocketmq-operator.io/v1alpha1/namespaces/{served[0]}/{plural}?resourceVersion=0"
+        wait_for(
+            functools.partial(_answers, release.control_plane, path),
+            timeout=30,
+            what=f"the API server to serve {plural} from its watch cache",
+        )
     try:
         for index in range(2):
             pod = f"operator-{index}"
