@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .kit import CHART, Helm, container, find, kinds, plain_env
+from .kit import CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
 
 FULLNAME = "rmq-rocketmq-operator"
 
@@ -110,12 +110,36 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:
         resources = {res for rule in role["rules"] for res in rule["resources"]}
-        assert resources == {"rocketmqinstances", "rocketmqinstances/status", "events", "kopfpeerings"}
+        assert resources == {
+            *CR_PLURALS,
+            *(f"{plural}/status" for plural in CR_PLURALS),
+            "events",
+            "kopfpeerings",
+        }
     peerings = [d for d in docs if d["kind"] == "KopfPeering"]
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
     assert not [d for d in docs if d["kind"] == "ClusterKopfPeering"]
     guard = container(find(docs, "Job"))
     assert {"name": "WATCH_NAMESPACES", "value": "team-a,team-b"} in guard["env"]
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])
+def test_topics_and_groups_get_exactly_what_instances_get(helm: Helm, values: dict[str, Any]) -> None:
+    docs = helm.template(values)
+    role = find(docs, "Role" if values else "ClusterRole")
+
+    def verbs(resource: str) -> set[str]:
+        return {
+            verb
+            for rule in role["rules"]
+            if rule["apiGroups"] == ["dms.rocketmq-operator.io"] and resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+
+    # Kopf serves the three kinds the same way: watch, finalizer and progress patches, status patches.
+    for plural in CR_PLURALS:
+        assert verbs(plural) == {"list", "watch", "patch"}, plural
+        assert verbs(f"{plural}/status") == {"patch"}, plural
 
 
 def _credential_refs(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -18,7 +18,7 @@ from e2e.support import wait_for
 from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
-from .kit import Helm, can_i, find, forbidden_lines, rocketmq_instance
+from .kit import CR_PLURALS, GROUP, Helm, can_i, find, forbidden_lines, rocketmq_instance
 from .release import Release, fast_values
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.e2e]
@@ -53,7 +53,7 @@ def test_helm_install_creates_the_crds_and_the_release(release: Release, control
     status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     for crd in (
-        "rocketmqinstances.dms.rocketmq-operator.io",
+        *CRS,
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ):
@@ -123,12 +123,21 @@ def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
+# The operator's CRs: instances, topics and consumer groups, each served by Kopf the same way.
+CRS = [f"{plural}.{GROUP}" for plural in CR_PLURALS]
+
 # Everything the operator does, and nothing else: (verb, resource, scope...).
 ALLOWED = [
-    ("list", "rocketmqinstances.dms.rocketmq-operator.io", "--all-namespaces"),
-    ("watch", "rocketmqinstances.dms.rocketmq-operator.io", "--all-namespaces"),
-    ("patch", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
-    ("patch", "rocketmqinstances.dms.rocketmq-operator.io", "--subresource=status", "-n", "default"),
+    *[
+        rule
+        for cr in CRS
+        for rule in (
+            ("list", cr, "--all-namespaces"),
+            ("watch", cr, "--all-namespaces"),
+            ("patch", cr, "-n", "default"),
+            ("patch", cr, "--subresource=status", "-n", "default"),
+        )
+    ],
     ("create", "events", "-n", "default"),
     ("list", "namespaces"),
     ("watch", "namespaces"),
@@ -142,11 +151,17 @@ DENIED = [
     ("get", "secrets", "-n", "{own}"),
     ("list", "secrets", "-n", "{own}"),
     # Its CRs: it never creates, replaces or deletes them; users and GitOps do.
-    ("create", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
-    ("update", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
-    ("delete", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
-    ("deletecollection", "rocketmqinstances.dms.rocketmq-operator.io", "-n", "default"),
-    ("update", "rocketmqinstances.dms.rocketmq-operator.io", "--subresource=status", "-n", "default"),
+    *[
+        rule
+        for cr in CRS
+        for rule in (
+            ("create", cr, "-n", "default"),
+            ("update", cr, "-n", "default"),
+            ("delete", cr, "-n", "default"),
+            ("deletecollection", cr, "-n", "default"),
+            ("update", cr, "--subresource=status", "-n", "default"),
+        )
+    ],
     # Objects it has no business with.
     ("patch", "namespaces"),
     ("delete", "namespaces"),

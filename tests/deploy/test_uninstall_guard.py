@@ -1,4 +1,5 @@
-"""helm uninstall is refused while RocketMQInstances still need the operator, and goes through once they are gone.
+"""helm uninstall is refused while RocketMQInstances (or their topics and consumer groups) still need the
+operator, and goes through once they are gone.
 
 No kubelet runs here, so the pre-delete hook's Job would never start a pod and helm would wait until its
 timeout. The test plays the kubelet and the Job controller instead: it runs the Job's container exactly as
@@ -24,7 +25,16 @@ from e2e.support import wait_for
 from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
-from .kit import FINALIZER, Helm, container, report_job_outcome, rocketmq_instance, service_account_kubeconfig
+from .kit import (
+    FINALIZER,
+    GROUP,
+    VERSION,
+    Helm,
+    container,
+    report_job_outcome,
+    rocketmq_instance,
+    service_account_kubeconfig,
+)
 from .release import Release, fast_values
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.e2e]
@@ -210,8 +220,57 @@ def test_the_guard_lets_an_uninstall_through_when_no_cr_exists_in_the_served_nam
     job, config_maps = _hooks(release)
     hook = run_guard(release, job, as_operator, tmp_path, env={"WATCH_NAMESPACES": empty}, config_maps=config_maps)
     assert hook.exit_code == 0, hook.output
-    assert "0 RocketMQInstance(s) found" in hook.output
+    assert "0 RocketMQInstance(s), 0 RocketMQTopic(s), 0 RocketMQConsumerGroup(s) found" in hook.output
     control_plane.kubectl("delete", "namespace", empty, "--wait=false")
+
+
+def _child(kind: str, name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            # The operator's finalizer put on by hand: no operator runs here to add or release it.
+            "metadata": {"name": name, "finalizers": [FINALIZER]},
+            "spec": {"instanceRef": {"name": "keeper"}, "name": f"{name}-in-cloud"},
+        }
+    )
+
+
+def test_the_guard_refuses_while_a_topic_or_a_consumer_group_carries_the_finalizer(
+    release: Release, as_operator: Path, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    # They have cloud objects of their own (in their instance's) that only the operator deletes.
+    namespace = f"guard-children-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", namespace)
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_child("RocketMQTopic", "orders"))
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_child("RocketMQConsumerGroup", "billing"))
+    job, config_maps = _hooks(release)
+    guard_env = {"WATCH_NAMESPACES": namespace}
+    try:
+        hook = run_guard(release, job, as_operator, tmp_path, env=guard_env, config_maps=config_maps)
+        assert hook.exit_code == 1, hook.output
+        assert "1 RocketMQTopic(s), 1 RocketMQConsumerGroup(s) still need the operator" in hook.output
+        assert f"RocketMQTopic {namespace}/orders: orders-in-cloud in RocketMQInstance keeper" in hook.output
+        assert f"RocketMQConsumerGroup {namespace}/billing: billing-in-cloud in RocketMQInstance keeper" in hook.output
+        assert "kubectl delete rocketmqtopics --all" in hook.output
+        assert "kubectl delete rocketmqconsumergroups --all" in hook.output
+        assert "kubectl delete rocketmqinstances" not in hook.output, "no instance blocks"
+
+        # A topic without the finalizer (never served, or released) does not need the operator.
+        for resource in ("rocketmqtopic/orders", "rocketmqconsumergroup/billing"):
+            control_plane.kubectl(
+                "patch", "-n", namespace, resource, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+            )
+        hook = run_guard(release, job, as_operator, tmp_path, env=guard_env, config_maps=config_maps)
+        assert hook.exit_code == 0, hook.output
+        assert "0 RocketMQInstance(s), 1 RocketMQTopic(s), 1 RocketMQConsumerGroup(s) found" in hook.output
+    finally:
+        for resource in ("rocketmqtopics", "rocketmqconsumergroups"):
+            for name in control_plane.kubectl("get", resource, "-n", namespace, "-o", "name").stdout.split():
+                control_plane.kubectl(
+                    "patch", "-n", namespace, name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+                )
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def test_the_guard_refuses_when_it_cannot_tell(release: Release, control_plane: ControlPlane, tmp_path: Path) -> None:

@@ -112,13 +112,14 @@ from the rendered manifest, so there is one place that says how the operator is 
 
 {{/* RBAC rules for the namespaced objects the operator works on (a Role per namespace, or the ClusterRole). */}}
 {{- define "rocketmq-operator.namespacedRules" -}}
-# Kopf watches the CRs, adds and removes the finalizer, and keeps handler progress in annotations.
+# Kopf watches the CRs (instances, their topics and consumer groups), adds and removes the finalizer,
+# and keeps handler progress in annotations.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances"]
+  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups"]
   verbs: ["list", "watch", "patch"]
-# Conditions, endpoints and per-instance deletion results.
+# Conditions, endpoints and per-object deletion results.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances/status"]
+  resources: ["rocketmqinstances/status", "rocketmqtopics/status", "rocketmqconsumergroups/status"]
   verbs: ["patch"]
 # An Event on the CR for every cloud-side transition.
 - apiGroups: [""]
