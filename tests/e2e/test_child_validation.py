@@ -115,6 +115,9 @@ IMMUTABLE_EDITS: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
     ("group instance", GROUPS, {}, {"instanceRef": {"name": "other-mq"}}, "spec.instanceRef is immutable"),
     ("message type", TOPICS, {"messageType": "NORMAL"}, {"messageType": "FIFO"}, "spec.messageType is immutable"),
     ("brokers", GROUPS, {"brokers": ["broker-0"]}, {"brokers": ["broker-1"]}, "spec.brokers is immutable"),
+    ("message type added", TOPICS, {}, {"messageType": "FIFO"}, "spec.messageType is immutable"),
+    ("topic brokers added", TOPICS, {}, {"brokers": ["broker-0"]}, "spec.brokers is immutable"),
+    ("group brokers removed", GROUPS, {"brokers": ["broker-0"]}, {"brokers": None}, "spec.brokers is immutable"),
 ]
 
 

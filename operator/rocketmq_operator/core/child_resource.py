@@ -45,13 +45,16 @@ class InstanceRef(CamelModel):
     name: str = Field(min_length=1, max_length=253, description="A RocketMQInstance in the same namespace.")
 
 
-def _child_rules() -> list[JsonValue]:
+def _child_rules(*immutable_fields: str) -> list[JsonValue]:
+    """A transition rule on a field alone runs only when it is there before and after, so adding or
+    removing an immutable optional field is refused here, at the spec."""
     return [
         cel(
-            "has(self.name) == has(oldSelf.name)",
-            "spec.name is immutable: it cannot be added or removed after creation",
-            field_path=".name",
-        ),
+            f"has(self.{field}) == has(oldSelf.{field})",
+            f"spec.{field} is immutable: it cannot be added or removed after creation",
+            field_path=f".{field}",
+        )
+        for field in ("name", *immutable_fields)
     ]
 
 
@@ -96,6 +99,8 @@ class ChildSpec(CamelModel):
 
 
 class RocketMQTopicSpec(ChildSpec):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _child_rules("brokers", "messageType")})
+
     engine_fields: ClassVar[dict[str, str]] = {
         "brokers": ENGINE_4,
         "permission": ENGINE_4,
@@ -128,6 +133,8 @@ class RocketMQTopicSpec(ChildSpec):
 
 
 class RocketMQConsumerGroupSpec(ChildSpec):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _child_rules("brokers")})
+
     engine_fields: ClassVar[dict[str, str]] = {"brokers": ENGINE_4, "consumeOrderly": ENGINE_5}
 
     enabled: bool = Field(default=True, description="Whether consumers may consume.")
