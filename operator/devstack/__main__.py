@@ -59,7 +59,13 @@ def operator_settings(simulator: SimulatorProcess, **overrides: str) -> dict[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("--examples", type=Path, default=Path("examples/rocketmq-instance.yaml"))
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        nargs="*",
+        default=[Path("examples/rocketmq-instance.yaml"), Path("examples/topics-and-groups.yaml")],
+        help="manifests to apply in the default namespace (instances, then their topics and groups)",
+    )
     parser.add_argument("--create-seconds", default="8", help="simulated time to create an instance")
     parser.add_argument("--delete-seconds", default="4", help="simulated time to delete an instance")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the examples to become Ready")
@@ -91,22 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             operator.start()
             _say(f"operator running (log: {operator.log_path})")
-            if args.examples.exists():
-                control_plane.kubectl("apply", "-n", "default", "-f", str(args.examples))
-                _say(f"applied {args.examples}")
+            examples = [path for path in args.examples if path.exists()]
+            for path in examples:
+                control_plane.kubectl("apply", "-n", "default", "-f", str(path))
+                _say(f"applied {path}")
+            if examples:
                 if not args.no_wait:
-                    _say("waiting for the instances to become Ready ...")
-                    control_plane.kubectl(
-                        "wait",
-                        "-n",
-                        "default",
-                        "--for=condition=Ready",
-                        "rmqi",
-                        "--all",
-                        "--timeout=180s",
-                        timeout=200,
-                    )
-                print(control_plane.kubectl("get", "rmqi", "-n", "default").stdout, flush=True)
+                    _say("waiting for the instances, then their topics and groups, to become Ready ...")
+                    for kind in ("rmqi", "rmqt", "rmqg"):
+                        control_plane.kubectl(
+                            "wait",
+                            "-n",
+                            "default",
+                            "--for=condition=Ready",
+                            kind,
+                            "--all",
+                            "--timeout=180s",
+                            timeout=200,
+                        )
+                print(control_plane.kubectl("get", "rmqi,rmqt,rmqg", "-n", "default").stdout, flush=True)
             _print_help(kubeconfig, simulator.url, logs)
             while True:
                 control_plane.check_alive()
@@ -134,7 +143,9 @@ def _print_help(kubeconfig: Path, simulator_url: str, logs: Path) -> None:
         f"  export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
         f"  export PATH={shlex.quote(str(kubectl.parent))}:$PATH\n"
         "  kubectl get rmqi                        # instance id, cloud status, Ready, reason\n"
+        "  kubectl get rocketmq                    # instances, topics and consumer groups\n"
         "  kubectl describe rmqi orders            # conditions and events\n"
+        "  kubectl delete rmqt --all --wait=false  # the topics of each instance go in ONE call\n"
         "  kubectl delete rmqi --all --wait=false  # both go in ONE batch delete call\n"
         "  kubectl get rmqi -o yaml                # status.deletion: batch id, size, result\n"
         f"  curl -s {simulator_url}/_sim/calls      # every call the cloud served\n\n"

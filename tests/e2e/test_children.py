@@ -4,6 +4,7 @@ and released with their instance without a call of their own."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from instance_spec import SPEC
@@ -190,3 +191,23 @@ def test_an_existing_name_is_refused_unless_adopted_and_a_refused_one_is_left_al
     stack.cluster.kubectl("delete", "rmqt", "second", "-n", ns)  # not its topic: released without a call
     assert not [c for c in stack.sim.calls(since) if c["operation"] in CHILD_DELETES]
     assert "shared-topic" in cloud_children(stack, instance_id)[0]
+
+
+def test_the_examples_that_make_run_applies_become_ready(stack: Stack) -> None:
+    ns = stack.namespace()
+    root = Path(__file__).resolve().parents[2] / "examples"
+    for manifest in ("rocketmq-instance.yaml", "topics-and-groups.yaml"):
+        stack.cluster.kubectl("apply", "-n", ns, "-f", str(root / manifest))
+    wait_ready(stack, ns, "rocketmqinstances", 2)
+    wait_ready(stack, ns, TOPICS, 3)
+    groups = wait_ready(stack, ns, GROUPS, 2)
+    assert {g["metadata"]["name"] for g in groups} == {"billing", "audit-archiver"}
+
+    def observed() -> dict[str, dict[str, Any]] | None:
+        found = {t["metadata"]["name"]: t["status"] for t in items(stack, ns, TOPICS)}
+        return found if all("readQueueNum" in status for status in found.values()) else None
+
+    # The next look at the instance's topic list mirrors what the cloud says into each status.
+    by_name = wait_for(observed, timeout=30, what="the topics' cloud view in their status")
+    assert by_name["order-created"]["messageType"] == "FIFO"
+    assert by_name["audit-events"]["readQueueNum"] == 6 and by_name["audit-events"]["permission"] == "all"
