@@ -16,7 +16,6 @@ from rocketmq_operator.core.child_resource import (
     ENGINE_4,
     ENGINE_5,
     TOPIC_KIND,
-    ChildSpec,
     RocketMQConsumerGroup,
     RocketMQConsumerGroupSpec,
     RocketMQConsumerGroupStatus,
@@ -193,7 +192,3 @@ class GroupRules(KindRules[RocketMQConsumerGroup]):
 
 TOPICS = TopicRules(kind="topic", k8s_kind=TOPIC_KIND, noun="topic")
 GROUPS = GroupRules(kind="group", k8s_kind=CONSUMER_GROUP_KIND, noun="consumer group")
-
-
-def spec_of(cr: RocketMQTopic | RocketMQConsumerGroup) -> ChildSpec:
-    return cr.spec

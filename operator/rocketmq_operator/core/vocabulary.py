@@ -112,6 +112,18 @@ class Reason(enum.StrEnum):
     DELETE_NOT_FOUND = "DeleteNotFound"
     WAITING_FOR_CREATE = "WaitingForCreate"
     UNKNOWN_DELETION_POLICY = "UnknownDeletionPolicy"
+    # Topics and consumer groups.
+    INSTANCE_NOT_READY = "InstanceNotReady"
+    """The parent RocketMQInstance does not exist yet, or its instance is not RUNNING."""
+    INSTANCE_DELETING = "InstanceDeleting"
+    FIELD_NOT_SUPPORTED = "FieldNotSupported"
+    """A spec field the parent instance's engine version does not have."""
+    ALREADY_EXISTS = "AlreadyExists"
+    """The cloud has an object of this name that is not this resource's (and ``spec.adopt`` is off)."""
+    RECREATED_AFTER_DRIFT = "RecreatedAfterDrift"
+    DELETING_WITH_INSTANCE = "DeletingWithInstance"
+    """No call of its own: its instance is being deleted and takes it along."""
+    DELETED_WITH_INSTANCE = "DeletedWithInstance"
     # Why the finalizer came off.
     DELETED = "Deleted"
     RECYCLED = "Recycled"

@@ -50,14 +50,6 @@ logger = logging.getLogger(__name__)
 
 ChildCR = RocketMQTopic | RocketMQConsumerGroup
 
-INSTANCE_NOT_READY = "InstanceNotReady"
-INSTANCE_DELETING = "InstanceDeleting"
-FIELD_NOT_SUPPORTED = "FieldNotSupported"
-ALREADY_EXISTS = "AlreadyExists"
-RECREATED = "RecreatedAfterDrift"
-DELETING_WITH_INSTANCE = "DeletingWithInstance"
-DELETED_WITH_INSTANCE = "DeletedWithInstance"
-
 
 @dataclass
 class ChildStep:
@@ -128,18 +120,20 @@ class ChildReconciler:
         if parent is None:
             step.requeue_after = self._timing.verify_interval
             where = f"{cr.metadata.namespace}/{cr.spec.instance_ref.name}"
-            return _waiting(INSTANCE_NOT_READY, f"waiting for RocketMQInstance {where}, which does not exist")
+            return _waiting(Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {where}, which does not exist")
         if parent.deleting:
-            return _waiting(INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
+            return _waiting(Reason.INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
         if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:
             step.requeue_after = self._timing.verify_interval
             state = parent.cloud_status or "not created yet"
-            return _waiting(INSTANCE_NOT_READY, f"waiting for RocketMQInstance {parent.ref} to be RUNNING ({state})")
+            return _waiting(
+                Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {parent.ref} to be RUNNING ({state})"
+            )
         instance_id = parent.instance_id
         engine = self._engine(parent)
         mismatch = cr.spec.engine_mismatch(engine)
         if mismatch is not None:
-            return Verdict(ready=False, reason=FIELD_NOT_SUPPORTED, message=mismatch, stalled=True)
+            return Verdict(ready=False, reason=Reason.FIELD_NOT_SUPPORTED, message=mismatch, stalled=True)
         moved = cr.status.instance_id is not None and cr.status.instance_id != instance_id
         if cr.status.instance_id != instance_id:
             step.status.instance_id = instance_id
@@ -162,7 +156,7 @@ class ChildReconciler:
         if owned:
             step.event(
                 EventType.WARNING,
-                RECREATED,
+                Reason.RECREATED_AFTER_DRIFT,
                 f"{noun} {name} was deleted from instance {instance_id} outside the operator; creating it again",
             )
         elif cr.status.creation is None or moved:
@@ -197,7 +191,7 @@ class ChildReconciler:
             else:
                 return Verdict(
                     ready=False,
-                    reason=ALREADY_EXISTS,
+                    reason=Reason.ALREADY_EXISTS,
                     message=f"a {noun} named {name} already exists in instance {instance_id} and is not this "
                     "resource's; set spec.adopt: true to manage it, or choose another spec.name",
                     stalled=True,
@@ -286,14 +280,16 @@ class ChildReconciler:
         if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
             self._record(cr, step, result=DeletionResult.WITH_INSTANCE, instance_id=instance_id)
             return _waiting(
-                DELETING_WITH_INSTANCE,
+                Reason.DELETING_WITH_INSTANCE,
                 f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
             )
         if parent is None or parent.instance_id != instance_id:
             # The instance CR is gone (or holds another instance): is the instance itself still there?
             seen = self._instances(instance_id)
             if seen.state == Presence.ABSENT:
-                return self._release(step, DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
+                return self._release(
+                    step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
+                )
             if seen.state == Presence.UNKNOWN:
                 return _waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
         accepted = self._accepted.get(cr.metadata.uid) or _accepted_in(cr.status.deletion, instance_id)
@@ -312,9 +308,13 @@ class ChildReconciler:
             step.event(EventType.NORMAL, Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
             return _waiting(Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
         if outcome.result == DeletionResult.NOT_FOUND:
-            return self._release(step, DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
+            return self._release(
+                step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
+            )
         if outcome.result == DeletionResult.WITH_INSTANCE:
-            return _waiting(DELETING_WITH_INSTANCE, f"instance {instance_id} is being deleted and takes {name} with it")
+            return _waiting(
+                Reason.DELETING_WITH_INSTANCE, f"instance {instance_id} is being deleted and takes {name} with it"
+            )
         step.requeue_after = _backoff(attempts)
         step.event(EventType.WARNING, Reason.DELETE_FAILED, f"{rules.noun} {name}: {outcome.message}")
         reason = outcome.error.reason if outcome.error is not None else Reason.DELETE_FAILED
@@ -332,7 +332,9 @@ class ChildReconciler:
         try:
             listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than)
         except errors.InstanceNotFound:
-            return self._release(step, DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
+            return self._release(
+                step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
+            )
         except errors.CloudError as exc:
             return _waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
         if listed.absent(name):
