@@ -241,7 +241,7 @@ class TestDeleting:
             assert step.status.deletion.job_id
         crs = [after(cr, step) for cr, step in zip(crs, steps, strict=True)]
         still = await w.reconciler.finalize(crs[0], TOPICS, parent())
-        assert not still.released, "still listed while its deletion runs"
+        assert not still.released, "not while its job runs"
         await asyncio.sleep(3)
         done = await asyncio.gather(*(w.reconciler.finalize(cr, TOPICS, parent()) for cr in crs))
         assert all(s.released for s in done)
@@ -256,14 +256,27 @@ class TestDeleting:
         first = await w.reconciler.finalize(cr, TOPICS, parent())
         w.cloud.add_topics(IID, "orders")  # the cloud kept it: the job ended, the topic is there
         await asyncio.sleep(2)
-        ended = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
-        assert ended.status.deletion is None
-        assert ended.requeue_after == 0.0, "a walk from after the job's end is needed before judging"
         failed = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
         assert failed.status.deletion is not None and failed.status.deletion.result == DeletionResult.FAILED
         again = await w.reconciler.finalize(after(after(cr, first), failed), TOPICS, parent())
         assert again.status.deletion is not None and again.status.deletion.attempts == 2
         assert len(w.cloud.child_deletions) == 2
+        await w.aclose()
+
+    @virtual_time
+    async def test_no_release_while_the_job_runs_even_if_the_list_stops_showing_the_name(self) -> None:
+        w = world()
+        w.cloud.child_delete_seconds = 5.0
+        w.cloud.add_topics(IID, "orders")
+        cr = topic(deleting=True, status={"instanceId": IID, "owned": True})
+        first = await w.reconciler.finalize(cr, TOPICS, parent())
+        w.cloud.topics[IID].pop("orders")  # a cloud that hides what it is deleting
+        await asyncio.sleep(1)
+        running = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
+        assert not running.released
+        await asyncio.sleep(5)
+        done = await w.reconciler.finalize(after(cr, first), TOPICS, parent())
+        assert done.released and len(w.cloud.calls_of("show_task")) == 2
         await w.aclose()
 
     @virtual_time

@@ -326,10 +326,16 @@ class ChildReconciler:
         noun, name = rules.noun, cr.cloud_name
         since = decisions.epoch(accepted.submitted_at) if accepted.submitted_at else 0.0
         job = (instance_id, accepted.job_id) if accepted.job_id else None
-        # Once the job is known to have ended, only a walk that started after that can judge it.
         ended_at = self._ended.get(job) if job is not None else None
-        newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
         try:
+            if job is not None and ended_at is None:
+                # The job first: a list that no longer shows a name proves nothing while the job
+                # that deletes it may still fail (the cloud's list hides deleting instances, too).
+                if not await self._job_ended(*job):
+                    return _waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, job {job[1]} running")
+                ended_at = self._ended[job]
+            # Only a walk that started after the job was seen ended can judge it.
+            newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
             listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than)
         except errors.InstanceNotFound:
             return self._release(
@@ -339,10 +345,6 @@ class ChildReconciler:
             return _waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
         if listed.absent(name):
             return self._release(step, Reason.DELETED, f"{noun} {name} is gone from instance {instance_id}")
-        if job is not None and ended_at is None and await self._job_ended(*job):
-            # Look again with a walk that starts after the job was seen ended, before judging it.
-            step.requeue_after = 0.0
-            return _waiting(Reason.DELETING, f"{noun} {name}: job {accepted.job_id} ended; confirming")
         if ended_at is not None and listed.consistent:
             # Still listed after its job ended: the cloud did not delete it. Send it again.
             self._accepted.pop(cr.metadata.uid, None)
@@ -366,6 +368,8 @@ class ChildReconciler:
         self._jobs[key] = now
         try:
             task = await self._client.show_task(instance_id, job_id)
+        except errors.InstanceNotFound:
+            raise
         except errors.CloudError as exc:
             logger.info("job %s of instance %s: %s", job_id, instance_id, exc)
             return False
