@@ -318,3 +318,32 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_topics(results: dict[str, Any], path: Path) -> None:
+    """Topic CRs remaining after ``kubectl delete rmqt --all``, batched against batch size 1."""
+    runs = results.get("topic_teardowns") or []
+    if not runs:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for run, style in zip(runs, ("-", "--", ":"), strict=False):
+        xs = [point[0] for point in run["remaining"]]
+        ys = [point[1] for point in run["remaining"]]
+        label = (
+            f"{run['label']}: batch size {run['batch_size']} ({run['batch_calls']} batch calls, "
+            f"{run['total_calls']} calls, {run['wall_seconds']:.1f} s)"
+        )
+        ax.step(xs, ys, style, where="post", label=label)
+    ax.set_xlabel("seconds since kubectl delete rmqt --all")
+    ax.set_ylabel("topic CRs remaining")
+    ax.set_title(f"Teardown of {runs[0]['n']} topics of one instance")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

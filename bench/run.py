@@ -131,6 +131,7 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     (args.out / "results.md").write_text(report.markdown(results))
     report.plot(results, args.out / "teardown-under-rate-limit.png")
+    report.plot_topics(results, args.out / "topic-teardown.png")
     print((args.out / "results.md").read_text())
     return 0
 
