@@ -122,22 +122,31 @@ def _topics(results: dict[str, Any]) -> list[str]:
         "per half. Early release: a CR gone before the simulator removed its topic (its `deleting.due`). "
         "Leftovers: topics still in the cloud when the last CR was gone.",
         "",
-        "| run | batch size | to Ready (s) | to last CR gone (s) | last batch call (s) | cloud calls | "
+        "| run | batch size | to Ready (s) | to last CR gone (s) | last deletion requested (s) | last batch call (s) | "
+        "cloud calls | "
         "topic batch deletes (refused) | batch size mean/max | release after gone p50/p95/max (s) | "
         "early releases | leftovers | peak RSS (MiB) | CPU (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in runs:
         g, b = t["release_after_cloud_gone"], t["batch_sizes"]
         lines.append(
             f"| {t['label']} | {t['batch_size']} | {_fmt(t['seconds_to_ready'])} | {_fmt(t['wall_seconds'])} | "
+            f"{_fmt(t.get('last_deletion_requested_seconds', float('nan')))} | "
             f"{_fmt(t['last_batch_call_seconds'])} | {t['total_calls']} | {t['batch_calls']} "
             f"({t['refused_batch_calls']}) | {_fmt(b.get('mean', float('nan')))}/{_fmt(b.get('max', float('nan')), 0)}"
             f" | {_fmt(g['p50'], 2)}/{_fmt(g['p95'], 2)}/{_fmt(g['max'], 2)} | {t['early_releases']} | "
             f"{t['leftovers']} | {_fmt(t['operator_peak_rss_mib'], 0)} | {_fmt(t['operator_cpu_seconds'], 1)} |"
         )
     operations = sorted({op for t in runs for op in (*t["calls"], *t["create_calls"])})
-    lines += ["", "Cloud calls by operation:", ""]
+    lines += [
+        "",
+        "Times are seconds since `kubectl delete rmqt --all` was started; kubectl deletes one CR per request, so "
+        "'last deletion requested' is when the last topic CR got its deletionTimestamp.",
+        "",
+        "Cloud calls by operation (`tasks`: the job status of a batch deletion; `list`: the instance list):",
+        "",
+    ]
     lines += ["| run | phase | " + " | ".join(operations) + " | total |", "|---|---|" + "---|" * (len(operations) + 1)]
     for t in runs:
         for phase, counts in (("create", t["create_calls"]), ("teardown", t["calls"])):

@@ -268,6 +268,8 @@ class TopicTeardown:
     """Cloud calls by operation from the first topic CR created to the last one Ready."""
     wall_seconds: float = 0.0
     """From ``kubectl delete rmqt --all`` to the last topic CR gone."""
+    last_deletion_requested_seconds: float = 0.0
+    """From the delete to the last topic CR seen with a deletionTimestamp: kubectl deletes one CR per request."""
     last_batch_call_seconds: float = 0.0
     """From the delete to the last accepted topic batch delete call."""
     calls: dict[str, int] = field(default_factory=dict)
@@ -399,6 +401,8 @@ def topic_teardown(
     result.release_after_cloud_gone = summary(after_gone)
     gone = sorted(watcher.deleted_at.values())
     result.wall_seconds = (gone[-1] - t0) if gone else float("nan")
+    requested_at = list(watcher.requested_at.values())
+    result.last_deletion_requested_seconds = (max(requested_at) - t0) if requested_at else float("nan")
     result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(gone)]
     result.operator_peak_rss_mib = usage.peak_rss_mib
     result.operator_cpu_seconds = usage.cpu_seconds
