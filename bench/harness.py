@@ -26,6 +26,7 @@ from devstack.__main__ import install_crd
 from kube_testenv import ControlPlane
 
 GROUP, VERSION, PLURAL = "dms.rocketmq-operator.io", "v1alpha1", "rocketmqinstances"
+TOPICS = "rocketmqtopics"
 CLUSTER_ID = "bench-cluster"
 SPEC: dict[str, Any] = {
     "engineVersion": "5.x",
@@ -90,11 +91,12 @@ def apiserver_writes(control_plane: ControlPlane) -> Counter[tuple[str, str, str
 
 
 class Watcher:
-    """Every watch event of RocketMQInstances in one namespace, with its arrival time."""
+    """Every watch event of RocketMQInstances (or another ``plural``) in one namespace, with its arrival time."""
 
-    def __init__(self, api: client.CustomObjectsApi, namespace: str) -> None:
+    def __init__(self, api: client.CustomObjectsApi, namespace: str, plural: str = PLURAL) -> None:
         self.api = api
         self.namespace = namespace
+        self.plural = plural
         self.deleted_at: dict[str, float] = {}
         self.deletion_timestamp: dict[str, str] = {}
         self.requested_at: dict[str, float] = {}
@@ -111,7 +113,7 @@ class Watcher:
                 kwargs["resource_version"] = resource_version
             try:
                 for event in self._watch.stream(  # type: ignore[no-untyped-call]
-                    self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, **kwargs
+                    self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural, **kwargs
                 ):
                     obj = event["object"]
                     meta = obj.get("metadata", {})
@@ -135,6 +137,46 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         self._watch.stop()  # type: ignore[no-untyped-call]
+        self._thread.join(timeout=35)
+
+
+class ChildDeletionPoller:
+    """What the simulator alone knows about the topics of one instance while they are deleted.
+
+    Polls the admin view (``/_sim/instances/{id}/children``, not in the call log) and keeps, per
+    topic, the ``deleting.due`` of its first accepted batch deletion: the moment the simulator
+    removes it. A CR released before that moment was released early.
+    """
+
+    def __init__(self, stack: Stack, instance_id: str, *, interval: float = 0.2) -> None:
+        self.stack = stack
+        self.instance_id = instance_id
+        self.interval = interval
+        self.due: dict[str, float] = {}
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                view = self.stack.sim.admin.children(self.instance_id)
+            except Exception:  # a busy simulator: ask again
+                time.sleep(self.interval)
+                continue
+            self.polls += 1
+            for topic in view["topics"]:
+                deleting = topic.get("deleting")
+                if deleting and not deleting.get("fails"):
+                    self.due.setdefault(topic["name"], float(deleting["due"]))
+            self._stop.wait(self.interval)
+
+    def start(self) -> ChildDeletionPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
         self._thread.join(timeout=35)
 
 
@@ -198,12 +240,25 @@ class Stack:
             self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         return names
 
-    def items(self, namespace: str) -> list[dict[str, Any]]:
+    def create_topics(self, namespace: str, instance: str, count: int) -> list[str]:
+        """``count`` RocketMQTopics of the instance CR ``instance``, named ``topic-00000`` on."""
+        names = [f"topic-{i:05d}" for i in range(count)]
+        for name in names:
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "RocketMQTopic",
+                "metadata": {"name": name},
+                "spec": {"instanceRef": {"name": instance}, "queueNum": 3},
+            }
+            self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, TOPICS, body)
+        return names
+
+    def items(self, namespace: str, plural: str = PLURAL) -> list[dict[str, Any]]:
         # A loaded API server answers a large list with 504 now and then: ask again, a few times.
         for attempt in range(5):
             try:
                 listed: Any = self.api.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, _request_timeout=120
+                    GROUP, VERSION, namespace, plural, _request_timeout=120
                 )
                 result: list[dict[str, Any]] = listed["items"]
                 return result
@@ -213,24 +268,24 @@ class Stack:
                 time.sleep(2.0 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def wait_ready(self, namespace: str, count: int, *, timeout: float) -> float:
+    def wait_ready(self, namespace: str, count: int, *, timeout: float, plural: str = PLURAL) -> float:
         start = time.monotonic()
         deadline = start + timeout
         while time.monotonic() < deadline:
-            ready = sum(1 for item in self.items(namespace) if _ready(item))
+            ready = sum(1 for item in self.items(namespace, plural) if _ready(item))
             if ready >= count:
                 return time.monotonic() - start
             time.sleep(2.0)
         raise TimeoutError(f"{namespace}: not all {count} CRs Ready within {timeout}s")
 
-    def delete_all(self, namespace: str) -> None:
-        """As ``kubectl delete rmqi --all`` would: one request per CR, all at once."""
-        self.control_plane.kubectl("delete", "rmqi", "--all", "-n", namespace, "--wait=false", timeout=600)
+    def delete_all(self, namespace: str, kind: str = "rmqi") -> None:
+        """As ``kubectl delete rmqi --all`` (or ``rmqt``) would: one request per CR, all at once."""
+        self.control_plane.kubectl("delete", kind, "--all", "-n", namespace, "--wait=false", timeout=600)
 
-    def wait_empty(self, namespace: str, *, timeout: float) -> None:
+    def wait_empty(self, namespace: str, *, timeout: float, plural: str = PLURAL) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.items(namespace):
+            if not self.items(namespace, plural):
                 return
             time.sleep(1.0)
         raise TimeoutError(f"{namespace}: CRs still present after {timeout}s")

@@ -43,6 +43,27 @@ def markdown(results: dict[str, Any]) -> str:
         "Batched = batch size "
         f"{p['batch_size']}, window 1 s; baseline = batch size 1 (one call per CR, as ACK, Crossplane, Config "
         "Connector and Terraform do). Same operator, same observer, same run. Command: `make bench`.",
+    ]
+    if results["teardowns"]:
+        lines += _teardowns(results)
+    if "sweep" in results:
+        s = results["sweep"]
+        lines += [
+            "",
+            "## Sweep",
+            "",
+            f"{s['n']} owned CREATEFAILED instances (owner tags of this cluster): all gone after "
+            f"{s['seconds_until_gone']:.1f} s (sweep interval 5 s), in {s['batch_calls']} batch calls of sizes "
+            f"{s['batch_sizes']}; cloud calls by operation: {s['calls']}.",
+        ]
+    if results.get("topic_teardowns"):
+        lines += _topics(results)
+    return "\n".join(lines) + "\n"
+
+
+def _teardowns(results: dict[str, Any]) -> list[str]:
+    p = results["parameters"]
+    lines = [
         "",
         "## Teardown",
         "",
@@ -77,17 +98,88 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _targets(results)
     lines += _steady(results)
     lines += _writes(results)
-    if "sweep" in results:
-        s = results["sweep"]
+    return lines
+
+
+def _ratio(base: float, ours: float) -> str:
+    return "n/a" if not ours or math.isnan(ours) or math.isnan(base) else f"{base / ours:.1f}x"
+
+
+def _topics(results: dict[str, Any]) -> list[str]:
+    """Issue 14: N topics of one instance deleted at once, batched against one call per topic."""
+    runs = results["topic_teardowns"]
+    first = runs[0]
+    lines = [
+        "",
+        "## Topic teardown (issue 14)",
+        "",
+        f"One instance with {first['n']} Ready topics (RocketMQTopic CRs); then `kubectl delete rmqt --all`. "
+        f"Cloud: {first['latency_ms']:g} ms per call during the teardown (none while creating), a topic batch "
+        f"deletion takes {first['topic_delete_seconds']:g} s. A topic CR is released once a consistent walk of "
+        "the topic list that started after its batch call was accepted no longer lists it. Batched = batch size "
+        f"{next((r['batch_size'] for r in runs if r['label'] == 'batched'), '?')} (`DMS_BATCH_MAX_SIZE`, shared with "
+        "instance deletions), window 1 s; baseline = batch size 1 (one call per topic). Same run, one operator "
+        "per half. Early release: a CR gone before the simulator removed its topic (its `deleting.due`). "
+        "Leftovers: topics still in the cloud when the last CR was gone.",
+        "",
+        "| run | batch size | to Ready (s) | to last CR gone (s) | last deletion requested (s) | last batch call (s) | "
+        "cloud calls | "
+        "topic batch deletes (refused) | batch size mean/max | release after gone p50/p95/max (s) | "
+        "early releases | leftovers | peak RSS (MiB) | CPU (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in runs:
+        g, b = t["release_after_cloud_gone"], t["batch_sizes"]
+        lines.append(
+            f"| {t['label']} | {t['batch_size']} | {_fmt(t['seconds_to_ready'])} | {_fmt(t['wall_seconds'])} | "
+            f"{_fmt(t.get('last_deletion_requested_seconds', float('nan')))} | "
+            f"{_fmt(t['last_batch_call_seconds'])} | {t['total_calls']} | {t['batch_calls']} "
+            f"({t['refused_batch_calls']}) | {_fmt(b.get('mean', float('nan')))}/{_fmt(b.get('max', float('nan')), 0)}"
+            f" | {_fmt(g['p50'], 2)}/{_fmt(g['p95'], 2)}/{_fmt(g['max'], 2)} | {t['early_releases']} | "
+            f"{t['leftovers']} | {_fmt(t['operator_peak_rss_mib'], 0)} | {_fmt(t['operator_cpu_seconds'], 1)} |"
+        )
+    operations = sorted({op for t in runs for op in (*t["calls"], *t["create_calls"])})
+    lines += [
+        "",
+        "Times are seconds since `kubectl delete rmqt --all` was started; kubectl deletes one CR per request, so "
+        "'last deletion requested' is when the last topic CR got its deletionTimestamp.",
+        "",
+        "Cloud calls by operation (`tasks`: the job status of a batch deletion; `list`: the instance list):",
+        "",
+    ]
+    lines += ["| run | phase | " + " | ".join(operations) + " | total |", "|---|---|" + "---|" * (len(operations) + 1)]
+    for t in runs:
+        for phase, counts in (("create", t["create_calls"]), ("teardown", t["calls"])):
+            cells = " | ".join(str(counts.get(op, 0)) for op in operations)
+            lines.append(f"| {t['label']} | {phase} | {cells} | {sum(counts.values())} |")
+    ours = next((t for t in runs if t["label"] == "batched"), None)
+    base = next((t for t in runs if t["label"] == "baseline"), None)
+    if ours and base:
+        expected = math.ceil(ours["n"] / max(1, ours["batch_size"]))
         lines += [
             "",
-            "## Sweep",
+            "| baseline / batched | cloud calls | topic batch delete calls | topic list pages | to the last CR gone |",
+            "|---|---|---|---|---|",
+            f"| ratio | {_ratio(base['total_calls'], ours['total_calls'])} "
+            f"({base['total_calls']} / {ours['total_calls']}) | {_ratio(base['batch_calls'], ours['batch_calls'])} "
+            f"({base['batch_calls']} / {ours['batch_calls']}) | "
+            f"{_ratio(base['calls'].get('topic_list', 0), ours['calls'].get('topic_list', 0))} "
+            f"({base['calls'].get('topic_list', 0)} / {ours['calls'].get('topic_list', 0)}) | "
+            f"{_ratio(base['wall_seconds'], ours['wall_seconds'])} "
+            f"({_fmt(base['wall_seconds'])} s / {_fmt(ours['wall_seconds'])} s) |",
             "",
-            f"{s['n']} owned CREATEFAILED instances (owner tags of this cluster): all gone after "
-            f"{s['seconds_until_gone']:.1f} s (sweep interval 5 s), in {s['batch_calls']} batch calls of sizes "
-            f"{s['batch_sizes']}; cloud calls by operation: {s['calls']}.",
+            "| target | measured | verdict |",
+            "|---|---|---|",
+            f"| batched: ceil({ours['n']}/{ours['batch_size']}) = {expected} topic batch delete calls | "
+            f"{ours['batch_calls']} | {_verdict(ours['batch_calls'] == expected)} |",
         ]
-    return "\n".join(lines) + "\n"
+        for t in (ours, base):
+            ok = t["early_releases"] == 0 and t["leftovers"] == 0 and t["releases_seen"] == t["n"]
+            lines.append(
+                f"| {t['label']}: zero early releases, nothing left in the cloud | {t['early_releases']} early, "
+                f"{t['leftovers']} left, {t['releases_seen']}/{t['n']} releases seen | {_verdict(ok)} |"
+            )
+    return lines
 
 
 def _by_operation(results: dict[str, Any]) -> list[str]:
@@ -230,6 +322,35 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("CRs remaining")
     rate = results["parameters"]["rate_limit"]
     ax.set_title(f"Teardown of {n} RocketMQInstances, cloud limited to {rate:g} requests/s")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_topics(results: dict[str, Any], path: Path) -> None:
+    """Topic CRs remaining after ``kubectl delete rmqt --all``, batched against batch size 1."""
+    runs = results.get("topic_teardowns") or []
+    if not runs:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for run, style in zip(runs, ("-", "--", ":"), strict=False):
+        xs = [point[0] for point in run["remaining"]]
+        ys = [point[1] for point in run["remaining"]]
+        label = (
+            f"{run['label']}: batch size {run['batch_size']} ({run['batch_calls']} batch calls, "
+            f"{run['total_calls']} calls, {run['wall_seconds']:.1f} s)"
+        )
+        ax.step(xs, ys, style, where="post", label=label)
+    ax.set_xlabel("seconds since kubectl delete rmqt --all")
+    ax.set_ylabel("topic CRs remaining")
+    ax.set_title(f"Teardown of {runs[0]['n']} topics of one instance")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -3,7 +3,8 @@
 Runs, for each N: the teardown of N Ready CRs batched (batch size 50) and with batch size 1 (the
 one-call-per-resource pattern of every peer operator): forced deletions without a cloud rate limit
 and with one, and non-forced deletions into the recycle bin; steady-state cloud calls per poll
-interval (shared list walk vs one show per CR); and a sweep of 200 owned failed instances. The
+interval (shared list walk vs one show per CR); a sweep of 200 owned failed instances; and the
+teardown of 500 topics of one instance, batched and with batch size 1 (``--topics``). The
 simulated cloud runs in its faithful default: its list hides an instance as soon as its deletion
 starts, so every release must be proven by show (404, RECYCLE) or the recycle-bin list. Writes
 bench/results/results.{json,md} and a plot.
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.harness import Stack
-from bench.scenarios import BINNED, FORCED, sweep, teardown
+from bench.scenarios import BINNED, FORCED, sweep, teardown, topic_teardown
 
 
 def machine() -> dict[str, Any]:
@@ -55,6 +56,12 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=float, default=10.0, help="cloud requests per second per key")
     parser.add_argument("--steady-intervals", type=int, default=3)
     parser.add_argument("--sweep", type=int, default=200)
+    parser.add_argument(
+        "--topics", type=int, default=500, help="topics of one instance deleted at once, batched and not (0: skip)"
+    )
+    parser.add_argument(
+        "--topic-delete-seconds", type=float, default=1.0, help="simulated time a topic batch deletion takes"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     counts = [int(x) for x in args.n.split(",") if x]
@@ -98,11 +105,33 @@ def main() -> int:
         if args.sweep:
             print(f"bench: sweep of {args.sweep} failed instances ...", file=sys.stderr, flush=True)
             results["sweep"] = sweep(stack, n=args.sweep).to_json()
+        if args.topics:
+            results["topic_teardowns"] = []
+            for label, size in (("batched", args.batch_size), ("baseline", 1)):
+                print(f"bench: topic teardown n={args.topics} {label} ...", file=sys.stderr, flush=True)
+                topics = topic_teardown(
+                    stack,
+                    label=label,
+                    n=args.topics,
+                    batch_size=size,
+                    latency_ms=args.latency_ms,
+                    topic_delete_seconds=args.topic_delete_seconds,
+                )
+                results["topic_teardowns"].append(topics.to_json())
+                print(
+                    f"bench:   {topics.seconds_to_ready:.1f}s to Ready; {topics.wall_seconds:.1f}s to the last topic "
+                    f"CR gone, {topics.total_calls} cloud calls ({topics.batch_calls} topic batch deletes), "
+                    f"{topics.early_releases} early releases, {topics.leftovers} left in the cloud",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                (args.out / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         stack.stop()
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     (args.out / "results.md").write_text(report.markdown(results))
     report.plot(results, args.out / "teardown-under-rate-limit.png")
+    report.plot_topics(results, args.out / "topic-teardown.png")
     print((args.out / "results.md").read_text())
     return 0
 

@@ -1,4 +1,4 @@
-"""The benchmark scenarios: teardown (batched and batch size 1), steady state, sweep."""
+"""The benchmark scenarios: teardown (batched and batch size 1), steady state, sweep, topic teardown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 
 from .harness import (
     CLUSTER_ID,
+    PLURAL,
+    TOPICS,
+    ChildDeletionPoller,
     Stack,
     Watcher,
     apiserver_writes,
@@ -247,4 +250,160 @@ def sweep(stack: Stack, *, n: int) -> Sweep:
     batch = [c for c in calls if c["operation"] == "batch_action" and c.get("status") == 200]
     result.batch_calls = len(batch)
     result.batch_sizes = [len(c["instance_ids"]) for c in batch]
+    return result
+
+
+@dataclass
+class TopicTeardown:
+    """N topics of one instance created, then all deleted at once (``kubectl delete rmqt --all``)."""
+
+    label: str
+    n: int
+    batch_size: int
+    latency_ms: float
+    topic_delete_seconds: float
+    seconds_to_ready: float = 0.0
+    """From the first topic CR created to the last one Ready (polled every 2 s)."""
+    create_calls: dict[str, int] = field(default_factory=dict)
+    """Cloud calls by operation from the first topic CR created to the last one Ready."""
+    wall_seconds: float = 0.0
+    """From ``kubectl delete rmqt --all`` to the last topic CR gone."""
+    last_deletion_requested_seconds: float = 0.0
+    """From the delete to the last topic CR seen with a deletionTimestamp: kubectl deletes one CR per request."""
+    last_batch_call_seconds: float = 0.0
+    """From the delete to the last accepted topic batch delete call."""
+    calls: dict[str, int] = field(default_factory=dict)
+    """Cloud calls by operation during the teardown."""
+    total_calls: int = 0
+    batch_calls: int = 0
+    """``topic_batch_delete`` calls (any answer)."""
+    refused_batch_calls: int = 0
+    batch_sizes: dict[str, float] = field(default_factory=dict)
+    names_deleted_more_than_once: int = 0
+    """Topics named by more than one accepted batch call."""
+    throttled_calls: int = 0
+    release_after_cloud_gone: dict[str, float] = field(default_factory=dict)
+    """From the moment the simulator removed the topic (its ``deleting.due``) to the CR gone."""
+    release_after_deletion_requested: dict[str, float] = field(default_factory=dict)
+    due_from_call_log: int = 0
+    """Topics whose removal time came from the call log (batch call time + delete seconds), not the poller."""
+    early_releases: int = 0
+    """Topic CRs gone before the simulator removed their topic (must be 0)."""
+    releases_seen: int = 0
+    """Topic CRs whose DELETED event the watch saw (should be n)."""
+    leftovers: int = 0
+    """Topics still in the cloud (or still being deleted) once every CR is gone (must be 0)."""
+    operator_peak_rss_mib: float = 0.0
+    operator_cpu_seconds: float = 0.0
+    remaining: list[tuple[float, int]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def topic_teardown(
+    stack: Stack,
+    *,
+    label: str,
+    n: int,
+    batch_size: int,
+    latency_ms: float,
+    topic_delete_seconds: float = 1.0,
+) -> TopicTeardown:
+    """One Ready instance with ``n`` Ready topics, then every topic CR deleted at once.
+
+    One operator per run (its ``DMS_BATCH_MAX_SIZE`` is the run's batch size), up from the creation
+    of the instance to the end: the cloud answers without latency while things are created and with
+    ``latency_ms`` per call during the teardown. The instance is deleted afterwards, outside what is
+    measured, so the next run's operator finds nothing left over.
+    """
+    result = TopicTeardown(label, n, batch_size, latency_ms, topic_delete_seconds)
+    _prepare_cloud(stack)
+    stack.sim.admin.config(topic_delete_seconds=topic_delete_seconds)
+    namespace = stack.namespace(f"bench-topics-{label}-{n}".lower())
+    operator = stack.operator(f"topics-{label}-{n}", _settings(batch_size, client_rps=1000.0))
+    try:
+        (instance,) = stack.create_crs(namespace, 1, force_delete=True)
+        stack.wait_ready(namespace, 1, timeout=120)
+        instance_id = stack.items(namespace)[0]["status"]["instanceId"]
+
+        seq = stack.last_seq()
+        started = time.monotonic()
+        stack.create_topics(namespace, instance, n)
+        stack.wait_ready(namespace, n, timeout=120 + n * 1.5, plural=TOPICS)
+        result.seconds_to_ready = time.monotonic() - started
+        result.create_calls = calls_by_operation(stack.calls_since(seq))
+        in_cloud = len(stack.sim.admin.children(instance_id)["topics"])
+        if in_cloud != n:
+            raise AssertionError(f"{namespace}: {in_cloud} topics in the cloud after {n} CRs were Ready")
+
+        # The teardown: every call answered with latency, each batch deletion taking its time.
+        stack.sim.admin.faults(latency_ms=latency_ms)
+        time.sleep(2.0)
+        seq = stack.last_seq()
+        watcher = Watcher(stack.api, namespace, TOPICS).start()
+        poller = ChildDeletionPoller(stack, instance_id).start()
+        t0 = time.time()
+        stack.delete_all(namespace, "rmqt")
+        stack.wait_empty(namespace, timeout=600 + n * 2.0, plural=TOPICS)
+        time.sleep(1.0)
+        watcher.stop()
+        poller.stop()
+        stack.sim.admin.clear_faults()
+        usage = process_usage(operator.process.pid or 0)
+        result.leftovers = len(stack.sim.admin.children(instance_id)["topics"])
+        calls = stack.calls_since(seq)
+
+        # Outside the measurement: the instance goes too, so no later run finds its CR.
+        stack.delete_all(namespace)
+        stack.wait_empty(namespace, timeout=120, plural=PLURAL)
+    finally:
+        operator.stop()
+        stack.operators.remove(operator)
+
+    result.calls = calls_by_operation(calls)
+    result.total_calls = len(calls)
+    result.throttled_calls = sum(1 for c in calls if c.get("status") == 429)
+    batch = [c for c in calls if c["operation"] == "topic_batch_delete"]
+    accepted = [c for c in batch if c.get("status") == 200]
+    result.batch_calls = len(batch)
+    result.refused_batch_calls = len(batch) - len(accepted)
+    sizes = [float(len(c["names"])) for c in accepted]
+    result.batch_sizes = {**summary(sizes), "min": min(sizes) if sizes else 0.0}
+    if accepted:
+        result.last_batch_call_seconds = max(float(c["time"]) for c in accepted) - t0
+
+    # When the simulator removed each topic: its deletion's due time, as the poller saw it; failing
+    # that, the first accepted batch call naming it plus the deletion time (a lower bound).
+    named: dict[str, int] = {}
+    from_log: dict[str, float] = {}
+    for call in accepted:
+        for name in call["names"]:
+            named[name] = named.get(name, 0) + 1
+            from_log.setdefault(name, float(call["time"]) + topic_delete_seconds)
+    result.names_deleted_more_than_once = sum(1 for count in named.values() if count > 1)
+    after_request, after_gone = [], []
+    for name, deleted in watcher.deleted_at.items():
+        requested = watcher.requested_at.get(name) or epoch(
+            watcher.deletion_timestamp.get(name, "1970-01-01T00:00:00Z")
+        )
+        after_request.append(deleted - requested)
+        due = poller.due.get(name)
+        if due is None and name in from_log:
+            due = from_log[name]
+            result.due_from_call_log += 1
+        if due is None or deleted < due:
+            result.early_releases += 1
+        if due is not None:
+            after_gone.append(deleted - due)
+    result.releases_seen = len(watcher.deleted_at)
+    result.release_after_deletion_requested = summary(after_request)
+    result.release_after_cloud_gone = summary(after_gone)
+    gone = sorted(watcher.deleted_at.values())
+    result.wall_seconds = (gone[-1] - t0) if gone else float("nan")
+    requested_at = list(watcher.requested_at.values())
+    result.last_deletion_requested_seconds = (max(requested_at) - t0) if requested_at else float("nan")
+    result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(gone)]
+    result.operator_peak_rss_mib = usage.peak_rss_mib
+    result.operator_cpu_seconds = usage.cpu_seconds
     return result
