@@ -96,9 +96,11 @@ def _perms(body: Mapping[str, Any], key: str, choices: Sequence[str]) -> list[Pe
         if name is None:
             raise invalid_parameter(f"{key}[].name", "is required")
         children.check_name(name, f"{key}[].name")
-        perm = _choice(entry, "perm", choices)
+        perm = entry.get("perm")
         if perm is None:
             raise invalid_parameter(f"{key}[].perm", "is required")
+        if perm not in choices:
+            raise invalid_parameter(f"{key}[].perm", f"must be one of {', '.join(choices)}, got {perm!r}")
         perms.append(Perm(name, perm))
     names = [p.name for p in perms]
     if len(set(names)) != len(names):
