@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dms_simulator import children, errors, responses
+from dms_simulator import children, errors, responses, users
 from dms_simulator.errors import DmsError
 from dms_simulator.faults import FaultPlan
 from dms_simulator.instances import GONE, Instance, render_detail, render_recycle_info
@@ -161,21 +161,39 @@ async def patch_instance(request: web.Request) -> web.StreamResponse:
 
 
 async def get_children(request: web.Request) -> web.StreamResponse:
-    """Topics and groups of an instance in any status, with their pending batch deletions."""
+    """Topics and groups of an instance in any status, with their pending batch deletions, and its
+    ACL users (never their secret keys: ``key_version`` says how often a key was set instead)."""
     sim = _sim(request)
     instance = _instance(request)
     sim.children.settle(instance)
-    return _ok(children.admin_view(instance))
+    view = children.admin_view(instance)
+    view["users"] = [users.render_admin(user) for user in instance.users.values()]
+    return _ok(view)
+
+
+async def check_user_key(request: web.Request) -> web.StreamResponse:
+    """``{"secret_key": ...}`` -> ``{"matches": bool}``: lets a test check a user's key without the
+    key ever travelling back (and without ``user_secret_in_show``)."""
+    instance = _instance(request)
+    name = request.match_info["name"]
+    user = instance.users.get(name)
+    if user is None:
+        raise DmsError(404, ADMIN_NOT_FOUND, f"instance {instance.instance_id} has no user {name}")
+    secret = (await _json_object(request)).get("secret_key")
+    if not isinstance(secret, str):
+        raise _bad("secret_key (a string) is required")
+    return _ok({"matches": users.key_matches(user, secret)})
 
 
 async def delete_child(request: web.Request) -> web.StreamResponse:
-    """A topic or group removed out of band (as a person with the console would), for drift tests."""
+    """A topic, group or user removed out of band (as a person with the console would), for drift tests."""
     sim = _sim(request)
     instance = _instance(request)
     kind = request.match_info["kind"]
-    if kind not in ("topics", "groups"):
-        raise _bad(f"kind must be topics or groups, not {kind!r}")
-    table: dict[str, Any] = instance.topics if kind == "topics" else instance.groups
+    tables: dict[str, dict[str, Any]] = {"topics": instance.topics, "groups": instance.groups, "users": instance.users}
+    if kind not in tables:
+        raise _bad(f"kind must be topics, groups or users, not {kind!r}")
+    table = tables[kind]
     sim.children.settle(instance)
     if table.pop(request.match_info["name"], None) is None:
         return _ok({"error": "no such child"}, status=404)
@@ -229,6 +247,7 @@ def register(app: web.Application) -> None:
     router.add_delete("/_sim/instances/{instance_id}", delete_instance)
     router.add_get("/_sim/instances/{instance_id}/children", get_children)
     router.add_delete("/_sim/instances/{instance_id}/children/{kind}/{name}", delete_child)
+    router.add_post("/_sim/instances/{instance_id}/users/{name}/check-key", check_user_key)
     router.add_get("/_sim/calls", get_calls)
     router.add_delete("/_sim/calls", delete_calls)
     router.add_get("/_sim/deletions", list_deletions)

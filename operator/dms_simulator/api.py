@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from dms_simulator import child_api, errors, payloads
+from dms_simulator import child_api, errors, payloads, user_api
 from dms_simulator.gateway import Call, Route
 from dms_simulator.instances import render_detail, render_progress, render_recycle_info, render_task
 
@@ -229,4 +229,6 @@ ROUTES: Final = (
     Route("GET", "/v2/{project_id}/quotas", "quotas", quotas),
     # topics and consumer groups of an instance
     *child_api.ROUTES,
+    # ACL users of an instance
+    *user_api.ROUTES,
 )

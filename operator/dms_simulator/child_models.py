@@ -1,9 +1,10 @@
-"""What a topic and a consumer group are inside the simulator: small records kept on their instance.
+"""What a topic, a consumer group and an ACL user are inside the simulator: small records kept on
+their instance.
 
 They live on the ``Instance`` record (not in a table of their own) so that they disappear with it: a
-deleted instance takes its topics and groups along, a binned one hides them until it is restored.
-This module has no logic and imports nothing of the simulator, so ``instances`` can hold these types
-without an import cycle; the rules are in ``children``.
+deleted instance takes its topics, groups and users along, a binned one hides them until it is
+restored. This module has no logic and imports nothing of the simulator, so ``instances`` can hold
+these types without an import cycle; the rules are in ``children`` and ``users``.
 """
 
 from __future__ import annotations
@@ -54,3 +55,31 @@ class Group:
     consume_orderly: bool = False
     description: str = ""
     deleting: PendingDeletion | None = None
+
+
+@dataclass(frozen=True)
+class Perm:
+    """A user's permission on one topic or consumer group (SDK ``UserTopicPerms`` / ``UserGroupPerms``)."""
+
+    name: str
+    perm: str
+
+
+@dataclass
+class User:
+    """An ACL user of an instance; ``access_key`` is its name."""
+
+    access_key: str
+    created: float
+    secret_key: str = field(repr=False)
+    """Never rendered by ``repr`` (so never by a traceback or a debug log), the call log or an admin
+    view; only show answers it (config ``user_secret_in_show``), as the real cloud does."""
+    white_remote_address: str = ""
+    admin: bool = False
+    default_topic_perm: str = "DENY"
+    default_group_perm: str = "DENY"
+    topic_perms: list[Perm] = field(default_factory=list)
+    group_perms: list[Perm] = field(default_factory=list)
+    key_version: int = 1
+    """1 at creation, +1 per update that sets a different secret key (what admin views show instead
+    of the key)."""

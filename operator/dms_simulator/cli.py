@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     behaviour.add_argument("--topic-quota", type=int, default=defaults.topic_quota, metavar="N")
     behaviour.add_argument("--group-quota", type=int, default=defaults.group_quota, metavar="N")
+    behaviour.add_argument("--user-quota", type=int, default=defaults.user_quota, metavar="N")
     behaviour.add_argument("--seed", type=int, default=None, help="seed for random choices")
     return parser
 
@@ -140,6 +141,7 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
         "group_delete_seconds": args.group_delete_seconds,
         "topic_quota": args.topic_quota,
         "group_quota": args.group_quota,
+        "user_quota": args.user_quota,
     }
     config = SimulatorConfig()
     config.update(values)

@@ -78,6 +78,15 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return choice
 
 
+def _int_choice(*choices: int) -> Callable[[str, Any], int]:
+    def choice(key: str, value: Any) -> int:
+        if isinstance(value, bool) or value not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return int(value)
+
+    return choice
+
+
 def _optional_int(key: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -110,6 +119,10 @@ _CHECKS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "group_delete_seconds": _non_negative,
     "topic_quota": _positive_int,
     "group_quota": _positive_int,
+    "user_quota": _positive_int,
+    "users_require_acl": _bool,
+    "user_secret_in_show": _bool,
+    "user_not_found_status": _int_choice(400, 404),
 }
 
 
@@ -161,6 +174,17 @@ class SimulatorConfig:
     """Topics per instance (the list's ``max``); the user guide's per-broker limit for 4.8.0."""
     group_quota: int = 4000
     """Consumer groups per instance (the list's ``max``)."""
+    user_quota: int = 200
+    """ACL users per instance (*simulator choice*: no limit is documented)."""
+    users_require_acl: bool = True
+    """Creating or updating a user needs ``enable_acl`` on the instance (the user guide's prerequisite);
+    false lets users be managed on any instance."""
+    user_secret_in_show: bool = True
+    """Show answers the user's ``secret_key``, as the real cloud does (TF reads it back and its
+    acceptance test checks it); false leaves it out, to prove a client never depends on reading it."""
+    user_not_found_status: int = 400
+    """HTTP status of an unknown user (code ``DMS.00500972`` either way): the real cloud answers 400
+    (TF converts exactly that 400 into "deleted"); 404 for clients that expect one."""
 
     def __post_init__(self) -> None:
         # Validate constructor arguments the same way as admin updates.

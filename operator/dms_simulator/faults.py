@@ -41,6 +41,11 @@ OPERATIONS: Final = (
     "group_batch_update",
     "group_delete",
     "group_batch_delete",
+    "user_create",
+    "user_list",
+    "user_show",
+    "user_update",
+    "user_delete",
 )
 """Every operation name the gateway assigns; fault scopes and the call log use these."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from dms_simulator.child_models import Group, Topic
+from dms_simulator.child_models import Group, Topic, User
 from dms_simulator.deletions import Deletion
 
 # --- statuses (reference section 3: the union of every documented spelling) ---
@@ -198,6 +198,7 @@ class Instance:
     tasks: list[Task] = field(default_factory=list)
     topics: dict[str, Topic] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
     """Children, by name: they go wherever the instance goes (gone, binned, restored)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Seeded values for wire fields the simulator does not model (rendered verbatim)."""

@@ -21,6 +21,7 @@ from dms_simulator.config import SimulatorConfig
 from dms_simulator.faults import Faults
 from dms_simulator.ratelimit import RateLimiter
 from dms_simulator.store import Store
+from dms_simulator.users import Users
 
 
 class Simulator:
@@ -40,6 +41,7 @@ class Simulator:
         self._reseed()
         self.store = Store(self.config, self.clock, self._store_rng)
         self.children = Children(self.store, self.config, self.clock)
+        self.users = Users(self.children, self.config, self.clock)
         self.faults = Faults(self._fault_rng)
         self.limiter = RateLimiter(self.clock)
         self.calls = CallLog()
