@@ -340,13 +340,28 @@ class TestChildObserver:
         await w.aclose()
 
     @virtual_time
-    async def test_a_walk_that_started_before_our_own_change_never_answers_after_it(self) -> None:
+    async def test_a_walk_from_before_our_own_change_of_a_name_never_answers_about_it(self) -> None:
         w = world()
         w.cloud.latency = 1.0
         walk = asyncio.ensure_future(w.observer.view(IID, "topic", newer_than=wall()))
         await asyncio.sleep(0.5)
-        w.observer.invalidate(IID, "topic")  # e.g. we created a topic while that walk was in flight
+        w.observer.changed(IID, "topic", "fresh")  # e.g. we created it while that walk was in flight
         await walk
-        await w.observer.view(IID, "topic", newer_than=wall() - 10)
-        assert len(w.cloud.calls_of("list_topics")) == 2, "the walk from before the change was not reused"
+        await w.observer.view(IID, "topic", newer_than=wall() - 10, about="other")
+        assert len(w.cloud.calls_of("list_topics")) == 1, "about another name, the walk stands"
+        await w.observer.view(IID, "topic", newer_than=wall() - 10, about="fresh")
+        assert len(w.cloud.calls_of("list_topics")) == 2, "about the changed name, a walk from after it"
+        await w.aclose()
+
+    @virtual_time
+    async def test_a_burst_of_creates_shares_walks(self) -> None:
+        w = world()
+        names = [f"t-{i:03d}" for i in range(100)]
+        crs = [topic(n) for n in names]
+        marked = await asyncio.gather(*(w.reconciler.reconcile(cr, TOPICS, parent()) for cr in crs))
+        crs = [after(cr, step) for cr, step in zip(crs, marked, strict=True)]
+        created = await asyncio.gather(*(w.reconciler.reconcile(cr, TOPICS, parent()) for cr in crs))
+        assert all(ready(s) == ("True", "Created") for s in created)
+        assert len(w.cloud.calls_of("create_topic")) == 100
+        assert len(w.cloud.calls_of("list_topics")) <= 2, "one walk (of one page) for the markers, shared"
         await w.aclose()

@@ -72,22 +72,27 @@ class ChildObserver:
         self._lists: dict[tuple[str, ChildKind], ChildList] = {}
         self._asked: dict[tuple[str, ChildKind], float] = {}
         self._walks: dict[tuple[str, ChildKind], asyncio.Task[ChildList]] = {}
-        self._changed_at: dict[tuple[str, ChildKind], float] = {}
+        self._changed_at: dict[tuple[str, ChildKind, str], float] = {}
+        """When we last changed each object (create, update): a walk from before says nothing of it."""
 
     def cached(self, instance_id: str, kind: ChildKind) -> ChildList | None:
         return self._lists.get((instance_id, kind))
 
-    async def view(self, instance_id: str, kind: ChildKind, *, newer_than: float) -> ChildList:
+    async def view(
+        self, instance_id: str, kind: ChildKind, *, newer_than: float, about: str | None = None
+    ) -> ChildList:
         """A walk that started at or after ``newer_than`` (wall clock), made now if the last one is older.
 
-        Raises ``CloudError`` when the walk fails; ``InstanceNotFound`` when the instance is gone.
+        ``about``: the name the caller will judge; a walk from before our own last change of it
+        (``changed``) does not answer. Raises ``CloudError`` when the walk fails;
+        ``InstanceNotFound`` when the instance is gone.
         """
         key = (instance_id, kind)
         now = self._clock()
         self._asked[key] = now
         self._prune(now)
-        # Nothing from before our own last change of this list: it cannot show that change.
-        newer_than = max(newer_than, self._changed_at.get(key, 0.0))
+        if about is not None:
+            newer_than = max(newer_than, self._changed_at.get((instance_id, kind, about), 0.0))
         latest = self._lists.get(key)
         if latest is not None and latest.started_at >= newer_than:
             return latest
@@ -100,20 +105,23 @@ class ChildObserver:
         result = await asyncio.shield(walk)
         if result.started_at < newer_than:
             # The walk in flight started before the caller's point in time: one more, just for it.
-            return await self.view(instance_id, kind, newer_than=newer_than)
+            return await self.view(instance_id, kind, newer_than=newer_than, about=about)
         return result
 
-    def invalidate(self, instance_id: str, kind: ChildKind) -> None:
-        """After a change of ours: no walk that started before it (done or in flight) answers again."""
-        key = (instance_id, kind)
-        self._lists.pop(key, None)
-        self._changed_at[key] = self._clock()
+    def changed(self, instance_id: str, kind: ChildKind, name: str) -> None:
+        """After a change of ours to ``name``: no walk that started before it answers about that name.
+
+        Only about that name: the others' answers stand, so a burst of creates (a GitOps sync of a
+        hundred topics) does not make every later look wait for a walk of its own.
+        """
+        self._changed_at[(instance_id, kind, name)] = self._clock()
 
     def forget_instance(self, instance_id: str) -> None:
         for kind in ("topic", "group"):
             self._lists.pop((instance_id, kind), None)
             self._asked.pop((instance_id, kind), None)
-            self._changed_at.pop((instance_id, kind), None)
+        for changed in [c for c in self._changed_at if c[0] == instance_id]:
+            del self._changed_at[changed]
 
     def _walk_done(self, key: tuple[str, ChildKind], task: asyncio.Task[ChildList]) -> None:
         if self._walks.get(key) is task:
@@ -121,8 +129,7 @@ class ChildObserver:
         if not task.cancelled() and task.exception() is None:
             result = task.result()
             latest = self._lists.get(key)
-            fresh = result.started_at >= self._changed_at.get(key, 0.0)
-            if fresh and (latest is None or latest.started_at <= result.started_at):
+            if latest is None or latest.started_at <= result.started_at:
                 self._lists[key] = result
 
     def _prune(self, now: float) -> None:
@@ -131,7 +138,9 @@ class ChildObserver:
             if asked < horizon:
                 self._asked.pop(key, None)
                 self._lists.pop(key, None)
-                self._changed_at.pop(key, None)
+        for changed, at in list(self._changed_at.items()):
+            if at < horizon:
+                del self._changed_at[changed]
 
     async def aclose(self) -> None:
         walks = list(self._walks.values())

@@ -143,7 +143,7 @@ class ChildReconciler:
             step.status.cloud_name = name
         try:
             listed = await self._observer.view(
-                instance_id, rules.kind, newer_than=self._clock() - self._timing.poll_interval
+                instance_id, rules.kind, newer_than=self._clock() - self._timing.poll_interval, about=name
             )
         except errors.CloudError as exc:
             return _from_error(exc, step, f"listing the {noun}s of instance {instance_id}")
@@ -204,7 +204,7 @@ class ChildReconciler:
                 await self._update(rules, instance_id, name, update)
             except errors.CloudError as exc:
                 return _from_error(exc, step, f"updating {noun} {name}")
-            self._observer.invalidate(instance_id, rules.kind)
+            self._observer.changed(instance_id, rules.kind, name)
             step.event(EventType.NORMAL, Reason.UPDATED, f"updated {noun} {name}")
             step.requeue_after = self._timing.verify_interval
             return _waiting(Reason.UPDATING, f"updated {noun} {name}; waiting to see the change listed")
@@ -229,12 +229,12 @@ class ChildReconciler:
                 await self._client.create_group(instance_id, request)
         except errors.NameConflict:
             # Listed absent a moment ago: created since, by our own earlier attempt or by someone else.
-            self._observer.invalidate(instance_id, rules.kind)
+            self._observer.changed(instance_id, rules.kind, name)
             step.requeue_after = self._timing.verify_interval
             return _waiting(Reason.OBSERVING, f"{noun} {name} appeared in instance {instance_id}; looking again")
         except errors.CloudError as exc:
             return _from_error(exc, step, f"creating {noun} {name}")
-        self._observer.invalidate(instance_id, rules.kind)
+        self._observer.changed(instance_id, rules.kind, name)
         step.status.owned = True
         step.status.creation = None
         step.event(EventType.NORMAL, Reason.CREATED, f"created {noun} {name} in instance {instance_id}")
@@ -336,7 +336,7 @@ class ChildReconciler:
                 ended_at = self._ended[job]
             # Only a walk that started after the job was seen ended can judge it.
             newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
-            listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than)
+            listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than, about=name)
         except errors.InstanceNotFound:
             return self._release(
                 step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
