@@ -215,12 +215,45 @@ def test_service_account_cannot_list_secrets_or_write_what_it_has_no_business_wi
     assert not can_i(control_plane, as_operator, verb, resource, *_scope(tuple(scope), release))
 
 
-def test_the_credentials_secret_itself_is_out_of_the_operators_reach(
-    release: Release, as_operator: Path, control_plane: ControlPlane
+@pytest.fixture(scope="module")
+def release_without_connection_secrets(
+    cluster_helm: Helm, control_plane: ControlPlane, simulator: SimulatorProcess
+) -> Iterator[Release]:
+    values = fast_values(simulator)
+    values["settings"]["connectionSecrets"] = False
+    installed = Release.install(cluster_helm, control_plane, values, "nosec")
+    try:
+        yield installed
+    finally:
+        installed.uninstall_without_hooks()
+
+
+def test_the_credentials_secret_is_readable_by_name_only_while_connection_secrets_are_on(
+    release: Release,
+    as_operator: Path,
+    release_without_connection_secrets: Release,
+    control_plane: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    # The documented trade-off (README, "Connecting an app"): RBAC cannot narrow `get` to the names CRs
+    # choose, so with connection Secrets on, a Secret in a served namespace is readable by name...
     secret = f"{release.fullname}-credentials"
     control_plane.kubectl("get", "secret", secret, "-n", release.namespace)  # it exists (admin)
-    denied = control_plane.kubectl(
+    by_name = control_plane.kubectl(
         f"--kubeconfig={as_operator}", "get", "secret", secret, "-n", release.namespace, check=False
     )
+    assert by_name.returncode == 0
+    # ... never by listing; and with them off, no Secret is within reach at all.
+    listed = control_plane.kubectl(
+        f"--kubeconfig={as_operator}", "get", "secrets", "-n", release.namespace, check=False
+    )
+    assert listed.returncode != 0 and "Forbidden" in listed.stderr
+    off = release_without_connection_secrets
+    as_off = off.kubeconfig_as_operator(tmp_path_factory.mktemp("nosec") / "operator.kubeconfig")
+    own = f"{off.fullname}-credentials"
+    denied = control_plane.kubectl(f"--kubeconfig={as_off}", "get", "secret", own, "-n", off.namespace, check=False)
     assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    for verb in ("get", "create", "update", "delete", "list", "watch", "patch"):
+        assert not can_i(control_plane, as_off, verb, "secrets", "-n", "default"), verb
+    # The rest of its rules are the same.
+    assert can_i(control_plane, as_off, "patch", f"rocketmqinstances.{GROUP}", "--subresource=status", "-n", "default")
