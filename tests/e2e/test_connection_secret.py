@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -197,3 +199,20 @@ def test_a_secret_it_does_not_own_is_never_overwritten_and_the_cr_stalls_naming_
     stack.cluster.core.delete_namespaced_secret("shared-name", ns)
     cr = stack.cluster.wait_ready(ns, "audit", timeout=60)
     secret_matching_show(stack, ns, "shared-name", cr["status"]["instanceId"])
+
+
+def test_the_example_app_reads_the_secret_its_instance_writes(stack: Stack) -> None:
+    ns = stack.namespace()
+    example = Path(__file__).resolve().parents[2] / "examples" / "app-using-connection-secret.yaml"
+    stack.cluster.kubectl("apply", "-n", ns, "-f", str(example))
+    deployment = json.loads(stack.cluster.kubectl("get", "deployment", "order-service", "-n", ns, "-o", "json"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    [source] = container["envFrom"]
+    name = source["secretRef"]["name"]
+    instance_id = stack.cluster.wait_ready(ns, "orders")["status"]["instanceId"]
+    data = secret_matching_show(stack, ns, name, instance_id)
+    # Every key is a variable envFrom passes on, and the single mapped one names a key that is there.
+    assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) for key in data)
+    [mapped] = container["env"]
+    assert mapped["valueFrom"]["secretKeyRef"]["name"] == name
+    assert mapped["valueFrom"]["secretKeyRef"]["key"] in data
