@@ -114,6 +114,7 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
             *CR_PLURALS,
             *(f"{plural}/status" for plural in CR_PLURALS),
             "events",
+            "secrets",
             "kopfpeerings",
         }
     peerings = [d for d in docs if d["kind"] == "KopfPeering"]
@@ -121,6 +122,24 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
     assert not [d for d in docs if d["kind"] == "ClusterKopfPeering"]
     guard = container(find(docs, "Job"))
     assert {"name": "WATCH_NAMESPACES", "value": "team-a,team-b"} in guard["env"]
+
+
+SECRET_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "delete"]}
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])
+def test_connection_secrets_get_one_rule_without_list_or_watch_and_none_when_turned_off(
+    helm: Helm, values: dict[str, Any]
+) -> None:
+    kind = "Role" if values else "ClusterRole"
+    on = helm.template(values)
+    assert [r for r in find(on, kind)["rules"] if "secrets" in r["resources"]] == [SECRET_RULE]
+    assert {"name": "DMS_CONNECTION_SECRETS", "value": "true"} in container(find(on, "Deployment"))["env"]
+    off = helm.template({**values, "settings": {"connectionSecrets": False}})
+    for doc in off:
+        if doc["kind"] in ("Role", "ClusterRole"):
+            assert not [r for r in doc["rules"] if "secrets" in r["resources"]]
+    assert {"name": "DMS_CONNECTION_SECRETS", "value": "false"} in container(find(off, "Deployment"))["env"]
 
 
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])

@@ -92,7 +92,9 @@ def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
     control_plane.kubectl("create", "namespace", namespace)
     names = ["orders", "audit", "billing"]
     for name in names:
-        control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=rocketmq_instance(name, SPEC))
+        # One asks for a connection Secret: the Secret rule is enough to write it.
+        spec = {**SPEC, "connectionSecret": {"name": "orders-rocketmq"}} if name == "orders" else SPEC
+        control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=rocketmq_instance(name, spec))
 
     def all_ready() -> dict[str, str] | None:
         items = json.loads(control_plane.kubectl("get", "rmqi", "-n", namespace, "-o", "json").stdout)["items"]
@@ -106,6 +108,11 @@ def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
     ids = wait_for(all_ready, timeout=90, what="three CRs Ready as the chart's ServiceAccount", interval=0.5)
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
     assert {e["involvedObject"]["name"] for e in events} >= set(names), "Events on the CRs need events/create"
+    written = json.loads(
+        control_plane.kubectl("get", "secret", "orders-rocketmq", "-n", namespace, "-o", "json").stdout
+    )
+    assert written["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rocketmq-operator"
+    assert "ROCKETMQ_NAMESRV_ADDR" in written["data"], "the connection Secret needs secrets get/create"
 
     since = simulator.admin.calls()[-1]["seq"]
     control_plane.kubectl("delete", "rmqi", "--all", "-n", namespace, "--wait=false")
@@ -139,17 +146,25 @@ ALLOWED = [
         )
     ],
     ("create", "events", "-n", "default"),
+    # Connection Secrets (settings.connectionSecrets, on by default): is it ours and current (get),
+    # write it (create; update only one it owns), remove the old one after a rename (delete).
+    ("get", "secrets", "-n", "default"),
+    ("create", "secrets", "-n", "default"),
+    ("update", "secrets", "-n", "default"),
+    ("delete", "secrets", "-n", "default"),
     ("list", "namespaces"),
     ("watch", "namespaces"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
 DENIED = [
-    # Secrets: none anywhere, its own namespace included (credentials arrive as environment variables).
-    ("get", "secrets", "-n", "default"),
+    # Secrets: never listed or watched (it looks only at the names CRs give), never patched, never
+    # deleted in bulk (credentials arrive as environment variables).
     ("list", "secrets", "--all-namespaces"),
+    ("list", "secrets", "-n", "default"),
     ("watch", "secrets", "-n", "kube-system"),
-    ("get", "secrets", "-n", "{own}"),
     ("list", "secrets", "-n", "{own}"),
+    ("patch", "secrets", "-n", "default"),
+    ("deletecollection", "secrets", "-n", "default"),
     # Its CRs: it never creates, replaces or deletes them; users and GitOps do.
     *[
         rule
@@ -194,18 +209,51 @@ def test_service_account_may_do_what_the_operator_needs(
 
 
 @pytest.mark.parametrize(("verb", "resource", "scope"), [(v, r, s) for v, r, *s in DENIED])
-def test_service_account_cannot_read_secrets_or_write_what_it_has_no_business_with(
+def test_service_account_cannot_list_secrets_or_write_what_it_has_no_business_with(
     release: Release, as_operator: Path, control_plane: ControlPlane, verb: str, resource: str, scope: list[str]
 ) -> None:
     assert not can_i(control_plane, as_operator, verb, resource, *_scope(tuple(scope), release))
 
 
-def test_the_credentials_secret_itself_is_out_of_the_operators_reach(
-    release: Release, as_operator: Path, control_plane: ControlPlane
+@pytest.fixture(scope="module")
+def release_without_connection_secrets(
+    cluster_helm: Helm, control_plane: ControlPlane, simulator: SimulatorProcess
+) -> Iterator[Release]:
+    values = fast_values(simulator)
+    values["settings"]["connectionSecrets"] = False
+    installed = Release.install(cluster_helm, control_plane, values, "nosec")
+    try:
+        yield installed
+    finally:
+        installed.uninstall_without_hooks()
+
+
+def test_the_credentials_secret_is_readable_by_name_only_while_connection_secrets_are_on(
+    release: Release,
+    as_operator: Path,
+    release_without_connection_secrets: Release,
+    control_plane: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    # The documented trade-off (README, "Connecting an app"): RBAC cannot narrow `get` to the names CRs
+    # choose, so with connection Secrets on, a Secret in a served namespace is readable by name...
     secret = f"{release.fullname}-credentials"
     control_plane.kubectl("get", "secret", secret, "-n", release.namespace)  # it exists (admin)
-    denied = control_plane.kubectl(
+    by_name = control_plane.kubectl(
         f"--kubeconfig={as_operator}", "get", "secret", secret, "-n", release.namespace, check=False
     )
+    assert by_name.returncode == 0
+    # ... never by listing; and with them off, no Secret is within reach at all.
+    listed = control_plane.kubectl(
+        f"--kubeconfig={as_operator}", "get", "secrets", "-n", release.namespace, check=False
+    )
+    assert listed.returncode != 0 and "Forbidden" in listed.stderr
+    off = release_without_connection_secrets
+    as_off = off.kubeconfig_as_operator(tmp_path_factory.mktemp("nosec") / "operator.kubeconfig")
+    own = f"{off.fullname}-credentials"
+    denied = control_plane.kubectl(f"--kubeconfig={as_off}", "get", "secret", own, "-n", off.namespace, check=False)
     assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    for verb in ("get", "create", "update", "delete", "list", "watch", "patch"):
+        assert not can_i(control_plane, as_off, verb, "secrets", "-n", "default"), verb
+    # The rest of its rules are the same.
+    assert can_i(control_plane, as_off, "patch", f"rocketmqinstances.{GROUP}", "--subresource=status", "-n", "default")

@@ -168,4 +168,9 @@ def test_roles_confine_the_service_account_to_the_listed_namespaces(
     assert can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/" + release.fullname, "-n", mine)
     assert not can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/someone-else", "-n", mine)
     assert not can_i(control_plane, as_operator, "create", "events", "-n", other)
-    assert not can_i(control_plane, as_operator, "get", "secrets", "-n", mine)
+    # Connection Secrets: in the served namespaces only, and never listed.
+    assert can_i(control_plane, as_operator, "get", "secrets", "-n", mine)
+    assert can_i(control_plane, as_operator, "create", "secrets", "-n", mine)
+    assert not can_i(control_plane, as_operator, "get", "secrets", "-n", other)
+    assert not can_i(control_plane, as_operator, "create", "secrets", "-n", other)
+    assert not can_i(control_plane, as_operator, "list", "secrets", "-n", mine)

@@ -133,6 +133,7 @@ class InstanceView(WireResponse):
     publicip_id: str | None = None
     publicip_address: str | None = None
     ssl_enable: bool | None = None
+    tls_mode: str | None = None
     ipv6_enable: bool | None = None
     charging_mode: int | None = None
     created_at: int | None = None

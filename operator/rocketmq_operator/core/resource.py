@@ -33,6 +33,9 @@ OWNER_TAG_PREFIX = "rocketmq-operator."
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{3,63}$"
 """The cloud's instance name rule: 4-64 characters, a letter first, letters, digits, - and _."""
 
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""Kubernetes' Secret name rule (a DNS-1123 subdomain, at most 253 characters)."""
+
 
 def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, JsonValue]:
     """One ``x-kubernetes-validations`` entry."""
@@ -278,6 +281,25 @@ class RocketMQInstanceSpec(CamelModel):
         default=False,
         description="When the cloud fails to create the instance, delete the failed one and create a new one.",
     )
+    connection_secret: ConnectionSecretRef | None = Field(
+        default=None,
+        description="Write the instance's connection details (name server, broker and gRPC addresses, TLS "
+        "mode, ACL, engine version, instance id) into this Secret, for apps to read with envFrom.",
+    )
+
+
+class ConnectionSecretRef(CamelModel):
+    """A Secret the operator writes for apps: the instance's endpoints, for ``envFrom``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_NAME_PATTERN,
+        description="Name of the Secret, in the CR's namespace. The operator creates it, owns it (it goes "
+        "with the CR) and never overwrites a Secret it does not own. Renaming removes the old one.",
+    )
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -383,6 +405,13 @@ class DeletionStatus(StatusModel):
     trigger: str | None = Field(default=None, description="CRDeleted or SweepCreateFailed")
 
 
+class ConnectionSecretStatus(StatusModel):
+    """The Secret the operator last wrote for this CR: which one (so a rename removes it) and what."""
+
+    name: str
+    data_hash: str = Field(description="sha256 of the keys and values written (not secret: endpoints)")
+
+
 class RocketMQInstanceStatus(StatusModel):
     observed_generation: int | None = None
     instance_id: str | None = None
@@ -398,6 +427,7 @@ class RocketMQInstanceStatus(StatusModel):
     failed_instance_ids: list[str] | None = Field(
         default=None, description="Instances the cloud failed to create for this CR (swept)."
     )
+    connection_secret: ConnectionSecretStatus | None = None
     last_synced: str | None = None
     conditions: list[Condition] | None = Field(
         default=None,

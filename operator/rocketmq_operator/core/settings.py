@@ -79,6 +79,10 @@ class OperatorSettings(BaseModel):
     rate_limit_burst: Annotated[int, Field(ge=1, le=10000)] = 20
     request_timeout_seconds: Seconds = 30.0
     max_retries: Annotated[int, Field(ge=0, le=20)] = 4
+    connection_secrets: bool = Field(
+        default=True,
+        description="Write the Secrets that spec.connectionSecret asks for (needs Secret permissions)",
+    )
 
     @field_validator("endpoint")
     @classmethod

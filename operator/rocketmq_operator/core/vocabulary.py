@@ -104,6 +104,14 @@ class Reason(enum.StrEnum):
     TAGGING_FAILED = "TaggingFailed"
     OWNER_TAGS_RESTORED = "OwnerTagsRestored"
     SWEPT_CREATE_FAILED = "SweptCreateFailed"
+    # The connection Secret (spec.connectionSecret).
+    SECRET_CONFLICT = "SecretConflict"
+    """A Secret of that name exists and is not this CR's: it is never overwritten."""
+    CONNECTION_SECRETS_DISABLED = "ConnectionSecretsDisabled"
+    """The CR asks for a connection Secret, but the operator runs without DMS_CONNECTION_SECRETS."""
+    CONNECTION_SECRET_WRITTEN = "ConnectionSecretWritten"
+    CONNECTION_SECRET_DELETED = "ConnectionSecretDeleted"
+    CONNECTION_SECRET_FAILED = "ConnectionSecretFailed"
     # A CR being deleted.
     DELETING = "Deleting"
     DELETE_ACCEPTED = "DeleteAccepted"

@@ -27,6 +27,7 @@ from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger, E
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ReconcilingClient
 from rocketmq_operator.services import batching, observing
+from rocketmq_operator.services.connection_secrets import ConnectionSecrets
 from rocketmq_operator.services.deleting import record_of
 from rocketmq_operator.services.freshness import FreshViews
 from rocketmq_operator.services.metrics import Metrics
@@ -65,8 +66,10 @@ class Reconciler:
         memory: CrMemory,
         sweep_outcomes: Callable[[str], batching.DeleteOutcome | None] = lambda _id: None,
         clock: Callable[[], float] = time.time,
+        secrets: ConnectionSecrets | None = None,
     ) -> None:
         self._client = client
+        self._secrets = secrets
         self._settings = settings
         self._cluster_id = cluster_id
         self._metrics = metrics
@@ -126,7 +129,9 @@ class Reconciler:
                 # Proven gone (show answered 404): the status it last had is no longer the cloud's.
                 result.status.cloud_status = None
             self._note_sweep(cr, result)
-            result = self._status_for(cr, action, view, result)
+            # The app-facing Secret follows the view just taken; a verdict when it cannot be written.
+            secret_verdict = await self._secrets.sync(cr, view, result) if self._secrets is not None else None
+            result = self._status_for(cr, action, view, result, override=secret_verdict)
             if (cr.status.failed_instance_ids or []) != original_failed and not result.sets("failed_instance_ids"):
                 result.status.failed_instance_ids = cr.status.failed_instance_ids
             return result
@@ -371,7 +376,10 @@ class Reconciler:
         action: decisions.Action,
         view: cloud.InstanceView | None,
         result: StepResult,
+        *,
+        override: Verdict | None = None,
     ) -> StepResult:
+        """``override``: what the conditions say instead of the action's verdict, unless that one stalled."""
         if isinstance(action, decisions.MarkCreatePending):
             pending_since = decisions.isoformat(self._clock(), precise=True)
             result.status.creation = status.creation_marker(action.name, pending_since=pending_since)
@@ -380,7 +388,8 @@ class Reconciler:
         if view is not None:
             status.mirror(cr, view, result)
         status.note_instance_missing(cr, action.verdict, result)
-        verdict = status.throttled(action.verdict, self._client.throttling())
+        verdict = action.verdict if override is None or action.verdict.stalled else override
+        verdict = status.throttled(verdict, self._client.throttling())
         status.set_conditions(cr, verdict, result, now=decisions.isoformat(self._clock()))
         result.status = status.without_noop(cr, result.status)
         return result

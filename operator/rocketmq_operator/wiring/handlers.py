@@ -34,6 +34,7 @@ from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.wiring import child_handlers, namespaces, peering
 from rocketmq_operator.wiring.runtime import Runtime
+from rocketmq_operator.wiring.secrets import KubeSecrets
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             return None
         session = _api_session(info)
         memo.setdefault("api_sessions", []).append(session)
+        # Connection Secrets are written over the newest session (wiring.secrets).
+        memo["api_endpoint"] = (info.server, session)
         return kopf.AiohttpSession(
             server=info.server,
             default_namespace=info.default_namespace,
@@ -180,6 +183,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             # With peering, the loops wait until Kopf says this replica works (wiring.peering).
             active=follower is None,
             withhold=child_handlers.parents_from(kwargs, opts).withholds,
+            secrets=KubeSecrets(lambda: memo.get("api_endpoint")) if opts.connection_secrets else None,
         )
         if follower is not None:
             follower.start(memo["runtime"].activity)

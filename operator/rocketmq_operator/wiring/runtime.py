@@ -19,11 +19,13 @@ from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
+from rocketmq_operator.ports.secrets import SecretStore
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.batching import ChildBatcher, DeletionBatcher
 from rocketmq_operator.services.child_observing import ChildObserver
 from rocketmq_operator.services.children import ChildReconciler, Timing
 from rocketmq_operator.services.confirming import DeletionConfirmer
+from rocketmq_operator.services.connection_secrets import ConnectionSecrets
 from rocketmq_operator.services.deleting import DeletionFlow
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.services.observing import Observer
@@ -92,6 +94,7 @@ class Runtime:
         metrics_host: str = "0.0.0.0",
         active: bool = True,
         withhold: Callable[[str], bool] = lambda _instance_id: False,
+        secrets: SecretStore | None = None,
     ) -> Runtime:
         metrics = Metrics()
         runtime = cls.assemble(
@@ -102,6 +105,7 @@ class Runtime:
             known_ids=known_ids,
             active=active,
             withhold=withhold,
+            secrets=secrets,
         )
         if metrics_port is not None:
             runtime.serve_metrics(metrics_port, metrics_host)
@@ -119,6 +123,7 @@ class Runtime:
         known_ids: Callable[[], Collection[str]],
         active: bool = True,
         withhold: Callable[[str], bool] = lambda _instance_id: False,
+        secrets: SecretStore | None = None,
     ) -> Runtime:
         """The services over ``client``, wired to each other; nothing started, no I/O.
 
@@ -126,6 +131,7 @@ class Runtime:
         The batchers are not gated: they send only what handlers give them, and Kopf runs none on a
         standby. ``withhold(instance_id)``: that instance is being deleted with its topics and groups,
         so their own deletions make no call (the wiring answers it from its index of instances).
+        ``secrets``: where connection Secrets are written (``None``: nowhere; CRs asking say so).
         """
         activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
         observer = Observer(
@@ -172,6 +178,7 @@ class Runtime:
             metrics=metrics,
             memory=memory,
             sweep_outcomes=sweeper.outcome_for,
+            secrets=ConnectionSecrets(secrets, enabled=settings.connection_secrets, memory=memory),
         )
         deletions = DeletionFlow(
             client=client,

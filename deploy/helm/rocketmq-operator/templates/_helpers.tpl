@@ -125,6 +125,14 @@ from the rendered manifest, so there is one place that says how the operator is 
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.settings.connectionSecrets }}
+# Connection Secrets (spec.connectionSecret): get (metadata only: is it ours, is it current), create,
+# update (only one it owns), delete (the old one after a rename). No list or watch: it never looks at
+# Secrets it was not asked to write. RBAC cannot narrow this to the names CRs choose.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "update", "delete"]
+{{- end }}
 {{- end }}
 {{- define "rocketmq-operator.peeringRules" -}}
 # Kopf peering: every replica lists/watches the peering objects and writes its keep-alive into ours.

@@ -1,0 +1,91 @@
+"""Secrets on the API server, over kopf's own session: the ``SecretStore`` port's implementation.
+
+Why here and not in the adapters: the operator has no Kubernetes client library; kopf's session
+(built in the ``login`` handler of ``wiring.handlers``: the server's TLS and the ServiceAccount's
+auth headers) is the one way it speaks to the API server, and only the wiring may touch kopf's
+objects. This module is the narrow rest: four requests on ``/api/v1/namespaces/{ns}/secrets``.
+
+It reads metadata only: the body of a GET is parsed for ``metadata`` and the rest dropped, and
+nothing of a Secret is ever logged; error messages carry the API server's ``Status`` message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from rocketmq_operator.core.connection import SecretMeta
+from rocketmq_operator.ports.secrets import SecretApiError
+
+FIELD_MANAGER = "rocketmq-operator"
+
+Endpoint = tuple[str, aiohttp.ClientSession]
+"""The API server's base URL and the session that carries its TLS and credentials."""
+
+
+class KubeSecrets:
+    """``SecretStore`` over the session the login handler keeps (``endpoint()``: the newest one)."""
+
+    def __init__(self, endpoint: Callable[[], Endpoint | None], *, timeout: float = 30.0) -> None:
+        self._endpoint = endpoint
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def get(self, namespace: str, name: str) -> SecretMeta | None:
+        status, body = await self._request("GET", namespace, name)
+        if status == 404:
+            return None
+        metadata = body.get("metadata")
+        return SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
+
+    async def create(self, namespace: str, body: Mapping[str, Any]) -> None:
+        await self._request("POST", namespace, None, body=body)
+
+    async def replace(self, namespace: str, name: str, body: Mapping[str, Any], *, resource_version: str) -> None:
+        metadata = {**body.get("metadata", {}), "resourceVersion": resource_version}
+        await self._request("PUT", namespace, name, body={**body, "metadata": metadata})
+
+    async def delete(self, namespace: str, name: str, *, uid: str) -> None:
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        status, _body = await self._request("DELETE", namespace, name, body=options)
+        del status  # 404 (gone already) counts as done
+
+    async def _request(
+        self, method: str, namespace: str, name: str | None, *, body: Mapping[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        endpoint = self._endpoint()
+        if endpoint is None:
+            raise SecretApiError("not logged in to the API server yet")
+        server, session = endpoint
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
+        if name is not None:
+            path += f"/{quote(name, safe='')}"
+        params = {"fieldManager": FIELD_MANAGER} if method in ("POST", "PUT") else None
+        shown = name if name is not None else (body or {}).get("metadata", {}).get("name")
+        what = f"{method} secret {namespace}/{shown}"
+        try:
+            async with session.request(
+                method,
+                server.rstrip("/") + path,
+                params=params,
+                json=body,
+                timeout=self._timeout,
+            ) as response:
+                status = response.status
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SecretApiError(f"{what}: {type(exc).__name__}: {exc}") from None
+        try:
+            parsed = json.loads(text) if text else {}
+        except ValueError:
+            parsed = {}
+        if not isinstance(parsed, dict):
+            parsed = {}
+        if status < 300 or (status == 404 and method in ("GET", "DELETE")):
+            return status, parsed
+        # A Status object: its message says why (it never echoes a Secret's data).
+        reason = parsed.get("message") or parsed.get("reason") or text[:200]
+        raise SecretApiError(f"{what}: {status} {reason}", status=status)

@@ -1,0 +1,106 @@
+"""wiring.secrets over real HTTP: paths, conditional writes, and the API server's answers mapped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from rocketmq_operator.ports.secrets import SecretApiError
+from rocketmq_operator.wiring.secrets import KubeSecrets
+
+SECRET = {
+    "metadata": {
+        "name": "orders-rocketmq",
+        "uid": "s-1",
+        "resourceVersion": "42",
+        "labels": {"app.kubernetes.io/managed-by": "rocketmq-operator"},
+        "ownerReferences": [{"uid": "cr-1"}],
+    },
+    "data": {"PASSWORD": "c2VjcmV0"},
+}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[KubeSecrets, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.text()
+        seen.append({"method": request.method, "path": request.path, "query": dict(request.query), "body": body})
+        name = request.match_info.get("name")
+        if name == "missing":
+            return web.json_response({"kind": "Status", "reason": "NotFound", "message": "not found"}, status=404)
+        if name == "forbidden" or request.match_info["ns"] == "forbidden":
+            message = 'secrets "x" is forbidden: User "system:serviceaccount:op:op" cannot get resource'
+            return web.json_response({"kind": "Status", "reason": "Forbidden", "message": message}, status=403)
+        if request.method == "GET":
+            return web.json_response(SECRET)
+        return web.json_response(json.loads(body) if body else {}, status=201 if request.method == "POST" else 200)
+
+    app = web.Application()
+    app.router.add_route("*", "/api/v1/namespaces/{ns}/secrets", handle)
+    app.router.add_route("*", "/api/v1/namespaces/{ns}/secrets/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    session = aiohttp.ClientSession()
+    try:
+        yield KubeSecrets(lambda: (f"http://127.0.0.1:{port}", session)), seen
+    finally:
+        await session.close()
+        await runner.cleanup()
+
+
+async def test_get_reads_metadata_only_and_404_is_none(server: tuple[KubeSecrets, list[dict[str, Any]]]) -> None:
+    store, seen = server
+    meta = await store.get("team-a", "orders-rocketmq")
+    assert meta is not None
+    assert (meta.uid, meta.resource_version, meta.owner_uids) == ("s-1", "42", ("cr-1",))
+    assert "c2VjcmV0" not in repr(meta)
+    assert await store.get("team-a", "missing") is None
+    assert seen[0]["path"] == "/api/v1/namespaces/team-a/secrets/orders-rocketmq"
+
+
+async def test_writes_are_conditional_and_name_their_field_manager(
+    server: tuple[KubeSecrets, list[dict[str, Any]]],
+) -> None:
+    store, seen = server
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orders-rocketmq"}, "data": {}}
+    await store.create("team-a", body)
+    await store.replace("team-a", "orders-rocketmq", body, resource_version="42")
+    await store.delete("team-a", "orders-rocketmq", uid="s-1")
+    await store.delete("team-a", "missing", uid="s-2")  # gone already: done
+    create, replace, delete, _gone = seen
+    assert (create["method"], create["path"]) == ("POST", "/api/v1/namespaces/team-a/secrets")
+    assert create["query"] == {"fieldManager": "rocketmq-operator"}
+    assert replace["method"] == "PUT"
+    assert json.loads(replace["body"])["metadata"]["resourceVersion"] == "42"
+    assert delete["method"] == "DELETE"
+    assert json.loads(delete["body"])["preconditions"] == {"uid": "s-1"}
+
+
+async def test_a_refusal_carries_the_status_and_the_servers_message(
+    server: tuple[KubeSecrets, list[dict[str, Any]]],
+) -> None:
+    store, _ = server
+    with pytest.raises(SecretApiError) as refused:
+        await store.get("team-a", "forbidden")
+    assert refused.value.forbidden
+    assert "cannot get resource" in str(refused.value)
+
+
+async def test_before_login_and_without_an_answer_it_fails_softly() -> None:
+    with pytest.raises(SecretApiError, match="not logged in"):
+        await KubeSecrets(lambda: None).get("team-a", "x")
+    async with aiohttp.ClientSession() as session:
+        store = KubeSecrets(lambda: ("http://127.0.0.1:9", session), timeout=2.0)
+        with pytest.raises(SecretApiError) as failed:
+            await store.get("team-a", "x")
+    assert failed.value.status == 0
