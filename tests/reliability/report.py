@@ -35,6 +35,7 @@ AREAS = (
     "Cloud faults",
     "Deletion proof",
     "Replicas",
+    "Topics and groups",
     "Bad input",
     "Ownership and secrets",
 )

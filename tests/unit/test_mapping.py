@@ -76,6 +76,12 @@ class TestDiff:
         delta = mapping.diff(cr(spec=spec), view())
         assert delta.update.to_wire() == {"enable_publicip": True, "publicip_id": "eip-1"}
 
+    def test_more_brokers_on_5x_name_the_product_too(self) -> None:
+        spec = {**cr().spec.to_wire(), "brokerNum": 2}
+        delta = mapping.diff(cr(spec=spec), view())
+        assert delta.resize is not None and delta.resize.new_broker_num == 2
+        assert delta.resize.new_product_id == cr().spec.product_id
+
     def test_product_change_on_5x_is_horizontal(self) -> None:
         spec = {**cr().spec.to_wire(), "productId": "rocketmq.b2.large.8"}
         delta = mapping.diff(cr(spec=spec), view())

@@ -196,7 +196,10 @@ def _resize(spec: RocketMQInstanceSpec, view: cloud.InstanceView, changed: list[
         )
     if spec.broker_num is not None and view.broker_num is not None and spec.broker_num > view.broker_num:
         changed.append("broker_num")
-        return cloud.ResizeRequest(oper_type="horizontal", new_broker_num=spec.broker_num)
+        # 5.x scales out with the product named too (the simulator refuses it without, as TF sends it).
+        v5 = (view.engine_version or spec.engine_version) == "5.x"
+        product = (spec.product_id or view.product_id) if v5 else None
+        return cloud.ResizeRequest(oper_type="horizontal", new_broker_num=spec.broker_num, new_product_id=product)
     current = configured_storage(view)
     if spec.storage_space is not None and current is not None and spec.storage_space > current:
         changed.append("storage_space")
