@@ -115,8 +115,9 @@ def _topics(results: dict[str, Any]) -> list[str]:
         "",
         f"One instance with {first['n']} Ready topics (RocketMQTopic CRs); then `kubectl delete rmqt --all`. "
         f"Cloud: {first['latency_ms']:g} ms per call during the teardown (none while creating), a topic batch "
-        f"deletion takes {first['topic_delete_seconds']:g} s. A topic CR is released once a consistent walk of "
-        "the topic list that started after its batch call was accepted no longer lists it. Batched = batch size "
+        f"deletion takes {first['topic_delete_seconds']:g} s. A topic CR is released once its batch's job has "
+        "ended (`tasks`, one look per job) and a consistent walk of the topic list that started after that no "
+        "longer lists it. Batched = batch size "
         f"{next((r['batch_size'] for r in runs if r['label'] == 'batched'), '?')} (`DMS_BATCH_MAX_SIZE`, shared with "
         "instance deletions), window 1 s; baseline = batch size 1 (one call per topic). Same run, one operator "
         "per half. Early release: a CR gone before the simulator removed its topic (its `deleting.due`). "
