@@ -370,6 +370,12 @@ class ChildReconciler:
             task = await self._client.show_task(instance_id, job_id)
         except errors.InstanceNotFound:
             raise
+        except errors.NotFound:
+            # That the cloud tracks these jobs at GET .../tasks/{id} is inferred, not documented. If it
+            # does not know the job, the job cannot be waited for: the list alone decides, from now on.
+            logger.info("job %s of instance %s is unknown to the cloud; the list decides", job_id, instance_id)
+            self._ended[key] = self._clock()
+            return True
         except errors.CloudError as exc:
             logger.info("job %s of instance %s: %s", job_id, instance_id, exc)
             return False
