@@ -400,7 +400,22 @@ def _epoch_ms(value: Any) -> Any:
     return value
 
 
-class TopicView(WireResponse):
+class _ChildView(WireResponse):
+    """What topic and group answers share: ``created_at`` in epoch ms (number or numeric string), and
+    ``brokers`` that may come as null."""
+
+    @field_validator("created_at", mode="before", check_fields=False)
+    @classmethod
+    def _created_ms(cls, value: Any) -> Any:
+        return _epoch_ms(value)
+
+    @field_validator("brokers", mode="before", check_fields=False)
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class TopicView(_ChildView):
     """One topic as list and show return it (SDK ``Topic`` / ``ShowOneTopicResponse``)."""
 
     name: str
@@ -410,16 +425,6 @@ class TopicView(WireResponse):
     created_at: int | None = None
     brokers: list[TopicBroker] = Field(default_factory=list)
     message_type: str | None = None
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _created_ms(cls, value: Any) -> Any:
-        return _epoch_ms(value)
-
-    @field_validator("brokers", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class ListTopicsResponse(WireResponse):
@@ -455,7 +460,7 @@ class UpdateGroupRequest(WireRequest):
     group_desc: str = ""
 
 
-class GroupView(WireResponse):
+class GroupView(_ChildView):
     """One consumer group as list and show return it (SDK ``ConsumerGroup`` / ``ShowGroupResponse``)."""
 
     name: str
@@ -466,16 +471,6 @@ class GroupView(WireResponse):
     retry_max_time: int | None = None
     created_at: int | None = None
     consume_orderly: bool | None = None
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _created_ms(cls, value: Any) -> Any:
-        return _epoch_ms(value)
-
-    @field_validator("brokers", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class ListGroupsResponse(WireResponse):

@@ -12,7 +12,7 @@ nowhere; written as a JSON merge patch by ``to_patch``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from rocketmq_operator.core import cloud, conditions
 from rocketmq_operator.core.conditions import Verdict
@@ -23,6 +23,7 @@ from rocketmq_operator.core.resource import (
     Endpoints,
     RocketMQInstance,
     RocketMQInstanceStatus,
+    StatusModel,
 )
 from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger, EventType, Reason
 
@@ -36,11 +37,14 @@ class Event:
     message: str
 
 
-@dataclass
-class StepResult:
-    """What a step wants written and when it wants to run again."""
+S = TypeVar("S", bound=StatusModel)
 
-    status: RocketMQInstanceStatus = field(default_factory=RocketMQInstanceStatus)
+
+@dataclass
+class Step(Generic[S]):
+    """What a step wants written and when it wants to run again, for a resource of any kind."""
+
+    status: S
     """The status patch: only the fields set on it are written."""
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
@@ -53,6 +57,13 @@ class StepResult:
     def patch(self) -> dict[str, Any]:
         """The status patch as the API server receives it (camelCase; ``null`` clears a field)."""
         return self.status.to_patch()
+
+
+@dataclass
+class StepResult(Step[RocketMQInstanceStatus]):
+    """A RocketMQInstance's step."""
+
+    status: RocketMQInstanceStatus = field(default_factory=RocketMQInstanceStatus)
 
     def sets(self, name: str) -> bool:
         """Whether the patch sets the field ``name`` (snake_case); an unknown name is an error."""

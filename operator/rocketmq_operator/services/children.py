@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rocketmq_operator.core import cloud, conditions, decisions
@@ -39,7 +39,7 @@ from rocketmq_operator.core.child_resource import (
 )
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.resource import DeletionPolicy
-from rocketmq_operator.core.status import Event
+from rocketmq_operator.core.status import Step
 from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.batching import ChildBatcher, DeleteOutcome
@@ -51,21 +51,8 @@ logger = logging.getLogger(__name__)
 ChildCR = RocketMQTopic | RocketMQConsumerGroup
 
 
-@dataclass
-class ChildStep:
-    """What one step wants written (status fields set on ``status``), posted and when to run again."""
-
-    status: ChildStatus
-    events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
-    released: bool = False
-
-    def event(self, type_: EventType, reason: str, message: str) -> None:
-        self.events.append(Event(type_, reason, message))
-
-    @property
-    def patch(self) -> dict[str, Any]:
-        return self.status.to_patch()
+ChildStep = Step[ChildStatus]
+"""What one step of a topic or group wants written, posted, and when it wants to run again."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import pydantic
 
 from rocketmq_operator.core import decisions
 from rocketmq_operator.core.child_mapping import GROUPS, TOPICS, KindRules, Parent
@@ -20,6 +19,7 @@ from rocketmq_operator.core.child_resource import CONSUMER_GROUP_PLURAL, TOPIC_P
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.services.children import ChildStep
+from rocketmq_operator.wiring import bodies
 from rocketmq_operator.wiring.runtime import Runtime
 
 FactsIndex = kopf.Index[tuple[str, str], "InstanceFacts"]
@@ -109,27 +109,11 @@ class Parents:
         return False
 
 
-def _apply(step: ChildStep, patch: kopf.Patch, body: kopf.Body) -> None:
-    for key, value in step.patch.items():
-        patch.status[key] = value
-    for event in step.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
 def _parse(rules: KindRules[Any], body: Mapping[str, Any]) -> Any:
-    try:
-        return rules.parse(_plain(body))
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
-        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+    return bodies.parse(rules.parse, body)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+_apply = bodies.apply
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import kopf
-import pydantic
 
 from rocketmq_operator.core import decisions
 from rocketmq_operator.core.resource import (
@@ -31,8 +30,7 @@ from rocketmq_operator.core.resource import (
     RocketMQInstance,
 )
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.core.status import StepResult
-from rocketmq_operator.wiring import child_handlers, namespaces, peering
+from rocketmq_operator.wiring import bodies, child_handlers, namespaces, peering
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
 
@@ -56,27 +54,11 @@ class RunOptions:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _parse(body: Mapping[str, Any]) -> RocketMQInstance:
-    try:
-        return RocketMQInstance.from_body(_plain(body))
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
-        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+    return bodies.parse(RocketMQInstance.from_body, body)
 
 
-def _apply(result: StepResult, patch: kopf.Patch, body: kopf.Body) -> None:
-    for key, value in result.patch.items():
-        patch.status[key] = value
-    for event in result.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+_apply = bodies.apply
 
 
 def _runtime(memo: kopf.Memo) -> Runtime:

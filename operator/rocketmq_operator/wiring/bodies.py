@@ -1,0 +1,41 @@
+"""From kopf's bodies to our models, and from a step back to kopf: shared by every kind's handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import kopf
+import pydantic
+
+from rocketmq_operator.core.resource import StatusModel
+from rocketmq_operator.core.status import Step
+
+T = TypeVar("T")
+S = TypeVar("S", bound=StatusModel)
+
+
+def plain(value: Any) -> Any:
+    """kopf's body views as plain dicts and lists, for pydantic."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def parse(read: Callable[[Any], T], body: Mapping[str, Any]) -> T:
+    """The body as a model; one the model refuses fails the handler for good, naming the fields."""
+    try:
+        return read(plain(body))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
+        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+
+
+def apply(step: Step[S], patch: kopf.Patch, body: kopf.Body) -> None:
+    """The step's status patch into kopf's patch, its Events posted."""
+    for key, value in step.patch.items():
+        patch.status[key] = value
+    for event in step.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
