@@ -112,3 +112,7 @@ def test_users_get_rotate_and_lose_their_keys_only_through_secrets(stack: Stack)
     log = stack.operator.log_path.read_text(errors="replace")
     for key in (KEY1, KEY2, key3):
         assert key not in log
+
+    # Leave nothing behind that needs the operator once it stops (the instance carries a finalizer).
+    stack.cluster.delete(ns, "acl")
+    stack.cluster.wait_gone(ns, ["acl"], timeout=60)
