@@ -67,6 +67,7 @@ crd: venv
 	$(BIN)/rocketmq-operator crd --kind instance > crds/rocketmqinstances.dms.rocketmq-operator.io.yaml
 	$(BIN)/rocketmq-operator crd --kind topic > crds/rocketmqtopics.dms.rocketmq-operator.io.yaml
 	$(BIN)/rocketmq-operator crd --kind group > crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml
+	$(BIN)/rocketmq-operator crd --kind user > crds/rocketmqusers.dms.rocketmq-operator.io.yaml
 	cp crds/rocketmq*.dms.rocketmq-operator.io.yaml deploy/helm/rocketmq-operator/crds/
 
 clean:

@@ -32,6 +32,7 @@ CRDS = (
     "rocketmqinstances.dms.rocketmq-operator.io",
     "rocketmqtopics.dms.rocketmq-operator.io",
     "rocketmqconsumergroups.dms.rocketmq-operator.io",
+    "rocketmqusers.dms.rocketmq-operator.io",
 )
 
 

@@ -85,6 +85,11 @@ class SimulatorAdmin:
         """Delete a topic (``kind`` "topics") or group ("groups") behind the operator's back."""
         self._json(self._http.delete(f"/_sim/instances/{instance_id}/children/{kind}/{quote(name, safe='')}"))
 
+    def check_key(self, instance_id: str, user: str, secret_key: str) -> bool:
+        """Whether ACL user ``user`` holds ``secret_key`` (the key never travels back)."""
+        path = f"/_sim/instances/{instance_id}/users/{quote(user, safe='')}/check-key"
+        return bool(self._json(self._http.post(path, json={"secret_key": secret_key}))["matches"])
+
     def deletions(self) -> list[dict[str, Any]]:
         """Every deletion the cloud accepted, with when it ended (``ended_at``) and how."""
         result: list[dict[str, Any]] = self._json(self._http.get("/_sim/deletions"))["deletions"]

@@ -179,8 +179,8 @@ def parser() -> argparse.ArgumentParser:
         "--kind",
         choices=(*crdgen.KINDS, "all"),
         default="instance",
-        help="instance (RocketMQInstance), topic (RocketMQTopic), group (RocketMQConsumerGroup), or all of them "
-        "as one YAML stream",
+        help="instance (RocketMQInstance), topic (RocketMQTopic), group (RocketMQConsumerGroup), user "
+        "(RocketMQUser), or all of them as one YAML stream",
     )
     crd.set_defaults(func=_crd)
 

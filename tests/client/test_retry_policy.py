@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from client_kit import Cloud, FakeClock, Recorder, error, make_client, reply
+from pydantic import SecretStr
 
 from rocketmq_operator.adapters import dms_client, retrying
 from rocketmq_operator.adapters.ratelimit import TokenBucket
@@ -78,10 +79,28 @@ OPERATIONS: dict[str, tuple[Call, httpx.Response]] = {
         lambda c: c.show_task("i-1", "j-1"),
         reply(200, {"task_count": "1", "tasks": [{"id": "j-1", "status": "SUCCESS"}]}),
     ),
+    "user_create": (
+        lambda c: c.create_user("i-1", cloud.CreateUserRequest(access_key="app-user", secret_key=SecretStr("Ab1-x"))),
+        reply(200, {"access_key": "app-user"}),
+    ),
+    "user_list": (lambda c: c.list_users("i-1", cloud.ChildPage()), reply(200, {"total": 0, "users": []})),
+    "user_update": (
+        lambda c: c.update_user("i-1", "app-user", cloud.UpdateUserRequest(admin=True)),
+        reply(200, {"access_key": "app-user"}),
+    ),
+    "user_delete": (lambda c: c.delete_user("i-1", "app-user"), reply(200, {"message": "success"})),
 }
 
-READS = {"show", "list", "tags_list", "recycle_list", "topic_list", "group_list", "task_show"}
-IDEMPOTENT = {"delete", "batch_delete", "delete_all_failed", "topic_batch_delete", "group_batch_delete"}
+READS = {"show", "list", "tags_list", "recycle_list", "topic_list", "group_list", "task_show", "user_list"}
+IDEMPOTENT = {
+    "delete",
+    "batch_delete",
+    "delete_all_failed",
+    "topic_batch_delete",
+    "group_batch_delete",
+    "user_update",
+    "user_delete",
+}
 UNSAFE = {
     "create",
     "update",
@@ -94,6 +113,7 @@ UNSAFE = {
     "topic_update",
     "group_create",
     "group_update",
+    "user_create",
 }
 
 
@@ -139,6 +159,9 @@ BODY_UNREAD = {
     "topic_update",
     "group_create",
     "group_update",
+    "user_create",
+    "user_update",
+    "user_delete",
 }
 
 

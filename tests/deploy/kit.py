@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "rocketmq-operator"
 GROUP, VERSION, PLURAL = "dms.rocketmq-operator.io", "v1alpha1", "rocketmqinstances"
 FINALIZER = f"{GROUP}/finalizer"
-CR_PLURALS = ("rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups")
+CR_PLURALS = ("rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers")
 """Every kind the operator serves; RBAC, the uninstall guard and the chart's CRDs cover each one."""
 
 

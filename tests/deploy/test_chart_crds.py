@@ -12,6 +12,7 @@ CRD_NAMES = [
     "rocketmqinstances.dms.rocketmq-operator.io.yaml",
     "rocketmqtopics.dms.rocketmq-operator.io.yaml",
     "rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
+    "rocketmqusers.dms.rocketmq-operator.io.yaml",
 ]
 
 

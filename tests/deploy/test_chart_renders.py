@@ -311,6 +311,7 @@ def test_the_packaged_chart_ships_the_crds_the_health_check_and_the_hook_script(
         "crds/rocketmqinstances.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqtopics.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
+        "crds/rocketmqusers.dms.rocketmq-operator.io.yaml",
         "crds/kopf-peering.yaml",
         "health/rocketmqinstance.lua",
         "files/uninstall_guard.py",

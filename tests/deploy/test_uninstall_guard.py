@@ -220,7 +220,8 @@ def test_the_guard_lets_an_uninstall_through_when_no_cr_exists_in_the_served_nam
     job, config_maps = _hooks(release)
     hook = run_guard(release, job, as_operator, tmp_path, env={"WATCH_NAMESPACES": empty}, config_maps=config_maps)
     assert hook.exit_code == 0, hook.output
-    assert "0 RocketMQInstance(s), 0 RocketMQTopic(s), 0 RocketMQConsumerGroup(s) found" in hook.output
+    counts = "0 RocketMQInstance(s), 0 RocketMQTopic(s), 0 RocketMQConsumerGroup(s), 0 RocketMQUser(s)"
+    assert f"{counts} found" in hook.output
     control_plane.kubectl("delete", "namespace", empty, "--wait=false")
 
 
@@ -263,7 +264,8 @@ def test_the_guard_refuses_while_a_topic_or_a_consumer_group_carries_the_finaliz
             )
         hook = run_guard(release, job, as_operator, tmp_path, env=guard_env, config_maps=config_maps)
         assert hook.exit_code == 0, hook.output
-        assert "0 RocketMQInstance(s), 1 RocketMQTopic(s), 1 RocketMQConsumerGroup(s) found" in hook.output
+        counts = "0 RocketMQInstance(s), 1 RocketMQTopic(s), 1 RocketMQConsumerGroup(s), 0 RocketMQUser(s)"
+        assert f"{counts} found" in hook.output
     finally:
         for resource in ("rocketmqtopics", "rocketmqconsumergroups"):
             for name in control_plane.kubectl("get", resource, "-n", namespace, "-o", "name").stdout.split():

@@ -156,6 +156,9 @@ class FakeCloud:
     """Loop time at which each deletion ended (gone or binned)."""
     topics: dict[str, dict[str, cloud.TopicView]] = field(default_factory=dict)
     groups: dict[str, dict[str, cloud.GroupView]] = field(default_factory=dict)
+    users: dict[str, dict[str, cloud.UserView]] = field(default_factory=dict)
+    user_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(instance id, access key) -> the secret key the cloud holds, for tests to compare."""
     child_delete_seconds: float = 0.0
     child_deletions: list[tuple[str, protocol.ChildKind, tuple[str, ...]]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
@@ -401,6 +404,50 @@ class FakeCloud:
                 self._child_deleting.append((due, instance_id, kind, name))
         self.settle()
         return job_id
+
+    # ACL users: one call per user, like the cloud (no batch); an unknown one is NotFound (DMS.00500972).
+
+    def _users(self, instance_id: str, *, change: bool = False) -> dict[str, cloud.UserView]:
+        view = self._get(instance_id)
+        if change and view.status != cloud.RUNNING:
+            raise errors.WrongState(f"{instance_id} is {view.status}", status=400, code="DMS.00400026")
+        return self.users.setdefault(instance_id, {})
+
+    def _user(self, instance_id: str, name: str, *, change: bool = False) -> dict[str, cloud.UserView]:
+        table = self._users(instance_id, change=change)
+        if name not in table:
+            raise errors.NotFound(f"The user does not exist: {name}", status=400, code="DMS.00500972")
+        return table
+
+    async def list_users(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListUsersResponse:
+        await self._serve(Call(self._now(), "list_users", ids=(instance_id,), offset=page.offset, limit=page.limit))
+        found = list(self._users(instance_id).values())
+        return cloud.ListUsersResponse(total=len(found), users=found[page.offset : page.offset + page.limit])
+
+    async def create_user(self, instance_id: str, request: cloud.CreateUserRequest) -> None:
+        await self._serve(Call(self._now(), "create_user", ids=(instance_id,), names=(request.access_key,)))
+        table = self._users(instance_id, change=True)
+        if request.access_key in table:
+            raise errors.NameConflict(f"user {request.access_key} exists", status=400, code="DMS.00400060")
+        fields = request.model_dump(exclude_none=True, exclude={"secret_key"})
+        table[request.access_key] = cloud.UserView.model_validate(
+            {"admin": False, "default_topic_perm": "DENY", "default_group_perm": "DENY", "white_remote_address": ""}
+            | fields
+        )
+        self.user_keys[(instance_id, request.access_key)] = request.secret_key.get_secret_value()
+
+    async def update_user(self, instance_id: str, name: str, request: cloud.UpdateUserRequest) -> None:
+        await self._serve(Call(self._now(), "update_user", ids=(instance_id,), names=(name,)))
+        table = self._user(instance_id, name, change=True)
+        fields = request.model_dump(exclude_none=True, exclude={"secret_key"})
+        table[name] = cloud.UserView.model_validate(table[name].model_dump() | fields)
+        if request.secret_key is not None and request.secret_key.get_secret_value():
+            self.user_keys[(instance_id, name)] = request.secret_key.get_secret_value()
+
+    async def delete_user(self, instance_id: str, name: str) -> None:
+        await self._serve(Call(self._now(), "delete_user", ids=(instance_id,), names=(name,)))
+        del self._user(instance_id, name, change=True)[name]
+        self.user_keys.pop((instance_id, name), None)
 
     async def show_task(self, instance_id: str, task_id: str) -> cloud.TaskView:
         await self._serve(Call(self._now(), "show_task", ids=(instance_id,), names=(task_id,)))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from instance_spec import SPEC
 from rocketmq_operator.core import connection
@@ -16,7 +17,7 @@ from rocketmq_operator.core.connection import SecretMeta
 from rocketmq_operator.core.resource import RocketMQInstance
 from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.core.vocabulary import Reason
-from rocketmq_operator.ports.secrets import SecretApiError
+from rocketmq_operator.ports.secrets import SecretApiError, SecretKey
 from rocketmq_operator.services.connection_secrets import ConnectionSecrets
 from rocketmq_operator.services.tracking import CrMemory
 
@@ -231,6 +232,15 @@ class FakeStore:
         self._check("get", name)
         found = self.secrets.get((namespace, name))
         return SecretMeta.from_metadata(found["metadata"]) if found else None
+
+    async def read_key(self, namespace: str, name: str, key: str) -> SecretKey | None:
+        self._check("read_key", name)
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            return None
+        raw = (found.get("data") or {}).get(key)
+        value = SecretStr(base64.b64decode(raw).decode()) if raw is not None else None
+        return SecretKey(meta=SecretMeta.from_metadata(found["metadata"]), value=value)
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None:
         name = body["metadata"]["name"]

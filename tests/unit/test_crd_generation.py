@@ -116,6 +116,7 @@ def _root(crd: dict[str, Any]) -> dict[str, Any]:
     [
         (crdgen.TOPIC, "RocketMQTopic", "rocketmqtopics", ["rmqt"]),
         (crdgen.CONSUMER_GROUP, "RocketMQConsumerGroup", "rocketmqconsumergroups", ["rmqg"]),
+        (crdgen.USER, "RocketMQUser", "rocketmqusers", ["rmqu"]),
     ],
 )
 def test_child_crds_have_the_designed_names(kind: crdgen.KindSpec, name: str, plural: str, short: list[str]) -> None:

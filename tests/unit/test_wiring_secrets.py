@@ -104,3 +104,16 @@ async def test_before_login_and_without_an_answer_it_fails_softly() -> None:
         with pytest.raises(SecretApiError) as failed:
             await store.get("team-a", "x")
     assert failed.value.status == 0
+
+
+async def test_read_key_takes_one_key_into_a_secret_str(server: tuple[KubeSecrets, list[dict[str, Any]]]) -> None:
+    store, seen = server
+    found = await store.read_key("team-a", "orders-rocketmq", "PASSWORD")
+    assert found is not None and found.value is not None
+    assert found.value.get_secret_value() == "secret"
+    assert (found.meta.uid, found.meta.resource_version) == ("s-1", "42")
+    assert "secret" not in repr(found).replace("SecretStr", "").replace("SecretKey", "")
+    lacking = await store.read_key("team-a", "orders-rocketmq", "OTHER")
+    assert lacking is not None and lacking.value is None
+    assert await store.read_key("team-a", "missing", "PASSWORD") is None
+    assert [call["method"] for call in seen] == ["GET", "GET", "GET"]

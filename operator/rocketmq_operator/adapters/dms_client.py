@@ -71,6 +71,10 @@ GROUP_LIST: Final = Operation("group_list", Safety.READ)
 GROUP_UPDATE: Final = Operation("group_update", Safety.UNSAFE)
 GROUP_BATCH_DELETE: Final = Operation("group_batch_delete", Safety.IDEMPOTENT)
 TASK_SHOW: Final = Operation("task_show", Safety.READ)
+USER_CREATE: Final = Operation("user_create", Safety.UNSAFE)
+USER_LIST: Final = Operation("user_list", Safety.READ)
+USER_UPDATE: Final = Operation("user_update", Safety.IDEMPOTENT)
+USER_DELETE: Final = Operation("user_delete", Safety.IDEMPOTENT)
 
 OPERATIONS: Final = (
     CREATE,
@@ -96,6 +100,10 @@ OPERATIONS: Final = (
     GROUP_UPDATE,
     GROUP_BATCH_DELETE,
     TASK_SHOW,
+    USER_CREATE,
+    USER_LIST,
+    USER_UPDATE,
+    USER_DELETE,
 )
 
 
@@ -481,6 +489,37 @@ class DmsClient:
         path = f"/v2/{self._pid}/instances/{self._instance(instance_id, TASK_SHOW)}/tasks/{task}"
         return await self._call(TASK_SHOW, "GET", path, _first_task)
 
+    # ACL users (docs/simulator.md "ACL users"): one path each, no batch. The secret key travels only
+    # in the request body (``to_wire``); no error message echoes a request body.
+
+    def _users(self, instance_id: str, operation: Operation) -> str:
+        return f"/v2/{self._pid}/instances/{self._instance(instance_id, operation)}/users"
+
+    def _user(self, instance_id: str, name: str, operation: Operation) -> str:
+        return f"{self._users(instance_id, operation)}/{_segment(name, what='user name', operation=operation)}"
+
+    async def list_users(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListUsersResponse:
+        path = self._users(instance_id, USER_LIST)
+        return await self._call(
+            USER_LIST, "GET", path, lambda r: _model(cloud.ListUsersResponse, r), params=page.to_params()
+        )
+
+    async def create_user(self, instance_id: str, request: cloud.CreateUserRequest) -> None:
+        path = self._users(instance_id, USER_CREATE)
+        await self._call(USER_CREATE, "POST", path, _ignore, body=request)
+
+    async def update_user(self, instance_id: str, name: str, request: cloud.UpdateUserRequest) -> None:
+        """PUT the changes (200); an empty change is not sent. Repeating it sets the same values again."""
+        path = self._user(instance_id, name, USER_UPDATE)
+        if request.is_empty():
+            return
+        await self._call(USER_UPDATE, "PUT", path, _ignore, body=request)
+
+    async def delete_user(self, instance_id: str, name: str) -> None:
+        """One user (the cloud has no batch for users); an unknown one raises ``NotFound``."""
+        path = self._user(instance_id, name, USER_DELETE)
+        await self._call(USER_DELETE, "DELETE", path, _ignore)
+
 
 # -----------------------------------------------------------------------------------------------
 # Building one from settings.
@@ -587,6 +626,7 @@ if TYPE_CHECKING:
         recycle_bin: protocol.RecycleBin,
         project_wide: protocol.ProjectWideDeletion,
         children: protocol.ChildOperations,
+        users: protocol.UserOperations,
         manual: protocol.ManualOperations,
         reconciling: protocol.ReconcilingClient,
         confirming: protocol.ConfirmingClient,
@@ -600,6 +640,7 @@ if TYPE_CHECKING:
             recycle_bin=client,
             project_wide=client,
             children=client,
+            users=client,
             manual=client,
             reconciling=client,
             confirming=client,

@@ -43,6 +43,8 @@ _BY_CODE: Final[dict[str, type[errors.CloudAPIError]]] = {
     NOT_FOUND_CODE: errors.InstanceNotFound,
     "DMS.00400026": errors.WrongState,
     "DMS.00400060": errors.NameConflict,
+    # An ACL user that does not exist: 400 (TF's user resources turn exactly this into "deleted").
+    "DMS.00500972": errors.NotFound,
     "DMS.00400039": errors.QuotaExceeded,
     "APIGW.0301": errors.AuthFailed,
     "DMS.10240101": errors.AuthFailed,

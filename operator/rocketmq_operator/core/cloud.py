@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, field_validator, model_validator
 
 ENGINE = "reliability"
 """The engine name the SDK and Terraform send; ``rocketmq`` is an alias the cloud also accepts."""
@@ -344,6 +344,10 @@ class ErrorBody(WireResponse):
 ChildKind = Literal["topic", "group"]
 """The two kinds of child an instance has whose deletions go in batches."""
 
+ListedKind = Literal["topic", "group", "user"]
+"""The kinds of child observed by one shared paged walk of their list per instance (users included;
+they are deleted one by one, not in batches)."""
+
 CHILD_LIST_LIMIT = 50
 """The documented maximum ``limit`` of the topic and group lists."""
 
@@ -516,6 +520,88 @@ class TaskListResponse(WireResponse):
     tasks: list[TaskView] = Field(default_factory=list)
 
     @field_validator("tasks", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+# --- ACL users (SDK 3.1.219 CreateUser, ListUser, UpdateUser, DeleteUser; docs/simulator.md "ACL users") ---
+
+UserPerm = Literal["PUB", "SUB", "PUB|SUB", "DENY"]
+"""A user's permission on topics or groups; the cloud takes all four for both (TF)."""
+
+
+class UserPermEntry(WireRequest):
+    name: str
+    perm: UserPerm
+
+
+class _UserFields(WireRequest):
+    """The settable fields a create and an update share.
+
+    ``secret_key`` is a ``SecretStr``: ``repr``, ``str`` and a plain ``model_dump`` show ``**********``;
+    only the JSON body (``to_wire``) holds it in clear, and the client sends that and never logs it.
+    """
+
+    secret_key: SecretStr | None = None
+    white_remote_address: str | None = None
+    admin: bool | None = None
+    default_topic_perm: UserPerm | None = None
+    default_group_perm: UserPerm | None = None
+    topic_perms: list[UserPermEntry] | None = None
+    group_perms: list[UserPermEntry] | None = None
+
+    @field_serializer("secret_key", when_used="json")
+    def _reveal(self, value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+
+class CreateUserRequest(_UserFields):
+    """``POST I/users``: ``access_key`` (the user's name) and ``secret_key`` are required."""
+
+    access_key: str
+    secret_key: SecretStr
+
+
+class UpdateUserRequest(_UserFields):
+    """``PUT I/users/{access_key}``: every field optional; an absent ``secret_key`` keeps the key."""
+
+    def is_empty(self) -> bool:
+        return not self.model_dump(exclude_none=True)
+
+
+class UserPermView(WireResponse):
+    name: str = ""
+    perm: str = ""
+
+
+class UserView(WireResponse):
+    """One user as the list answers it (SDK ``UserResp``). No ``secret_key`` field on purpose: show
+    answers the key in clear, and this model is what makes sure the operator never holds it."""
+
+    access_key: str
+    white_remote_address: str | None = None
+    admin: bool | None = None
+    default_topic_perm: str | None = None
+    default_group_perm: str | None = None
+    topic_perms: list[UserPermView] = Field(default_factory=list)
+    group_perms: list[UserPermView] = Field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.access_key
+
+    @field_validator("topic_perms", "group_perms", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ListUsersResponse(WireResponse):
+    total: int = 0
+    users: list[UserView] = Field(default_factory=list)
+
+    @field_validator("users", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value

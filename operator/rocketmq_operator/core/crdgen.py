@@ -1,4 +1,4 @@
-"""Generates the CRDs (RocketMQInstance, RocketMQTopic, RocketMQConsumerGroup) from the pydantic models.
+"""Generates the CRDs (RocketMQInstance, RocketMQTopic, RocketMQConsumerGroup, RocketMQUser) from the pydantic models.
 
 Why generate: the models are the one source of truth, and a hand-edited CRD drifts. A test
 compares this output with ``crds/`` and fails on any difference.
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, JsonValue
 
-from rocketmq_operator.core import child_resource, resource
+from rocketmq_operator.core import child_resource, resource, user_resource
 
 _DROP_KEYS = {"title"}
 
@@ -172,7 +172,29 @@ CONSUMER_GROUP = KindSpec(
     metadata_fields=("name",),
 )
 
-KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CONSUMER_GROUP}
+
+def user_printer_columns() -> list[dict[str, Any]]:
+    return [
+        _column("Instance", ".spec.instanceRef.name"),
+        _column("Access-Key", ".spec.accessKey"),
+        *_ready_reason_age(),
+    ]
+
+
+USER = KindSpec(
+    kind=user_resource.USER_KIND,
+    plural=user_resource.USER_PLURAL,
+    short_names=user_resource.USER_SHORT_NAMES,
+    spec_model=user_resource.RocketMQUserSpec,
+    status_model=user_resource.RocketMQUserStatus,
+    description="An ACL user of a RocketMQInstance's cloud instance, managed by rocketmq-operator. Its secret "
+    "key is only ever in a Secret.",
+    spec_description="The user to create (or adopt) in the instance named by instanceRef, where its secret key "
+    "comes from, its permissions, and how to delete it.",
+    columns=user_printer_columns,
+)
+
+KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CONSUMER_GROUP, "user": USER}
 """Every CRD the operator serves, by the short key ``rocketmq-operator crd --kind`` takes."""
 
 

@@ -132,6 +132,11 @@ class Reason(enum.StrEnum):
     DELETING_WITH_INSTANCE = "DeletingWithInstance"
     """No call of its own: its instance is being deleted and takes it along."""
     DELETED_WITH_INSTANCE = "DeletedWithInstance"
+    # ACL users.
+    SECRET_KEY_UNAVAILABLE = "SecretKeyUnavailable"
+    """The Secret that holds a user's key is missing, lacks the key, or cannot be read or written."""
+    SECRET_KEY_ROTATED = "SecretKeyRotated"
+    SECRET_KEY_GENERATED = "SecretKeyGenerated"
     # Why the finalizer came off.
     DELETED = "Deleted"
     RECYCLED = "Recycled"

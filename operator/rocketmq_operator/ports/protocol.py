@@ -130,6 +130,7 @@ class ConfirmingClient(ExternalClient, RecycleBin, Protocol):
 
 
 ChildKind = cloud.ChildKind
+ListedKind = cloud.ListedKind
 
 
 @runtime_checkable
@@ -164,7 +165,27 @@ class ChildOperations(Protocol):
 
 
 @runtime_checkable
-class OperatorClient(ExternalClient, Tagging, RecycleBin, ProjectWideDeletion, ChildOperations, Protocol):
+class UserOperations(Protocol):
+    """ACL users of one instance (docs/simulator.md "ACL users"); a user's name is its access key.
+
+    A call on an instance that does not exist raises ``errors.InstanceNotFound``; on a user that does
+    not exist, ``errors.NotFound`` (the cloud's 400 ``DMS.00500972``). There is no show: it answers
+    the secret key in clear, and the operator never reads a key back. There is no batch delete.
+    """
+
+    async def list_users(self, instance_id: str, page: cloud.ChildPage) -> cloud.ListUsersResponse: ...
+
+    async def create_user(self, instance_id: str, request: cloud.CreateUserRequest) -> None: ...
+
+    async def update_user(self, instance_id: str, name: str, request: cloud.UpdateUserRequest) -> None: ...
+
+    async def delete_user(self, instance_id: str, name: str) -> None: ...
+
+
+@runtime_checkable
+class OperatorClient(
+    ExternalClient, Tagging, RecycleBin, ProjectWideDeletion, ChildOperations, UserOperations, Protocol
+):
     """What the runtime builds every service over, and closes when the operator stops."""
 
     async def aclose(self) -> None: ...

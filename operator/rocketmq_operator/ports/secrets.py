@@ -5,14 +5,20 @@ asyncio, tested against a fake; the implementation speaks to the API server over
 session, so it lives in the wiring (the only layer that may touch kopf).
 
 Contract: reads return metadata only (``SecretMeta``), never a Secret's data, so nothing the
-operator does not own is ever held in memory. Every failure is a ``SecretApiError`` carrying the
+operator does not own is ever held in memory. The one exception is ``read_key``: the secret key of a
+``RocketMQUser`` (``spec.secretKeyRef``), one key of one Secret, returned as a pydantic ``SecretStr``
+(its ``repr`` and ``str`` hide it) for the one cloud call that sends it; the rest of that Secret is
+dropped unread. Every failure is a ``SecretApiError`` carrying the
 HTTP status; 404 on read is ``None``, not an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pydantic import SecretStr
 
 from rocketmq_operator.core.connection import SecretMeta
 
@@ -34,9 +40,23 @@ class SecretApiError(Exception):
         return self.status == 409
 
 
+@dataclass(frozen=True)
+class SecretKey:
+    """One key of a Secret, with the metadata that says which version of the Secret it is from."""
+
+    meta: SecretMeta
+    value: SecretStr | None
+    """None: the Secret has no such key (or it is not valid UTF-8)."""
+
+
 class SecretStore(Protocol):
     async def get(self, namespace: str, name: str) -> SecretMeta | None:
         """The Secret's metadata, or ``None`` if there is none of that name."""
+        ...
+
+    async def read_key(self, namespace: str, name: str, key: str) -> SecretKey | None:
+        """The value of one key of the Secret (the only place a Secret's value is read), or ``None``
+        if there is no Secret of that name."""
         ...
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None: ...

@@ -1,4 +1,4 @@
-"""The topic and consumer-group lists of each instance, walked once for all the CRs that ask.
+"""The topic, consumer-group and user lists of each instance, walked once for all the CRs that ask.
 
 Why: a hundred topic CRs of one instance, each showing its own topic every poll interval, would
 cost a hundred calls per interval; one paged walk of the instance's topic list answers them all.
@@ -19,17 +19,22 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from rocketmq_operator.core import cloud
 from rocketmq_operator.ports import errors, protocol
-from rocketmq_operator.ports.protocol import ChildKind
+from rocketmq_operator.ports.protocol import ListedKind
 
 logger = logging.getLogger(__name__)
 
 _WALK_ATTEMPTS = 3
 _FORGET_AFTER_INTERVALS = 10.0
 
-ChildView = cloud.TopicView | cloud.GroupView
+ChildView = cloud.TopicView | cloud.GroupView | cloud.UserView
+
+
+class ListingClient(protocol.ChildOperations, protocol.UserOperations, Protocol):
+    """The lists the observer walks: topics, groups and users."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class ChildObserver:
 
     def __init__(
         self,
-        client: protocol.ChildOperations,
+        client: ListingClient,
         *,
         interval: float,
         clock: Callable[[], float] = time.time,
@@ -69,17 +74,17 @@ class ChildObserver:
         self._client = client
         self._interval = interval
         self._clock = clock
-        self._lists: dict[tuple[str, ChildKind], ChildList] = {}
-        self._asked: dict[tuple[str, ChildKind], float] = {}
-        self._walks: dict[tuple[str, ChildKind], asyncio.Task[ChildList]] = {}
-        self._changed_at: dict[tuple[str, ChildKind, str], float] = {}
+        self._lists: dict[tuple[str, ListedKind], ChildList] = {}
+        self._asked: dict[tuple[str, ListedKind], float] = {}
+        self._walks: dict[tuple[str, ListedKind], asyncio.Task[ChildList]] = {}
+        self._changed_at: dict[tuple[str, ListedKind, str], float] = {}
         """When we last changed each object (create, update): a walk from before says nothing of it."""
 
-    def cached(self, instance_id: str, kind: ChildKind) -> ChildList | None:
+    def cached(self, instance_id: str, kind: ListedKind) -> ChildList | None:
         return self._lists.get((instance_id, kind))
 
     async def view(
-        self, instance_id: str, kind: ChildKind, *, newer_than: float, about: str | None = None
+        self, instance_id: str, kind: ListedKind, *, newer_than: float, about: str | None = None
     ) -> ChildList:
         """A walk that started at or after ``newer_than`` (wall clock), made now if the last one is older.
 
@@ -108,7 +113,7 @@ class ChildObserver:
             return await self.view(instance_id, kind, newer_than=newer_than, about=about)
         return result
 
-    def changed(self, instance_id: str, kind: ChildKind, name: str) -> None:
+    def changed(self, instance_id: str, kind: ListedKind, name: str) -> None:
         """After a change of ours to ``name``: no walk that started before it answers about that name.
 
         Only about that name: the others' answers stand, so a burst of creates (a GitOps sync of a
@@ -117,13 +122,13 @@ class ChildObserver:
         self._changed_at[(instance_id, kind, name)] = self._clock()
 
     def forget_instance(self, instance_id: str) -> None:
-        for kind in ("topic", "group"):
+        for kind in ("topic", "group", "user"):
             self._lists.pop((instance_id, kind), None)
             self._asked.pop((instance_id, kind), None)
         for changed in [c for c in self._changed_at if c[0] == instance_id]:
             del self._changed_at[changed]
 
-    def _walk_done(self, key: tuple[str, ChildKind], task: asyncio.Task[ChildList]) -> None:
+    def _walk_done(self, key: tuple[str, ListedKind], task: asyncio.Task[ChildList]) -> None:
         if self._walks.get(key) is task:
             del self._walks[key]
         if not task.cancelled() and task.exception() is None:
@@ -148,7 +153,7 @@ class ChildObserver:
             walk.cancel()
         await asyncio.gather(*walks, return_exceptions=True)
 
-    async def _walk(self, instance_id: str, kind: ChildKind) -> ChildList:
+    async def _walk(self, instance_id: str, kind: ListedKind) -> ChildList:
         calls = 0
         for attempt in range(1, _WALK_ATTEMPTS + 1):
             started_at = self._clock()
@@ -168,7 +173,7 @@ class ChildObserver:
                 return ChildList(started_at=started_at, items=items, consistent=consistent, calls=calls)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pages(self, instance_id: str, kind: ChildKind) -> tuple[dict[str, ChildView], list[int], int]:
+    async def _pages(self, instance_id: str, kind: ListedKind) -> tuple[dict[str, ChildView], list[int], int]:
         items: dict[str, ChildView] = {}
         totals: list[int] = []
         offset = 0
@@ -179,6 +184,9 @@ class ChildObserver:
             if kind == "topic":
                 topics = await self._client.list_topics(instance_id, page)
                 listed, total = list(topics.topics), topics.total
+            elif kind == "user":
+                users = await self._client.list_users(instance_id, page)
+                listed, total = list(users.users), users.total
             else:
                 groups = await self._client.list_groups(instance_id, page)
                 listed, total = list(groups.groups), groups.total

@@ -104,18 +104,10 @@ class ChildReconciler:
 
     async def _reconcile(self, cr: ChildCR, rules: KindRules[Any], parent: Parent | None, step: ChildStep) -> Verdict:
         noun = rules.noun
-        if parent is None:
-            step.requeue_after = self._timing.verify_interval
-            where = f"{cr.metadata.namespace}/{cr.spec.instance_ref.name}"
-            return _waiting(Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {where}, which does not exist")
-        if parent.deleting:
-            return _waiting(Reason.INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
-        if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:
-            step.requeue_after = self._timing.verify_interval
-            state = parent.cloud_status or "not created yet"
-            return _waiting(
-                Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {parent.ref} to be RUNNING ({state})"
-            )
+        wait = parent_wait(cr.metadata.namespace, cr.spec.instance_ref.name, parent, step, self._timing)
+        if wait is not None:
+            return wait
+        assert parent is not None and parent.instance_id is not None
         instance_id = parent.instance_id
         engine = self._engine(parent)
         mismatch = cr.spec.engine_mismatch(engine)
@@ -133,13 +125,14 @@ class ChildReconciler:
                 instance_id, rules.kind, newer_than=self._clock() - self._timing.poll_interval, about=name
             )
         except errors.CloudError as exc:
-            return _from_error(exc, step, f"listing the {noun}s of instance {instance_id}")
+            return from_error(exc, step, f"listing the {noun}s of instance {instance_id}")
         view = listed.lookup(name)
+        assert not isinstance(view, cloud.UserView)  # users are services.users'
         if view is not None:
             return await self._present(cr, rules, instance_id, engine, view, owned and not moved, step)
         if not listed.absent(name):
             step.requeue_after = self._timing.verify_interval
-            return _waiting(Reason.OBSERVING, f"the {noun} list of instance {instance_id} changed while read")
+            return waiting(Reason.OBSERVING, f"the {noun} list of instance {instance_id} changed while read")
         if owned:
             step.event(
                 EventType.WARNING,
@@ -151,7 +144,7 @@ class ChildReconciler:
             step.status.creation = ChildCreationStatus(pending_since=decisions.isoformat(self._clock(), precise=True))
             step.status.owned = False
             step.requeue_after = 0.0
-            return _waiting(Reason.CREATING, f"creating {noun} {name} in instance {instance_id}")
+            return waiting(Reason.CREATING, f"creating {noun} {name} in instance {instance_id}")
         return await self._create(cr, rules, instance_id, engine, step)
 
     async def _present(
@@ -190,11 +183,11 @@ class ChildReconciler:
             try:
                 await self._update(rules, instance_id, name, update)
             except errors.CloudError as exc:
-                return _from_error(exc, step, f"updating {noun} {name}")
+                return from_error(exc, step, f"updating {noun} {name}")
             self._observer.changed(instance_id, rules.kind, name)
             step.event(EventType.NORMAL, Reason.UPDATED, f"updated {noun} {name}")
             step.requeue_after = self._timing.verify_interval
-            return _waiting(Reason.UPDATING, f"updated {noun} {name}; waiting to see the change listed")
+            return waiting(Reason.UPDATING, f"updated {noun} {name}; waiting to see the change listed")
         observed = rules.observed(view)
         for key in type(observed).model_fields:
             if key in ChildStatus.model_fields:
@@ -218,9 +211,9 @@ class ChildReconciler:
             # Listed absent a moment ago: created since, by our own earlier attempt or by someone else.
             self._observer.changed(instance_id, rules.kind, name)
             step.requeue_after = self._timing.verify_interval
-            return _waiting(Reason.OBSERVING, f"{noun} {name} appeared in instance {instance_id}; looking again")
+            return waiting(Reason.OBSERVING, f"{noun} {name} appeared in instance {instance_id}; looking again")
         except errors.CloudError as exc:
-            return _from_error(exc, step, f"creating {noun} {name}")
+            return from_error(exc, step, f"creating {noun} {name}")
         self._observer.changed(instance_id, rules.kind, name)
         step.status.owned = True
         step.status.creation = None
@@ -266,7 +259,7 @@ class ChildReconciler:
         step.requeue_after = self._timing.verify_interval
         if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
             self._record(cr, step, result=DeletionResult.WITH_INSTANCE, instance_id=instance_id)
-            return _waiting(
+            return waiting(
                 Reason.DELETING_WITH_INSTANCE,
                 f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
             )
@@ -278,7 +271,7 @@ class ChildReconciler:
                     step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
                 )
             if seen.state == Presence.UNKNOWN:
-                return _waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
+                return waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
         accepted = self._accepted.get(cr.metadata.uid) or _accepted_in(cr.status.deletion, instance_id)
         if accepted is not None:
             return await self._confirm(cr, rules, instance_id, accepted, step)
@@ -293,19 +286,19 @@ class ChildReconciler:
         if outcome.result == DeletionResult.ACCEPTED:
             self._accepted[cr.metadata.uid] = record
             step.event(EventType.NORMAL, Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
-            return _waiting(Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
+            return waiting(Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
         if outcome.result == DeletionResult.NOT_FOUND:
             return self._release(
                 step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
             )
         if outcome.result == DeletionResult.WITH_INSTANCE:
-            return _waiting(
+            return waiting(
                 Reason.DELETING_WITH_INSTANCE, f"instance {instance_id} is being deleted and takes {name} with it"
             )
-        step.requeue_after = _backoff(attempts)
+        step.requeue_after = backoff(attempts)
         step.event(EventType.WARNING, Reason.DELETE_FAILED, f"{rules.noun} {name}: {outcome.message}")
         reason = outcome.error.reason if outcome.error is not None else Reason.DELETE_FAILED
-        return _waiting(reason, f"{rules.noun} {name}: {outcome.message}")
+        return waiting(reason, f"{rules.noun} {name}: {outcome.message}")
 
     async def _confirm(
         self, cr: ChildCR, rules: KindRules[Any], instance_id: str, accepted: ChildDeletionStatus, step: ChildStep
@@ -319,7 +312,7 @@ class ChildReconciler:
                 # The job first: a list that no longer shows a name proves nothing while the job
                 # that deletes it may still fail (the cloud's list hides deleting instances, too).
                 if not await self._job_ended(*job):
-                    return _waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, job {job[1]} running")
+                    return waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, job {job[1]} running")
                 ended_at = self._ended[job]
             # Only a walk that started after the job was seen ended can judge it.
             newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
@@ -329,7 +322,7 @@ class ChildReconciler:
                 step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
             )
         except errors.CloudError as exc:
-            return _waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
+            return waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
         if listed.absent(name):
             return self._release(step, Reason.DELETED, f"{noun} {name} is gone from instance {instance_id}")
         if ended_at is not None and listed.consistent:
@@ -339,8 +332,8 @@ class ChildReconciler:
             step.status.deletion = accepted.model_copy(update={"result": DeletionResult.FAILED, "last_error": message})
             step.event(EventType.WARNING, Reason.DELETE_FAILED, message)
             step.requeue_after = 0.0
-            return _waiting(Reason.DELETE_FAILED, message)
-        return _waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, still listed")
+            return waiting(Reason.DELETE_FAILED, message)
+        return waiting(Reason.DELETING, f"{noun} {name}: deletion accepted, still listed")
 
     async def _job_ended(self, instance_id: str, job_id: str) -> bool:
         """Whether the job has ended, asked at most once per verify interval per job (all its CRs share it);
@@ -397,15 +390,31 @@ class ChildReconciler:
             step.status.observed_generation = generation
 
 
-def _waiting(reason: str, message: str) -> Verdict:
+def parent_wait(namespace: str, name: str, parent: Parent | None, step: ChildStep, timing: Timing) -> Verdict | None:
+    """Why a child of ``namespace/name`` must wait for its parent (no call is made), or None: it runs."""
+    if parent is None:
+        step.requeue_after = timing.verify_interval
+        return waiting(
+            Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {namespace}/{name}, which does not exist"
+        )
+    if parent.deleting:
+        return waiting(Reason.INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
+    if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:
+        step.requeue_after = timing.verify_interval
+        state = parent.cloud_status or "not created yet"
+        return waiting(Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {parent.ref} to be RUNNING ({state})")
+    return None
+
+
+def waiting(reason: str, message: str) -> Verdict:
     return Verdict(ready=False, reason=reason, message=message, reconciling=True)
 
 
-def _from_error(exc: errors.CloudError, step: ChildStep, doing: str) -> Verdict:
+def from_error(exc: errors.CloudError, step: ChildStep, doing: str) -> Verdict:
     if exc.terminal:
         return Verdict(ready=False, reason=exc.reason, message=f"{doing}: {exc}", stalled=True)
-    step.requeue_after = _backoff(1)
-    return _waiting(exc.reason, f"{doing}: {exc}")
+    step.requeue_after = backoff(1)
+    return waiting(exc.reason, f"{doing}: {exc}")
 
 
 def _accepted_in(record: ChildDeletionStatus | None, instance_id: str) -> ChildDeletionStatus | None:
@@ -427,5 +436,5 @@ def _record_of(outcome: DeleteOutcome, instance_id: str, attempts: int) -> Child
     )
 
 
-def _backoff(attempts: int) -> float:
+def backoff(attempts: int) -> float:
     return float(min(60, 2 ** min(attempts, 6)))

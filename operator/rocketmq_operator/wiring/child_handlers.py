@@ -1,4 +1,4 @@
-"""The kopf wiring of RocketMQTopic and RocketMQConsumerGroup: the same few handlers for both kinds.
+"""The kopf wiring of RocketMQTopic, RocketMQConsumerGroup and RocketMQUser: the same few handlers for each.
 
 A child finds its parent in an index of the RocketMQInstance CRs (``instance_facts``), kept by kopf
 from the watch it already has: no API call per child. The index also answers the child batcher's
@@ -18,6 +18,7 @@ from rocketmq_operator.core.child_mapping import GROUPS, TOPICS, KindRules, Pare
 from rocketmq_operator.core.child_resource import CONSUMER_GROUP_PLURAL, TOPIC_PLURAL
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPolicy
 from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.user_resource import USER_PLURAL, RocketMQUser
 from rocketmq_operator.services.children import ChildStep
 from rocketmq_operator.wiring import bodies
 from rocketmq_operator.wiring.runtime import Runtime
@@ -136,6 +137,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
 
     for plural, rules in ((TOPIC_PLURAL, TOPICS), (CONSUMER_GROUP_PLURAL, GROUPS)):
         _register_kind(registry, settings, plural, rules)
+    _register_users(registry, settings)
 
 
 def parents_from(kwargs: Mapping[str, Any], settings: OperatorSettings) -> Parents:
@@ -193,4 +195,65 @@ def _register_kind(
             return
         delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
         message = result.events[-1].message if result.events else f"waiting for the {rules.noun} to be deleted"
+        raise kopf.TemporaryError(message, delay=delay)
+
+
+def _parse_user(body: Mapping[str, Any]) -> RocketMQUser:
+    try:
+        return RocketMQUser.from_body(_plain(body))
+    except pydantic.ValidationError as exc:
+        # The messages name fields and rules; a RocketMQUser's spec holds no key to leak.
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
+        raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
+
+
+def _register_users(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """RocketMQUser: the handlers of a child kind, over ``services.users``; the timer also carries the
+    key rotation (a changed Secret is noticed within a poll interval)."""
+    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": USER_PLURAL, "registry": registry}
+    poll = settings.poll_interval_seconds
+
+    def runtime(memo: kopf.Memo) -> Runtime:
+        found: Runtime = memo["runtime"]
+        return found
+
+    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep:
+        cr = _parse_user(body)
+        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
+        result = await runtime(memo).users.reconcile(cr, parent)
+        _apply(result, patch, body)
+        return result
+
+    @kopf.on.create(**crs, id="user-reconcile")
+    @kopf.on.update(**crs, id="user-apply")
+    @kopf.on.resume(**crs, id="user-resume")
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        result = await step(body, patch, memo, kwargs)
+        if result.requeue_after is not None and result.requeue_after < poll:
+            raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
+
+    @kopf.timer(**crs, id="user-observe", interval=poll, initial_delay=poll)
+    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        await step(body, patch, memo, kwargs)
+
+    @kopf.on.event(**crs, id="user-forget")
+    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        found: Runtime | None = memo.get("runtime")
+        if event.get("type") == "DELETED" and uid and found is not None:
+            found.users.forget(uid)
+
+    @kopf.on.delete(**crs, id="user-finalize")
+    async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        cr = _parse_user(body)
+        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
+        found = runtime(memo)
+        result = await found.users.finalize(cr, parent)
+        _apply(result, patch, body)
+        if result.released:
+            found.users.forget(cr.metadata.uid)
+            return
+        delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
+        message = result.events[-1].message if result.events else "waiting for the user to be deleted"
         raise kopf.TemporaryError(message, delay=delay)

@@ -32,6 +32,7 @@ from rocketmq_operator.services.observing import Observer
 from rocketmq_operator.services.reconciling import Reconciler
 from rocketmq_operator.services.sweeping import Sweeper
 from rocketmq_operator.services.tracking import CrMemory
+from rocketmq_operator.services.users import UserReconciler
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Runtime:
     children: ChildReconciler
     child_observer: ChildObserver
     child_batcher: ChildBatcher
+    users: UserReconciler
     metrics_server: WSGIServer | None = None
 
     @classmethod
@@ -204,6 +206,14 @@ class Runtime:
             instances=observer.lookup,
             timing=Timing(settings.poll_interval_seconds, settings.verify_interval_seconds),
         )
+        users = UserReconciler(
+            client=client,
+            observer=child_observer,
+            # Users read their key from a Secret: behind the same switch as connection Secrets.
+            secrets=secrets if settings.connection_secrets else None,
+            instances=observer.lookup,
+            timing=Timing(settings.poll_interval_seconds, settings.verify_interval_seconds),
+        )
         return cls(
             settings,
             metrics,
@@ -219,6 +229,7 @@ class Runtime:
             children,
             child_observer,
             child_batcher,
+            users,
         )
 
     def serve_metrics(self, port: int, host: str) -> None:

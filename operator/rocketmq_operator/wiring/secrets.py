@@ -6,20 +6,24 @@ auth headers) is the one way it speaks to the API server, and only the wiring ma
 objects. This module is the narrow rest: four requests on ``/api/v1/namespaces/{ns}/secrets``.
 
 It reads metadata only: the body of a GET is parsed for ``metadata`` and the rest dropped, and
-nothing of a Secret is ever logged; error messages carry the API server's ``Status`` message.
+nothing of a Secret is ever logged; error messages carry the API server's ``Status`` message. The one
+exception, ``read_key``, takes one key of ``data`` into a ``SecretStr`` and drops the rest.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import SecretStr
 
 from rocketmq_operator.core.connection import SecretMeta
-from rocketmq_operator.ports.secrets import SecretApiError
+from rocketmq_operator.ports.secrets import SecretApiError, SecretKey
 
 FIELD_MANAGER = "rocketmq-operator"
 
@@ -40,6 +44,23 @@ class KubeSecrets:
             return None
         metadata = body.get("metadata")
         return SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
+
+    async def read_key(self, namespace: str, name: str, key: str) -> SecretKey | None:
+        status, body = await self._request("GET", namespace, name)
+        if status == 404:
+            return None
+        metadata = body.get("metadata")
+        meta = SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
+        data = body.get("data")
+        raw = data.get(key) if isinstance(data, Mapping) else None
+        del body, data  # nothing else of the Secret is kept
+        value: SecretStr | None = None
+        if isinstance(raw, str):
+            try:
+                value = SecretStr(base64.b64decode(raw, validate=True).decode("utf-8"))
+            except (binascii.Error, UnicodeDecodeError):
+                value = None
+        return SecretKey(meta=meta, value=value)
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None:
         await self._request("POST", namespace, None, body=body)

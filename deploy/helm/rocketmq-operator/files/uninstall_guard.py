@@ -28,6 +28,7 @@ KINDS = (
     ("rocketmqinstances", "RocketMQInstance"),
     ("rocketmqtopics", "RocketMQTopic"),
     ("rocketmqconsumergroups", "RocketMQConsumerGroup"),
+    ("rocketmqusers", "RocketMQUser"),
 )
 
 

@@ -112,14 +112,18 @@ from the rendered manifest, so there is one place that says how the operator is 
 
 {{/* RBAC rules for the namespaced objects the operator works on (a Role per namespace, or the ClusterRole). */}}
 {{- define "rocketmq-operator.namespacedRules" -}}
-# Kopf watches the CRs (instances, their topics and consumer groups), adds and removes the finalizer,
-# and keeps handler progress in annotations.
+# Kopf watches the CRs (instances, their topics, consumer groups and users), adds and removes the
+# finalizer, and keeps handler progress in annotations.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups"]
+  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers"]
   verbs: ["list", "watch", "patch"]
 # Conditions, endpoints and per-object deletion results.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances/status", "rocketmqtopics/status", "rocketmqconsumergroups/status"]
+  resources:
+    - "rocketmqinstances/status"
+    - "rocketmqtopics/status"
+    - "rocketmqconsumergroups/status"
+    - "rocketmqusers/status"
   verbs: ["patch"]
 # An Event on the CR for every cloud-side transition.
 - apiGroups: [""]
@@ -129,6 +133,8 @@ from the rendered manifest, so there is one place that says how the operator is 
 # Connection Secrets (spec.connectionSecret): get (metadata only: is it ours, is it current), create,
 # update (only one it owns), delete (the old one after a rename). No list or watch: it never looks at
 # Secrets it was not asked to write. RBAC cannot narrow this to the names CRs choose.
+# RocketMQUser rides on the same switch: get reads the one key spec.secretKeyRef names (the only
+# Secret value the operator ever reads), create writes the Secret of spec.generateSecretKey.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "update", "delete"]

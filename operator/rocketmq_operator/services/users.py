@@ -1,0 +1,348 @@
+"""RocketMQUser: create, observe, update, rotate and delete ACL users for their CRs.
+
+What it shares with topics and groups (``services.children``): the parent's readiness (nothing until
+the instance is RUNNING), one shared paged walk of the instance's user list per poll interval
+(``ChildObserver``, kind ``user``), the marker written before the first create, adoption only with
+``spec.adopt``, re-creation of a user of ours that disappeared, and the finalizer's rules (Orphan
+releases; a user whose instance is being deleted with policy Delete makes no call and is released once
+the instance is proven gone). What differs: a user is deleted by one call of its own (the cloud has no
+batch for users), released when that call answered or the user is not found.
+
+The secret key. It lives only in a Secret: the one ``spec.secretKeyRef`` names, or the one the
+operator generates and owns for ``spec.generateSecretKey``. Each pass reads the Secret's metadata
+(cheap); ``status.secretKeyVersion`` records the ``uid/resourceVersion`` whose key the cloud was last
+given, and only when the Secret's differs is the key read (``SecretStore.read_key``) and sent, in a
+create or an update of the same user. The key is held as a ``SecretStr`` for that one call and never
+written to status, an Event, a log line or an error message; a refusal by the cloud carries the
+cloud's message, which never repeats it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from rocketmq_operator.core import cloud, conditions, decisions
+from rocketmq_operator.core import user_resource as ur
+from rocketmq_operator.core.child_mapping import Parent
+from rocketmq_operator.core.child_resource import ChildCreationStatus, ChildDeletionStatus
+from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.connection import MANAGED_BY, MANAGED_BY_LABEL
+from rocketmq_operator.core.resource import DeletionPolicy
+from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
+from rocketmq_operator.ports import errors, protocol
+from rocketmq_operator.ports.secrets import SecretApiError, SecretStore
+from rocketmq_operator.services.child_observing import ChildObserver
+from rocketmq_operator.services.children import ChildStep, Timing, backoff, from_error, parent_wait, waiting
+from rocketmq_operator.services.observing import Observation
+
+logger = logging.getLogger(__name__)
+
+NOUN = "user"
+
+
+@dataclass
+class UserStep(ChildStep):
+    status: ur.RocketMQUserStatus
+
+
+@dataclass(frozen=True)
+class _Key:
+    """The Secret's version, and its key once read (only when it is to be sent)."""
+
+    version: str
+    value: SecretStr | None = None
+
+
+class UserReconciler:
+    def __init__(
+        self,
+        *,
+        client: protocol.UserOperations,
+        observer: ChildObserver,
+        secrets: SecretStore | None,
+        instances: Callable[[str], Observation],
+        timing: Timing,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``secrets``: None when the operator may not touch Secrets (``settings.connectionSecrets`` off)."""
+        self._client = client
+        self._observer = observer
+        self._secrets = secrets
+        self._instances = instances
+        self._timing = timing
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+    # ------------------------------------------------------------------ live CRs
+
+    async def reconcile(self, cr: ur.RocketMQUser, parent: Parent | None) -> UserStep:
+        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+            step = UserStep(ur.RocketMQUserStatus())
+            verdict = await self._reconcile(cr, parent, step)
+            _finish(cr, verdict, step, self._clock())
+            return step
+
+    async def _reconcile(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep) -> Verdict:
+        wait = parent_wait(cr.metadata.namespace, cr.spec.instance_ref.name, parent, step, self._timing)
+        if wait is not None:
+            return wait
+        assert parent is not None and parent.instance_id is not None
+        instance_id = parent.instance_id
+        moved = cr.status.instance_id is not None and cr.status.instance_id != instance_id
+        if cr.status.instance_id != instance_id:
+            step.status.instance_id = instance_id
+        owned = bool(cr.status.owned) and not moved
+        name = cr.cloud_name
+        if cr.status.cloud_name != name:
+            step.status.cloud_name = name
+        try:
+            listed = await self._observer.view(
+                instance_id, "user", newer_than=self._clock() - self._timing.poll_interval, about=name
+            )
+        except errors.CloudError as exc:
+            return from_error(exc, step, f"listing the users of instance {instance_id}")
+        view = listed.lookup(name)
+        if view is not None:
+            assert isinstance(view, cloud.UserView)
+            return await self._present(cr, instance_id, view, owned, step)
+        if not listed.absent(name):
+            step.requeue_after = self._timing.verify_interval
+            return waiting(Reason.OBSERVING, f"the user list of instance {instance_id} changed while read")
+        if owned:
+            step.event(
+                EventType.WARNING,
+                Reason.RECREATED_AFTER_DRIFT,
+                f"user {name} was deleted from instance {instance_id} outside the operator; creating it again",
+            )
+        elif cr.status.creation is None or moved:
+            step.status.creation = ChildCreationStatus(pending_since=decisions.isoformat(self._clock(), precise=True))
+            step.status.owned = False
+            step.requeue_after = 0.0
+            return waiting(Reason.CREATING, f"creating user {name} in instance {instance_id}")
+        return await self._create(cr, instance_id, step)
+
+    async def _present(
+        self, cr: ur.RocketMQUser, instance_id: str, view: cloud.UserView, owned: bool, step: UserStep
+    ) -> Verdict:
+        name = cr.cloud_name
+        if not owned:
+            if cr.status.creation is not None:
+                step.status.owned = True
+            elif cr.spec.adopt:
+                step.status.owned = True
+                step.status.adopted = True
+                step.event(
+                    EventType.NORMAL, Reason.ADOPTED, f"adopted the existing user {name} of instance {instance_id}"
+                )
+            else:
+                return Verdict(
+                    ready=False,
+                    reason=Reason.ALREADY_EXISTS,
+                    message=f"a user named {name} already exists in instance {instance_id} and is not this "
+                    "resource's; set spec.adopt: true to manage it (its key is then set from the Secret)",
+                    stalled=True,
+                )
+            # Adopted or found after a lost answer: the key the cloud holds is not known to be ours.
+            rotate = True
+        else:
+            rotate = False
+        if cr.status.creation is not None:
+            step.status.creation = None
+        key = await self._key(cr, step, need=rotate)
+        if isinstance(key, Verdict):
+            return key
+        update = ur.update_request(cr.spec, view, key.value)
+        if update is not None:
+            try:
+                await self._client.update_user(instance_id, name, update)
+            except errors.CloudError as exc:
+                return from_error(exc, step, f"updating user {name}")
+            rotated = update.secret_key is not None
+            if rotated:
+                step.status.secret_key_version = key.version
+                step.event(
+                    EventType.NORMAL,
+                    Reason.SECRET_KEY_ROTATED,
+                    f"set the secret key of user {name} from Secret {cr.metadata.namespace}/{cr.spec.secret_name} "
+                    f"(version {key.version})",
+                )
+            if update.model_copy(update={"secret_key": None}).is_empty():
+                # Only the key: nothing the list shows changes, so there is nothing to wait for.
+                return Verdict(
+                    ready=True, reason=Reason.AVAILABLE, message=f"user {name} exists in instance {instance_id}"
+                )
+            self._observer.changed(instance_id, "user", name)
+            step.event(EventType.NORMAL, Reason.UPDATED, f"updated user {name}")
+            step.requeue_after = self._timing.verify_interval
+            return waiting(Reason.UPDATING, f"updated user {name}; waiting to see the change listed")
+        observed = ur.observed(view)
+        for field in ("admin", "default_topic_perm", "default_group_perm"):
+            value = getattr(observed, field)
+            if getattr(cr.status, field) != value:
+                setattr(step.status, field, value)
+        return Verdict(ready=True, reason=Reason.AVAILABLE, message=f"user {name} exists in instance {instance_id}")
+
+    async def _create(self, cr: ur.RocketMQUser, instance_id: str, step: UserStep) -> Verdict:
+        name = cr.cloud_name
+        key = await self._key(cr, step, need=True)
+        if isinstance(key, Verdict):
+            return key
+        assert key.value is not None
+        try:
+            await self._client.create_user(instance_id, ur.create_request(cr.spec, key.value))
+        except errors.NameConflict:
+            self._observer.changed(instance_id, "user", name)
+            step.requeue_after = self._timing.verify_interval
+            return waiting(Reason.OBSERVING, f"user {name} appeared in instance {instance_id}; looking again")
+        except errors.CloudError as exc:
+            return from_error(exc, step, f"creating user {name}")
+        self._observer.changed(instance_id, "user", name)
+        step.status.owned = True
+        step.status.creation = None
+        step.status.secret_key_version = key.version
+        step.event(EventType.NORMAL, Reason.CREATED, f"created user {name} in instance {instance_id}")
+        return Verdict(ready=True, reason=Reason.CREATED, message=f"created user {name} in instance {instance_id}")
+
+    # ------------------------------------------------------------------ the Secret
+
+    async def _key(self, cr: ur.RocketMQUser, step: UserStep, *, need: bool) -> _Key | Verdict:
+        """The Secret's version, with its key when it is to be sent: ``need``, or the Secret changed
+        since the cloud was last given its key. A Verdict when the key cannot be had."""
+        namespace, secret, key_name = cr.metadata.namespace, cr.spec.secret_name, cr.spec.secret_key_name
+        where = f"Secret {namespace}/{secret}"
+        if self._secrets is None:
+            return Verdict(
+                ready=False,
+                reason=Reason.SECRET_KEY_UNAVAILABLE,
+                message=f"the operator runs without access to Secrets (settings.connectionSecrets is off), so it "
+                f"cannot read the key of user {cr.cloud_name} from {where}",
+                stalled=True,
+            )
+        try:
+            meta = await self._secrets.get(namespace, secret)
+            if meta is None and cr.spec.generate_secret_key is not None:
+                await self._generate(cr, step)
+                meta = await self._secrets.get(namespace, secret)
+            if meta is None:
+                step.requeue_after = self._timing.verify_interval
+                return waiting(Reason.SECRET_KEY_UNAVAILABLE, f"{where} does not exist; it must hold key '{key_name}'")
+            if cr.spec.generate_secret_key is not None and not _ours(cr, meta.owner_uids, meta.labels):
+                return Verdict(
+                    ready=False,
+                    reason=Reason.SECRET_CONFLICT,
+                    message=f"{where} exists and is not this RocketMQUser's; choose another "
+                    "spec.generateSecretKey.secretName, or point spec.secretKeyRef at it",
+                    stalled=True,
+                )
+            version = ur.secret_version(meta.uid, meta.resource_version)
+            if not need and version == cr.status.secret_key_version:
+                return _Key(version)
+            found = await self._secrets.read_key(namespace, secret, key_name)
+        except SecretApiError as exc:
+            step.requeue_after = backoff(2)
+            return waiting(Reason.SECRET_KEY_UNAVAILABLE, f"reading the key of user {cr.cloud_name}: {exc}")
+        if found is None or found.value is None or not found.value.get_secret_value():
+            step.requeue_after = self._timing.verify_interval
+            missing = "does not exist" if found is None else f"has no key '{key_name}'"
+            return waiting(Reason.SECRET_KEY_UNAVAILABLE, f"{where} {missing}")
+        # The version read with the key: it is the one the key belongs to.
+        return _Key(ur.secret_version(found.meta.uid, found.meta.resource_version), found.value)
+
+    async def _generate(self, cr: ur.RocketMQUser, step: UserStep) -> None:
+        assert self._secrets is not None and cr.spec.generate_secret_key is not None
+        body = ur.generated_secret_body(cr, ur.generate_key(cr.spec.access_key))
+        try:
+            await self._secrets.create(cr.metadata.namespace, body)
+        except SecretApiError as exc:
+            if not exc.conflict:  # 409: made meanwhile (an earlier pass): looked at next
+                raise
+            return
+        step.event(
+            EventType.NORMAL,
+            Reason.SECRET_KEY_GENERATED,
+            f"generated a secret key for user {cr.cloud_name} into Secret "
+            f"{cr.metadata.namespace}/{cr.spec.generate_secret_key.secret_name} (key '{ur.GENERATED_KEY}')",
+        )
+
+    # ------------------------------------------------------------------ CRs being deleted
+
+    async def finalize(self, cr: ur.RocketMQUser, parent: Parent | None) -> UserStep:
+        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+            step = UserStep(ur.RocketMQUserStatus())
+            verdict = await self._finalize(cr, parent, step)
+            if not step.released:
+                _finish(cr, verdict, step, self._clock())
+            return step
+
+    async def _finalize(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep) -> Verdict:
+        name = cr.cloud_name
+        instance_id = cr.status.instance_id
+        if cr.spec.deletion_policy == DeletionPolicy.ORPHAN:
+            return _release(step, Reason.ORPHANED, f"user {name} left in the cloud (deletionPolicy Orphan)")
+        if instance_id is None or not (cr.status.owned or cr.status.creation is not None):
+            return _release(step, Reason.NOTHING_TO_DELETE, "no user of this resource exists in the cloud")
+        step.requeue_after = self._timing.verify_interval
+        if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
+            previous = cr.status.deletion
+            if previous is None or previous.result != DeletionResult.WITH_INSTANCE:
+                step.status.deletion = ChildDeletionStatus(instance_id=instance_id, result=DeletionResult.WITH_INSTANCE)
+            return waiting(
+                Reason.DELETING_WITH_INSTANCE,
+                f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
+            )
+        if parent is None or parent.instance_id != instance_id:
+            seen = self._instances(instance_id)
+            if seen.state == Presence.ABSENT:
+                return _release(
+                    step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
+                )
+            if seen.state == Presence.UNKNOWN:
+                return waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
+        attempts = (cr.status.deletion.attempts if cr.status.deletion else 0) + 1
+        try:
+            await self._client.delete_user(instance_id, name)
+        except errors.InstanceNotFound:
+            return _release(step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
+        except errors.NotFound:
+            return _release(step, Reason.DELETED, f"user {name} is not in instance {instance_id} (any more)")
+        except errors.CloudError as exc:
+            message = f"deleting user {name}: {exc}"
+            step.status.deletion = ChildDeletionStatus(
+                instance_id=instance_id, result=DeletionResult.FAILED, attempts=attempts, last_error=message
+            )
+            step.requeue_after = backoff(attempts)
+            step.event(EventType.WARNING, Reason.DELETE_FAILED, message)
+            return waiting(exc.reason, message)
+        self._observer.changed(instance_id, "user", name)
+        return _release(step, Reason.DELETED, f"deleted user {name} from instance {instance_id}")
+
+
+def _ours(cr: ur.RocketMQUser, owner_uids: tuple[str, ...], labels: Mapping[str, str]) -> bool:
+    return bool(cr.metadata.uid) and cr.metadata.uid in owner_uids and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+def _release(step: UserStep, reason: str, message: str) -> Verdict:
+    step.released = True
+    step.requeue_after = None
+    step.event(EventType.NORMAL, reason, message)
+    return Verdict(ready=False, reason=reason, message=message)
+
+
+def _finish(cr: ur.RocketMQUser, verdict: Verdict, step: UserStep, now: float) -> None:
+    generation = cr.metadata.generation or None
+    merged = conditions.merge(
+        cr.status.conditions, verdict.conditions(generation=generation, now=decisions.isoformat(now))
+    )
+    if not conditions.same(cr.status.conditions, merged):
+        step.status.conditions = merged
+    if cr.status.observed_generation != generation:
+        step.status.observed_generation = generation
