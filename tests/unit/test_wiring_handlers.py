@@ -201,3 +201,17 @@ class TestTheMetricsEndpoint:
             # What a restarted operator does: SO_REUSEADDR passes old connections, never a listening socket.
             again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             again.bind(("127.0.0.1", port))
+
+
+class TestApiConnectionPool:
+    """Every watch stream holds a pooled connection: the pool must outgrow the streams, or it starves."""
+
+    def test_cluster_wide_the_requests_get_their_share_beside_the_watches(self) -> None:
+        assert handlers.api_connection_limit(()) == handlers.API_CONNECTIONS + handlers.WATCHED_RESOURCES
+
+    def test_named_namespaces_add_their_watches(self) -> None:
+        limit = handlers.api_connection_limit(("team-a", "team-b", "team-c"))
+        assert limit == handlers.API_CONNECTIONS + 3 * handlers.WATCHED_RESOURCES
+
+    def test_a_pattern_can_match_any_number_of_namespaces_so_the_pool_is_unbounded(self) -> None:
+        assert handlers.api_connection_limit(("rel-*",)) == 0

@@ -80,14 +80,33 @@ def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, st
 
 
 API_CONNECTIONS = 32
-"""Connections to the API server, shared by all requests and watches (kopf's own default is no
-limit). With a thousand CRs changing at once, kopf opened a fresh TLS connection per request and
-spent a third of its CPU in handshakes; a bounded pool queues the requests and reuses connections."""
+"""Connections to the API server for requests (kopf's own default is no limit). With a thousand CRs
+changing at once, kopf opened a fresh TLS connection per request and spent a third of its CPU in
+handshakes; a bounded pool queues the requests and reuses connections."""
+
+WATCHED_RESOURCES = 8
+"""Watch streams kopf keeps per namespace it serves (or once, cluster-wide): our four kinds, plus
+namespaces, CRDs and peering, with room to spare. Each holds a pooled connection for as long as it
+runs, so they come on top of ``API_CONNECTIONS``."""
 
 
-def _api_session(info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
+def api_connection_limit(namespaces: Collection[str]) -> int:
+    """The pool's size: the requests' share plus one connection per watch stream; 0 (no limit) when a
+    namespace pattern can match any number of namespaces, each with its watches.
+
+    A pool no larger than the streams starves every request and every new watch: the operator then
+    stalls without an error (10 namespaces of 3 kinds filled a pool of 32).
+    """
+    if not namespaces:
+        return API_CONNECTIONS + WATCHED_RESOURCES
+    if any(char in pattern for pattern in namespaces for char in "*?[!"):
+        return 0
+    return API_CONNECTIONS + WATCHED_RESOURCES * len(namespaces)
+
+
+def _api_session(info: kopf.ConnectionInfo, limit: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=API_CONNECTIONS, ssl=info.as_ssl_context()),
+        connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
         proxy=info.proxy_url,
         trust_env=info.trust_env,
@@ -132,7 +151,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
         if info is None:
             return None
-        session = _api_session(info)
+        session = _api_session(info, api_connection_limit(options.namespaces))
         memo.setdefault("api_sessions", []).append(session)
         # Connection Secrets are written over the newest session (wiring.secrets).
         memo["api_endpoint"] = (info.server, session)
