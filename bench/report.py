@@ -300,6 +300,15 @@ def _writes(results: dict[str, Any]) -> list[str]:
     for kind, count in t["writes_per_cr_by_kind"].items():
         lines.append(f"| {kind} | {count:.2f} | {WRITE_MEANING.get(kind, '')} |")
     lines.append(f"| events (POST) | {t['event_writes_per_cr']:.2f} | Kubernetes Events on the CR |")
+    if t.get("deletion_writes_per_cr") is not None:
+        phase = t["deletion_writes_per_cr"]
+        lines += [
+            "",
+            "Of these, in the deletion phase (from `kubectl delete` to the CR gone; the user's DELETE not counted): "
+            + ", ".join(f"{kind} {count:.2f}" for kind, count in phase.items())
+            + f", events {t.get('deletion_event_writes_per_cr', 0.0):.2f}; "
+            f"{sum(phase.values()) + t.get('deletion_event_writes_per_cr', 0.0):.2f} in all.",
+        ]
     return lines
 
 

@@ -61,6 +61,9 @@ class Teardown:
     writes_per_cr: float = 0.0
     writes_per_cr_by_kind: dict[str, float] = field(default_factory=dict)
     event_writes_per_cr: float = 0.0
+    deletion_writes_per_cr: dict[str, float] = field(default_factory=dict)
+    """The operator's writes from ``kubectl delete`` to the CR gone (the user's DELETE not counted)."""
+    deletion_event_writes_per_cr: float = 0.0
     operator_peak_rss_mib: float = 0.0
     operator_cpu_seconds: float = 0.0
     remaining: list[tuple[float, int]] = field(default_factory=list)
@@ -150,6 +153,7 @@ def teardown(
     time.sleep(2.0)
     seq = stack.last_seq()
     watcher = Watcher(stack.api, namespace).start()
+    writes_at_delete = apiserver_writes(stack.control_plane)
     t0 = time.time()
     stack.delete_all(namespace)
     stack.wait_empty(namespace, timeout=600 + n * 2.0)
@@ -200,6 +204,13 @@ def teardown(
         f"{verb} {sub or 'object'}": count / n for (_, sub, verb), count in sorted(cr_writes.items())
     }
     result.event_writes_per_cr = sum(v for k, v in delta.items() if k[0] == "events") / n
+    late = writes_after - writes_at_delete
+    result.deletion_writes_per_cr = {
+        f"{verb} {sub or 'object'}": count / n
+        for (kind, sub, verb), count in sorted(late.items())
+        if kind == "rocketmqinstances" and verb != "DELETE"
+    }
+    result.deletion_event_writes_per_cr = sum(v for k, v in late.items() if k[0] == "events") / n
     result.operator_peak_rss_mib = usage.peak_rss_mib
     result.operator_cpu_seconds = usage.cpu_seconds
     ordered = sorted(gone)
