@@ -342,8 +342,28 @@ class TestThrottling:
 
 class TestDeleting:
     @virtual_time
-    async def test_the_batch_result_is_written_before_the_finalizer_can_go(self) -> None:
+    async def test_a_deletion_proven_within_the_wait_is_released_in_the_same_pass_with_its_result(self) -> None:
         fake = FakeCloud()
+        fake.delete_seconds = 1.0
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            # The result goes to the status in the same write-out as the finalizer's removal.
+            assert step.released
+            assert step.patch["deletion"]["result"] == "Accepted"
+            assert step.patch["deletion"]["batchId"]
+            # One Event says both: what the batch answered, and the proof.
+            assert [e.reason for e in step.events] == ["Deleted"]
+            assert step.patch["deletion"]["batchId"] in step.events[0].message
+            assert "404" in step.events[0].message
+            assert len(fake.calls_of("delete_many")) == 1
+
+    @virtual_time
+    async def test_a_deletion_not_proven_within_the_wait_writes_its_result_before_the_finalizer_can_go(self) -> None:
+        fake = FakeCloud()
+        fake.delete_seconds = SETTINGS.delete_confirm_wait_seconds + 60.0
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
         async with world(fake) as w:
             await w.observer.snapshot_after(0, timeout=5)
@@ -352,10 +372,15 @@ class TestDeleting:
             assert not first.released
             assert first.patch["deletion"]["result"] == "Accepted"
             assert first.patch["deletion"]["batchId"]
-            second = await w.deletions.finalize(
-                applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
-            )
-            assert second.released
+            assert [e.reason for e in first.events] == ["DeleteAccepted"]
+            resource = applied(resource, first)
+            for _ in range(30):
+                step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+                if step.released:
+                    break
+                resource = applied(resource, step)
+            assert step.released
+            assert [e.reason for e in step.events] == ["Deleted"]
             assert len(fake.calls_of("delete_many")) == 1
 
     @virtual_time

@@ -77,12 +77,37 @@ class DeletionFlow:
             step = decisions.decide_deletion(cr, choice, look)
             try:
                 await self._deletion_step(cr, step, result)
+                if isinstance(step, decisions.Submit):
+                    await self._settle_at_once(cr, choice, result)
             except errors.CloudError as exc:
                 result.requeue_after = backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
                 self._conditions(cr, result, Reason.DELETE_FAILED, f"{type(step).__name__}: {exc}", ok=False)
             if result.status.deletion is not None:
                 self._deletions[cr.metadata.uid] = result.status.deletion
             return result
+
+    async def _settle_at_once(self, cr: RocketMQInstance, choice: decisions.PolicyChoice, result: StepResult) -> None:
+        """After an accepted submission, wait here (as long as a pass waits anyway) for the proof.
+
+        Proven within the wait, the CR is released in this same pass: its result and the finalizer's
+        removal go to the API server together (one status write, one finalizer patch) with one Event
+        that carries both, instead of a pass, a progress annotation and an Event for each. Not proven
+        yet: the acceptance is written now and the next pass goes on waiting, as before.
+        """
+        deletion = result.status.deletion
+        if deletion is None or deletion.result != DeletionResult.ACCEPTED or not self._memory.tracks(cr.metadata.uid):
+            return  # (a CR gone meanwhile: nothing more is learned for it)
+        accepted = cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": deletion})})
+        look = await self._deletion_look(accepted, deletion.instance_id)
+        step = decisions.decide_deletion(accepted, choice, look)
+        if not isinstance(step, decisions.Release):
+            return
+        accepted_events = [e for e in result.events if e.reason == Reason.DELETE_ACCEPTED]
+        result.events = [e for e in result.events if e.reason != Reason.DELETE_ACCEPTED]
+        said = "; ".join(e.message for e in accepted_events)
+        result.released = True
+        result.requeue_after = None
+        result.event(EventType.NORMAL, step.reason, f"{step.message} ({said})" if said else step.message)
 
     def _with_remembered_deletion(self, cr: RocketMQInstance) -> RocketMQInstance:
         """The CR with the deletion status this process wrote last, if its body predates that write.
