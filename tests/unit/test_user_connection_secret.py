@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 
-from rocketmq_operator.core import connection
+from instance_spec import SPEC
+from rocketmq_operator.core import cloud, connection
 from rocketmq_operator.core import user_resource as ur
 from rocketmq_operator.core.child_mapping import Parent
 from rocketmq_operator.core.connection import SpecDefaults
+from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
 from rocketmq_operator.services.children import Timing
 from rocketmq_operator.services.users import UserReconciler
+from rocketmq_operator.wiring.child_handlers import instance_facts
 
 from .fake_cloud import virtual_time
 from .test_users import IID, KEY1, KEY2, NS, World, after, no_key_in, parent, ready, stalled, user, wall
@@ -256,3 +259,22 @@ def test_the_spec_field_takes_a_secret_name() -> None:
     assert conn_user().spec.connection_secret.name == "app-conn"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="connectionSecret"):
         conn_user("Not_A_Name")
+
+
+def test_a_users_parent_carries_the_instance_specs_fallbacks() -> None:
+    spec = {"enableAcl": True, "tlsMode": "SSL", "engineVersion": "5.x", "enablePublicip": False}
+    facts = instance_facts("ns", "mq", spec, {"instanceId": IID}, {})
+    found = facts.parent(namespace_terminating=False, namespace_policy=None, default=DeletionPolicy.DELETE)
+    assert found.spec_defaults == SpecDefaults(
+        enable_publicip=False, tls_mode="SSL", enable_acl=True, engine_version="5.x"
+    )
+    # The user's Secret then has the keys the instance's own connection Secret has.
+    view = cloud.InstanceView(instance_id=IID, name="rmq", status=cloud.RUNNING, namesrv_address="a:1")
+    instance = RocketMQInstance.model_validate(
+        {"metadata": {"name": "mq", "namespace": "ns", "uid": "u"}, "spec": {**SPEC, **spec}}
+    )
+    assert connection.view_data(view, found.spec_defaults) == connection.secret_data(instance, view)
+    bare = instance_facts("ns", "mq", {}, {}, {}).parent(
+        namespace_terminating=False, namespace_policy=None, default=DeletionPolicy.DELETE
+    )
+    assert bare.spec_defaults == SpecDefaults()
