@@ -8,4 +8,8 @@ passes here proves the shipped commands work (import-linter forbids importing ei
 from .operator_process import OperatorProcess
 from .simulator_process import SimulatorAdmin, SimulatorProcess
 
-__all__ = ["OperatorProcess", "SimulatorAdmin", "SimulatorProcess"]
+EXAMPLES = ("examples/rocketmq-instance.yaml", "examples/topics-and-groups.yaml", "examples/users.yaml")
+"""What ``make run`` applies, in order (instances, then their topics, groups and users); the e2e tests
+apply the same files and wait for them all to become Ready."""
+
+__all__ = ["EXAMPLES", "OperatorProcess", "SimulatorAdmin", "SimulatorProcess"]

@@ -2,7 +2,8 @@
 
 Brings up a real control plane (etcd, kube-apiserver, kube-controller-manager), the simulated
 DMS cloud and the operator, each as its own process; installs the CRDs; applies ``examples/``;
-waits for the instances to become Ready; then tells you how to look around. Ctrl-C stops all.
+waits for the instances, then their topics, groups and users, to become Ready; then tells you how to
+look around. Ctrl-C stops all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from kube_testenv import ControlPlane, ControlPlaneError, ProcessError, kubectl_path
 
+from . import EXAMPLES
 from .operator_process import OperatorProcess
 from .simulator_process import SimulatorProcess, console_script
 
@@ -64,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--examples",
         type=Path,
         nargs="*",
-        default=[Path("examples/rocketmq-instance.yaml"), Path("examples/topics-and-groups.yaml")],
-        help="manifests to apply in the default namespace (instances, then their topics and groups)",
+        default=[Path(path) for path in EXAMPLES],
+        help="manifests to apply in the default namespace (instances, then their topics, groups and users)",
     )
     parser.add_argument("--create-seconds", default="8", help="simulated time to create an instance")
     parser.add_argument("--delete-seconds", default="4", help="simulated time to delete an instance")
@@ -104,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _say(f"applied {path}")
             if examples:
                 if not args.no_wait:
-                    _say("waiting for the instances, then their topics and groups, to become Ready ...")
-                    for kind in ("rmqi", "rmqt", "rmqg"):
+                    _say("waiting for the instances, then their topics, groups and users, to become Ready ...")
+                    for kind in ("rmqi", "rmqt", "rmqg", "rmqu"):
                         control_plane.kubectl(
                             "wait",
                             "-n",
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "--timeout=180s",
                             timeout=200,
                         )
-                print(control_plane.kubectl("get", "rmqi,rmqt,rmqg", "-n", "default").stdout, flush=True)
+                print(control_plane.kubectl("get", "rmqi,rmqt,rmqg,rmqu", "-n", "default").stdout, flush=True)
             _print_help(kubeconfig, simulator.url, logs)
             while True:
                 control_plane.check_alive()
@@ -144,8 +146,10 @@ def _print_help(kubeconfig: Path, simulator_url: str, logs: Path) -> None:
         f"  export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
         f"  export PATH={shlex.quote(str(kubectl.parent))}:$PATH\n"
         "  kubectl get rmqi                        # instance id, cloud status, Ready, reason\n"
-        "  kubectl get rocketmq                    # instances, topics and consumer groups\n"
+        "  kubectl get rocketmq                    # instances, topics, consumer groups and users\n"
         "  kubectl describe rmqi orders            # conditions and events\n"
+        "  kubectl get rmqu                        # ACL users of orders (examples/users.yaml)\n"
+        "  kubectl get secret order-service-rocketmq -o yaml  # a user's keys and endpoints, for envFrom\n"
         "  kubectl delete rmqt --all --wait=false  # the topics of each instance go in ONE call\n"
         "  kubectl delete rmqi --all --wait=false  # both go in ONE batch delete call\n"
         "  kubectl get rmqi -o yaml                # status.deletion: batch id, size, result\n"

@@ -3,15 +3,19 @@ and released with their instance without a call of their own."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.rest import ApiException
+
+from devstack import EXAMPLES
 from instance_spec import SPEC
 
 from .support import GROUP, VERSION, Recorder, Stack, condition, create_ready, is_true, wait_for
 
-TOPICS, GROUPS = "rocketmqtopics", "rocketmqconsumergroups"
+TOPICS, GROUPS, USERS = "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers"
 CHILD_DELETES = {"topic_batch_delete", "group_batch_delete", "topic_delete", "group_delete"}
 SPEC_4 = {**SPEC, "engineVersion": "4.8.0", "productId": "c6.4u8g.cluster"}
 
@@ -48,6 +52,16 @@ def wait_ready(stack: Stack, namespace: str, plural: str, count: int, *, timeout
         return found if len(found) == count else None
 
     return wait_for(ready, timeout=timeout, what=f"{count} {plural} Ready in {namespace}", interval=0.5)
+
+
+def _exists(stack: Stack, namespace: str, secret: str) -> bool:
+    try:
+        stack.cluster.core.read_namespaced_secret(secret, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def cloud_children(stack: Stack, instance_id: str) -> tuple[set[str], set[str]]:
@@ -195,13 +209,36 @@ def test_an_existing_name_is_refused_unless_adopted_and_a_refused_one_is_left_al
 
 def test_the_examples_that_make_run_applies_become_ready(stack: Stack) -> None:
     ns = stack.namespace()
-    root = Path(__file__).resolve().parents[2] / "examples"
-    for manifest in ("rocketmq-instance.yaml", "topics-and-groups.yaml"):
+    root = Path(__file__).resolve().parents[2]
+    assert [Path(p).name for p in EXAMPLES] == ["rocketmq-instance.yaml", "topics-and-groups.yaml", "users.yaml"]
+    for manifest in EXAMPLES:
         stack.cluster.kubectl("apply", "-n", ns, "-f", str(root / manifest))
     wait_ready(stack, ns, "rocketmqinstances", 2)
     wait_ready(stack, ns, TOPICS, 3)
     groups = wait_ready(stack, ns, GROUPS, 2)
     assert {g["metadata"]["name"] for g in groups} == {"billing", "audit-archiver"}
+    users = wait_ready(stack, ns, USERS, 2)
+    assert {u["metadata"]["name"] for u in users} == {"billing", "order-service"}
+
+    # The users hold the keys of their Secrets; order-service's connection Secret carries its key.
+    orders = next(i for i in items(stack, ns, "rocketmqinstances") if i["metadata"]["name"] == "orders")
+    instance_id = orders["status"]["instanceId"]
+    core = stack.cluster.core
+
+    def secret_data(name: str) -> dict[str, str]:
+        found = core.read_namespaced_secret(name, ns)
+        return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+    assert stack.sim.check_key(instance_id, "billing-app", secret_data("billing-creds")["secretKey"])
+    connection = wait_for(
+        lambda: secret_data("order-service-rocketmq") if _exists(stack, ns, "order-service-rocketmq") else None,
+        timeout=30,
+        what="the connection Secret of order-service",
+    )
+    assert connection["ROCKETMQ_ACCESS_KEY"] == "order-service"
+    assert connection["ROCKETMQ_SECRET_KEY"] == secret_data("order-service-key")["secretKey"]
+    assert stack.sim.check_key(instance_id, "order-service", connection["ROCKETMQ_SECRET_KEY"])
+    assert connection["ROCKETMQ_INSTANCE_ID"] == instance_id and connection["ROCKETMQ_ACL_ENABLED"] == "true"
 
     def observed() -> dict[str, dict[str, Any]] | None:
         found = {t["metadata"]["name"]: t["status"] for t in items(stack, ns, TOPICS)}

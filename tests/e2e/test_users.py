@@ -1,5 +1,6 @@
 """RocketMQUser on the real API server: keys from a Secret (referenced, or generated into one the
-operator owns), rotation by an update of the same user, deletion, and no key outside Secrets."""
+operator owns), rotation by an update of the same user, deletion, and no key outside Secrets; the
+connection Secret (spec.connectionSecret) with the user's keys and its instance's endpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kubernetes import client
 from instance_spec import SPEC
 
 from .support import GROUP, VERSION, Stack, is_true, wait_for
+from .test_connection_secret import decoded, expected_from_show, read_secret
 
 USERS = "rocketmqusers"
 KEY1, KEY2 = "First-Key_0001", "Second-Key_0002"
@@ -114,5 +116,77 @@ def test_users_get_rotate_and_lose_their_keys_only_through_secrets(stack: Stack)
         assert key not in log
 
     # Leave nothing behind that needs the operator once it stops (the instance carries a finalizer).
+    stack.cluster.delete(ns, "acl")
+    stack.cluster.wait_gone(ns, ["acl"], timeout=60)
+
+
+def test_a_connection_secret_holds_the_users_keys_and_its_instances_endpoints(stack: Stack) -> None:
+    ns = stack.namespace()
+    stack.cluster.create(ns, "acl", {**SPEC, "enableAcl": True})
+    instance_id = stack.cluster.wait_ready(ns, "acl", timeout=120)["status"]["instanceId"]
+    core = stack.cluster.core
+    core.create_namespaced_secret(ns, secret("app-creds", KEY1))
+    created = stack.cluster.custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        ns,
+        USERS,
+        rocketmq_user("app", "app-user1", secretKeyRef={"name": "app-creds"}, connectionSecret={"name": "app-mq"}),
+    )
+
+    def connection_data(name: str, key: str) -> dict[str, str] | None:
+        found = read_secret(stack, ns, name)
+        show = stack.sim_instance(instance_id)
+        if found is None or show is None:
+            return None
+        data = decoded(found)
+        wanted = {**expected_from_show(show), "ROCKETMQ_ACCESS_KEY": "app-user1", "ROCKETMQ_SECRET_KEY": key}
+        return data if data == wanted else None
+
+    # Written once the user exists: its keys as the simulator holds them, the endpoints as it shows them.
+    data = wait_for(lambda: connection_data("app-mq", KEY1), timeout=60, what="connection Secret app-mq", interval=0.5)
+    assert stack.sim.check_key(instance_id, "app-user1", data["ROCKETMQ_SECRET_KEY"])
+    assert {"ROCKETMQ_NAMESRV_ADDR", "ROCKETMQ_ACL_ENABLED", "ROCKETMQ_INSTANCE_ID"} <= set(data)
+    assert data["ROCKETMQ_ACL_ENABLED"] == "true"
+    written = read_secret(stack, ns, "app-mq")
+    assert written is not None
+    [owner] = written.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "RocketMQUser",
+        "app",
+        created["metadata"]["uid"],
+        True,
+    )
+    assert written.metadata.labels == {
+        "app.kubernetes.io/managed-by": "rocketmq-operator",
+        "dms.rocketmq-operator.io/instance": "acl",
+        "dms.rocketmq-operator.io/user": "app",
+    }
+    wait_for(lambda: is_true(get_user(stack, ns, "app"), "Ready"), timeout=30, what="user app Ready")
+    assert get_user(stack, ns, "app")["status"]["connectionSecret"]["name"] == "app-mq"  # type: ignore[index]
+
+    # A rotation of the source Secret reaches the cloud, then the connection Secret.
+    core.patch_namespaced_secret("app-creds", ns, {"stringData": {"secretKey": KEY2}})
+    wait_for(lambda: connection_data("app-mq", KEY2), timeout=30, what="connection Secret rotated", interval=0.5)
+    assert stack.sim.check_key(instance_id, "app-user1", KEY2)
+
+    # A rename writes the new Secret and removes the old one.
+    stack.cluster.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, USERS, "app", {"spec": {"connectionSecret": {"name": "app-mq-2"}}}
+    )
+    wait_for(lambda: connection_data("app-mq-2", KEY2), timeout=30, what="renamed connection Secret", interval=0.5)
+    wait_for(lambda: read_secret(stack, ns, "app-mq") is None, timeout=30, what="old connection Secret removed")
+
+    # No key outside Secrets: not in the CR, its Events or the operator's log.
+    shown = json.dumps([get_user(stack, ns, "app"), stack.cluster.events(ns)], default=str)
+    log = stack.operator.log_path.read_text(errors="replace")
+    for key in (KEY1, KEY2):
+        assert key not in shown and key not in log
+
+    # Deleting the CR: the user goes, and the garbage collector takes the connection Secret.
+    stack.cluster.kubectl("delete", "rmqu", "app", "-n", ns, "--wait=false")
+    wait_for(lambda: get_user(stack, ns, "app") is None, timeout=60, what="user released")
+    wait_for(lambda: read_secret(stack, ns, "app-mq-2") is None, timeout=60, what="connection Secret collected")
+    assert read_secret(stack, ns, "app-creds") is not None
     stack.cluster.delete(ns, "acl")
     stack.cluster.wait_gone(ns, ["acl"], timeout=60)

@@ -7,7 +7,7 @@ update can fix (and which the cloud cannot change, so they are left alone), what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from rocketmq_operator.core import cloud
@@ -23,6 +23,7 @@ from rocketmq_operator.core.child_resource import (
     RocketMQTopicSpec,
     RocketMQTopicStatus,
 )
+from rocketmq_operator.core.connection import SpecDefaults
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Parent:
     """The RocketMQInstance CR has a deletionTimestamp (or its namespace is being deleted)."""
     deletes_instance: bool
     """Its deletion policy is Delete: the cloud instance goes, and its topics and groups with it."""
+    spec_defaults: SpecDefaults = field(default_factory=SpecDefaults)
+    """What of its spec its connection Secret falls back on (a user's connection Secret has the same keys)."""
 
 
 def topic_create(spec: RocketMQTopicSpec, name: str, engine: str | None) -> cloud.CreateTopicRequest:

@@ -1,4 +1,9 @@
-"""The connection Secret of an instance: its keys, its labels, its owner, and who owns one found.
+"""The connection Secrets: their keys, their labels, their owner, and who owns one found.
+
+Two kinds of CR own one (``spec.connectionSecret``): a RocketMQInstance (its endpoints) and a
+RocketMQUser (the same endpoints of its instance, plus its access key and secret key). Both are
+described to the writing code by a ``SecretOwner``; the instance's keys are ``secret_data``, the
+user's add ``ACCESS_KEY`` and ``SECRET_KEY``.
 
 Why pure: what an app finds in the Secret is a contract (the keys are documented in the README and
 used by ``envFrom``), so it is a table-tested function of the cloud's view and the spec, apart from
@@ -20,8 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from rocketmq_operator.core import cloud
-from rocketmq_operator.core.resource import GROUP, KIND, VERSION, RocketMQInstance
+from rocketmq_operator.core.resource import GROUP, KIND, VERSION, RocketMQInstance, RocketMQInstanceSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "rocketmq-operator"
@@ -44,6 +51,10 @@ TLS_MODE = "ROCKETMQ_TLS_MODE"
 ACL_ENABLED = "ROCKETMQ_ACL_ENABLED"
 ENGINE_VERSION = "ROCKETMQ_ENGINE_VERSION"
 INSTANCE_ID = "ROCKETMQ_INSTANCE_ID"
+ACCESS_KEY = "ROCKETMQ_ACCESS_KEY"
+"""A RocketMQUser's connection Secret only: the user's access key."""
+SECRET_KEY = "ROCKETMQ_SECRET_KEY"
+"""A RocketMQUser's connection Secret only: the user's secret key (never in the data hash)."""
 
 # Key <- the cloud's field (show / list), in the order the README lists them.
 _PUBLIC_KEYS = (PUBLIC_NAMESRV_ADDR, PUBLIC_NAMESRV_DOMAIN, PUBLIC_BROKER_ADDR, PUBLIC_GRPC_ADDR, PUBLIC_GRPC_DOMAIN)
@@ -69,26 +80,50 @@ def has_endpoints(view: cloud.InstanceView) -> bool:
     return bool(view.namesrv_address)
 
 
+@dataclass(frozen=True)
+class SpecDefaults:
+    """What of an instance's spec ``secret_data`` falls back on where the cloud is silent."""
+
+    enable_publicip: bool | None = None
+    tls_mode: str | None = None
+    enable_acl: bool | None = None
+    engine_version: str | None = None
+
+    @classmethod
+    def of(cls, spec: RocketMQInstanceSpec) -> SpecDefaults:
+        return cls(
+            enable_publicip=spec.enable_publicip,
+            tls_mode=spec.tls_mode,
+            enable_acl=spec.enable_acl,
+            engine_version=spec.engine_version,
+        )
+
+
 def secret_data(cr: RocketMQInstance, view: cloud.InstanceView) -> dict[str, str]:
     """The Secret's keys and values: what the cloud reports, the spec only where the cloud is silent."""
+    return view_data(view, SpecDefaults.of(cr.spec))
+
+
+def view_data(view: cloud.InstanceView, spec: SpecDefaults) -> dict[str, str]:
+    """``secret_data`` from the instance spec's fallbacks alone (what a child knows of its instance)."""
     data: dict[str, str] = {}
     for key, field in _ENDPOINT_KEYS:
         value = getattr(view, field)
         if value:
             data[key] = value
-    public = view.enable_publicip if view.enable_publicip is not None else cr.spec.enable_publicip
+    public = view.enable_publicip if view.enable_publicip is not None else spec.enable_publicip
     if not public:
         # Public access turned off: addresses the cloud may still echo no longer answer.
         for key in _PUBLIC_KEYS:
             data.pop(key, None)
-    tls_mode = view.tls_mode or cr.spec.tls_mode
+    tls_mode = view.tls_mode or spec.tls_mode
     if not tls_mode and view.ssl_enable is not None:
         tls_mode = "SSL" if view.ssl_enable else "PLAINTEXT"
     if tls_mode:
         data[TLS_MODE] = tls_mode
-    acl = view.enable_acl if view.enable_acl is not None else cr.spec.enable_acl
+    acl = view.enable_acl if view.enable_acl is not None else spec.enable_acl
     data[ACL_ENABLED] = "true" if acl else "false"
-    engine_version = view.engine_version or cr.spec.engine_version
+    engine_version = view.engine_version or spec.engine_version
     if engine_version:
         data[ENGINE_VERSION] = engine_version
     data[INSTANCE_ID] = view.instance_id
@@ -110,41 +145,91 @@ def label_value(name: str) -> str:
     return f"{head}-{digest}"
 
 
+@dataclass(frozen=True)
+class SecretOwner:
+    """The CR a connection Secret belongs to, as the Secret names it (ownerReference and labels)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+    labels: Mapping[str, str]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def of_instance(cls, cr: RocketMQInstance) -> SecretOwner:
+        return cls(
+            api_version=f"{GROUP}/{VERSION}",
+            kind=KIND,
+            name=cr.metadata.name,
+            namespace=cr.metadata.namespace,
+            uid=cr.metadata.uid,
+            labels=labels(cr),
+        )
+
+
+def _owner(owner: SecretOwner | RocketMQInstance) -> SecretOwner:
+    return owner if isinstance(owner, SecretOwner) else SecretOwner.of_instance(owner)
+
+
 def labels(cr: RocketMQInstance) -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: label_value(cr.metadata.name)}
 
 
-def owner_reference(cr: RocketMQInstance) -> dict[str, Any]:
+def owner_reference(owner: SecretOwner | RocketMQInstance) -> dict[str, Any]:
     """The CR as the Secret's controller, so the garbage collector deletes the Secret with the CR.
 
     No ``blockOwnerDeletion``: it only matters to foreground deletion, and setting it needs update
-    permission on ``rocketmqinstances/finalizers`` where the OwnerReferencesPermissionEnforcement
-    admission plugin runs; the Secret goes either way.
+    permission on ``<plural>/finalizers`` where the OwnerReferencesPermissionEnforcement admission
+    plugin runs; the Secret goes either way.
     """
+    owner = _owner(owner)
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "name": cr.metadata.name,
-        "uid": cr.metadata.uid,
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
         "controller": True,
     }
 
 
-def secret_body(cr: RocketMQInstance, name: str, data: Mapping[str, str]) -> dict[str, Any]:
-    """The whole Secret as the operator writes it (create, or replace of one it owns)."""
+def secret_body(
+    owner: SecretOwner | RocketMQInstance,
+    name: str,
+    data: Mapping[str, str | SecretStr],
+    *,
+    digest: str | None = None,
+) -> dict[str, Any]:
+    """The whole Secret as the operator writes it (create, or replace of one it owns).
+
+    ``digest``: the data-hash annotation, when it is not the hash of ``data`` (a user's Secret holds a
+    key, which is hashed by the version of the Secret it came from, never by its value). A
+    ``SecretStr`` value is revealed here only, into the body sent to the API server.
+    """
+    owner = _owner(owner)
+    if digest is None:
+        digest = data_hash({key: _reveal(value) for key, value in data.items()})
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
             "name": name,
-            "namespace": cr.metadata.namespace,
-            "labels": labels(cr),
-            "annotations": {DATA_HASH_ANNOTATION: data_hash(data)},
-            "ownerReferences": [owner_reference(cr)],
+            "namespace": owner.namespace,
+            "labels": dict(owner.labels),
+            "annotations": {DATA_HASH_ANNOTATION: digest},
+            "ownerReferences": [owner_reference(owner)],
         },
-        "data": {key: base64.b64encode(value.encode()).decode() for key, value in sorted(data.items())},
+        "data": {key: base64.b64encode(_reveal(value).encode()).decode() for key, value in sorted(data.items())},
     }
+
+
+def _reveal(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 @dataclass(frozen=True)
@@ -170,14 +255,15 @@ class SecretMeta:
         )
 
 
-def owned_by(cr: RocketMQInstance, secret: SecretMeta) -> bool:
+def owned_by(owner: SecretOwner | RocketMQInstance, secret: SecretMeta) -> bool:
     """Ours: this CR (its uid) is an owner, and our managed-by label is on it. Anything else is not."""
-    return (
-        bool(cr.metadata.uid)
-        and cr.metadata.uid in secret.owner_uids
-        and secret.labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-    )
+    uid = _owner(owner).uid
+    return bool(uid) and uid in secret.owner_uids and secret.labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 def is_current(secret: SecretMeta, data: Mapping[str, str]) -> bool:
-    return secret.annotations.get(DATA_HASH_ANNOTATION) == data_hash(data)
+    return has_hash(secret, data_hash(data))
+
+
+def has_hash(secret: SecretMeta, digest: str) -> bool:
+    return secret.annotations.get(DATA_HASH_ANNOTATION) == digest

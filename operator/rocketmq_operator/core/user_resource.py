@@ -8,7 +8,9 @@ Secret, either one the user points at (``spec.secretKeyRef``) or one the operato
 change of the Secret reaches the cloud as an update of the same user within a poll interval.
 
 Also here, pure: the request a spec makes (``create_request``, ``update_request``), the key generator
-and the cloud's key rule (``key_problem``), and the body of the Secret the operator owns.
+and the cloud's key rule (``key_problem``), the body of the Secret the operator generates, and what the
+user's connection Secret (``spec.connectionSecret``) holds and how it is hashed (``connection_data``,
+``connection_digest``: the hash covers the key's Secret version, never the key).
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, SecretStr
 
-from rocketmq_operator.core import cloud
+from rocketmq_operator.core import cloud, connection
 from rocketmq_operator.core.child_resource import ChildStatus, InstanceRef, _Child
-from rocketmq_operator.core.connection import MANAGED_BY, MANAGED_BY_LABEL, label_value
-from rocketmq_operator.core.resource import GROUP, READ_BACK, VERSION, CamelModel, DeletionPolicy, cel, immutable
+from rocketmq_operator.core.connection import MANAGED_BY, MANAGED_BY_LABEL, SecretOwner, label_value
+from rocketmq_operator.core.resource import (
+    GROUP,
+    READ_BACK,
+    VERSION,
+    CamelModel,
+    ConnectionSecretRef,
+    ConnectionSecretStatus,
+    DeletionPolicy,
+    cel,
+    immutable,
+)
 
 USER_KIND = "RocketMQUser"
 USER_PLURAL = "rocketmqusers"
@@ -80,7 +92,16 @@ class RocketMQUserSpec(CamelModel):
                 cel(
                     "has(self.secretKeyRef) != has(self.generateSecretKey)",
                     "exactly one of spec.secretKeyRef and spec.generateSecretKey must be set",
-                )
+                ),
+                cel(
+                    "!has(self.connectionSecret)"
+                    " || ((!has(self.secretKeyRef) || self.connectionSecret.name != self.secretKeyRef.name)"
+                    " && (!has(self.generateSecretKey)"
+                    " || self.connectionSecret.name != self.generateSecretKey.secretName))",
+                    "spec.connectionSecret.name must differ from the Secret holding the key "
+                    "(spec.secretKeyRef.name or spec.generateSecretKey.secretName)",
+                    field_path=".connectionSecret.name",
+                ),
             ]
         },
     )
@@ -105,6 +126,14 @@ class RocketMQUserSpec(CamelModel):
     )
     generate_secret_key: GenerateSecretKey | None = Field(
         default=None, description="Let the operator generate the key into a Secret it owns."
+    )
+    connection_secret: ConnectionSecretRef | None = Field(
+        default=None,
+        description="A Secret the operator writes for apps (envFrom): the user's ROCKETMQ_ACCESS_KEY and "
+        "ROCKETMQ_SECRET_KEY with the instance's endpoint keys (those of its own spec.connectionSecret). Written "
+        "once the cloud holds the key, kept current when the key rotates or the endpoints change; owned by this "
+        "resource (it goes with it); a Secret of the name that is not this resource's is never overwritten "
+        "(Stalled, SecretConflict). Renaming or removing the field removes the old Secret.",
     )
     admin: bool = Field(default=False, description="An admin user may do anything on every topic and group.")
     default_topic_perm: Perm = Field(default="DENY", description="Permission on topics not in topicPerms.")
@@ -152,6 +181,7 @@ class RocketMQUserStatus(ChildStatus):
         default=None,
         description="uid/resourceVersion of the Secret whose key the cloud was last given (never the key).",
     )
+    connection_secret: ConnectionSecretStatus | None = None
     admin: bool | None = None
     default_topic_perm: str | None = None
     default_group_perm: str | None = None
@@ -269,6 +299,7 @@ def generated_secret_body(cr: RocketMQUser, key: SecretStr) -> dict[str, Any]:
     """The Secret the operator generates for ``spec.generateSecretKey``, owned by the CR (the garbage
     collector removes it with the CR). Labelled like connection Secrets, plus the user's name."""
     assert cr.spec.generate_secret_key is not None
+    owner = secret_owner(cr)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -276,16 +307,44 @@ def generated_secret_body(cr: RocketMQUser, key: SecretStr) -> dict[str, Any]:
         "metadata": {
             "name": cr.spec.generate_secret_key.secret_name,
             "namespace": cr.metadata.namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, USER_LABEL: label_value(cr.metadata.name)},
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": USER_KIND,
-                    "name": cr.metadata.name,
-                    "uid": cr.metadata.uid,
-                    "controller": True,
-                }
-            ],
+            "labels": dict(owner.labels),
+            "ownerReferences": [connection.owner_reference(owner)],
         },
         "data": {GENERATED_KEY: base64.b64encode(key.get_secret_value().encode()).decode()},
     }
+
+
+def secret_owner(cr: RocketMQUser, *, instance: str | None = None) -> SecretOwner:
+    """The user as the owner of its Secrets: labelled like connection Secrets, plus the user's name (and,
+    on its connection Secret, the name of its RocketMQInstance)."""
+    labels = {MANAGED_BY_LABEL: MANAGED_BY}
+    if instance is not None:
+        labels[connection.INSTANCE_LABEL] = label_value(instance)
+    labels[USER_LABEL] = label_value(cr.metadata.name)
+    return SecretOwner(
+        api_version=f"{GROUP}/{VERSION}",
+        kind=USER_KIND,
+        name=cr.metadata.name,
+        namespace=cr.metadata.namespace,
+        uid=cr.metadata.uid,
+        labels=labels,
+    )
+
+
+# --- the connection Secret ------------------------------------------------------------------------
+
+KEY_VERSION_FIELD = "secretKeyVersion"
+"""Stands for the secret key in ``connection_digest``: the version of the Secret the key came from."""
+
+
+def connection_digest(endpoints: dict[str, str], access_key: str, key_version: str) -> str:
+    """The data hash of a user's connection Secret: its endpoints and access key, and for the secret key
+    the version of the Secret it came from (``status.secretKeyVersion``), never the key, so telling
+    whether the Secret is current needs no read of the key."""
+    return connection.data_hash({**endpoints, connection.ACCESS_KEY: access_key, KEY_VERSION_FIELD: key_version})
+
+
+def connection_data(endpoints: dict[str, str], access_key: str, key: SecretStr) -> dict[str, str | SecretStr]:
+    """The keys of a user's connection Secret: the instance's (``core.connection.secret_data``), the
+    access key and the secret key (a ``SecretStr`` until the Secret's body is built)."""
+    return {**endpoints, connection.ACCESS_KEY: access_key, connection.SECRET_KEY: key}

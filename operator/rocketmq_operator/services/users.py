@@ -15,6 +15,13 @@ given, and only when the Secret's differs is the key read (``SecretStore.read_ke
 create or an update of the same user. The key is held as a ``SecretStr`` for that one call and never
 written to status, an Event, a log line or an error message; a refusal by the cloud carries the
 cloud's message, which never repeats it.
+
+The connection Secret (``spec.connectionSecret``): written through ``services.connection_secrets``
+(the instance's machinery: ownership, conflicts, renames, one look per process) once the cloud is known
+to hold the key, with the instance's endpoint keys from the observer's view of it. Its data hash covers
+the endpoints, the access key and the key's Secret version, never the key (``ur.connection_digest``),
+so a pass that finds the Secret current reads no key. A write uses the key sent this pass, or else
+reads it again from its Secret, only if that Secret is still at the version the cloud was given.
 """
 
 from __future__ import annotations
@@ -27,18 +34,19 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from rocketmq_operator.core import cloud, conditions, decisions
+from rocketmq_operator.core import cloud, conditions, connection, decisions
 from rocketmq_operator.core import user_resource as ur
 from rocketmq_operator.core.child_mapping import Parent
 from rocketmq_operator.core.child_resource import ChildCreationStatus, ChildDeletionStatus
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.connection import MANAGED_BY, MANAGED_BY_LABEL
-from rocketmq_operator.core.resource import DeletionPolicy
+from rocketmq_operator.core.resource import ConnectionSecretStatus, DeletionPolicy
 from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.ports.secrets import SecretApiError, SecretStore
 from rocketmq_operator.services.child_observing import ChildObserver
 from rocketmq_operator.services.children import ChildStep, Timing, backoff, from_error, parent_wait, waiting
+from rocketmq_operator.services.connection_secrets import ConnectionSecrets, Content, Data, Target
 from rocketmq_operator.services.observing import Observation
 
 logger = logging.getLogger(__name__)
@@ -57,6 +65,14 @@ class _Key:
 
     version: str
     value: SecretStr | None = None
+
+
+@dataclass
+class _Pass:
+    """What one pass learnt that outlives the call that learnt it: the key the cloud now holds."""
+
+    held: _Key | None = None
+    """Set once the user is known to exist with the key of this version (and its value, if sent)."""
 
 
 class UserReconciler:
@@ -78,20 +94,26 @@ class UserReconciler:
         self._timing = timing
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._connection = ConnectionSecrets(secrets, enabled=secrets is not None)
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._connection.forget(uid)
 
     # ------------------------------------------------------------------ live CRs
 
     async def reconcile(self, cr: ur.RocketMQUser, parent: Parent | None) -> UserStep:
         async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
             step = UserStep(ur.RocketMQUserStatus())
-            verdict = await self._reconcile(cr, parent, step)
+            this = _Pass()
+            verdict = await self._reconcile(cr, parent, step, this)
+            secret_verdict = await self._sync_connection(cr, parent, this.held, step)
+            if secret_verdict is not None and verdict.ready:
+                verdict = secret_verdict
             _finish(cr, verdict, step, self._clock())
             return step
 
-    async def _reconcile(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep) -> Verdict:
+    async def _reconcile(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep, this: _Pass) -> Verdict:
         wait = parent_wait(cr.metadata.namespace, cr.spec.instance_ref.name, parent, step, self._timing)
         if wait is not None:
             return wait
@@ -113,7 +135,7 @@ class UserReconciler:
         view = listed.lookup(name)
         if view is not None:
             assert isinstance(view, cloud.UserView)
-            return await self._present(cr, instance_id, view, owned, step)
+            return await self._present(cr, instance_id, view, owned, step, this)
         if not listed.absent(name):
             step.requeue_after = self._timing.verify_interval
             return waiting(Reason.OBSERVING, f"the user list of instance {instance_id} changed while read")
@@ -128,10 +150,10 @@ class UserReconciler:
             step.status.owned = False
             step.requeue_after = 0.0
             return waiting(Reason.CREATING, f"creating user {name} in instance {instance_id}")
-        return await self._create(cr, instance_id, step)
+        return await self._create(cr, instance_id, step, this)
 
     async def _present(
-        self, cr: ur.RocketMQUser, instance_id: str, view: cloud.UserView, owned: bool, step: UserStep
+        self, cr: ur.RocketMQUser, instance_id: str, view: cloud.UserView, owned: bool, step: UserStep, this: _Pass
     ) -> Verdict:
         name = cr.cloud_name
         if not owned:
@@ -166,6 +188,7 @@ class UserReconciler:
                 await self._client.update_user(instance_id, name, update)
             except errors.CloudError as exc:
                 return from_error(exc, step, f"updating user {name}")
+            this.held = key
             rotated = update.secret_key is not None
             if rotated:
                 step.status.secret_key_version = key.version
@@ -184,6 +207,7 @@ class UserReconciler:
             step.event(EventType.NORMAL, Reason.UPDATED, f"updated user {name}")
             step.requeue_after = self._timing.verify_interval
             return waiting(Reason.UPDATING, f"updated user {name}; waiting to see the change listed")
+        this.held = key
         observed = ur.observed(view)
         for field in ("admin", "default_topic_perm", "default_group_perm"):
             value = getattr(observed, field)
@@ -191,7 +215,7 @@ class UserReconciler:
                 setattr(step.status, field, value)
         return Verdict(ready=True, reason=Reason.AVAILABLE, message=f"user {name} exists in instance {instance_id}")
 
-    async def _create(self, cr: ur.RocketMQUser, instance_id: str, step: UserStep) -> Verdict:
+    async def _create(self, cr: ur.RocketMQUser, instance_id: str, step: UserStep, this: _Pass) -> Verdict:
         name = cr.cloud_name
         key = await self._key(cr, step, need=True)
         if isinstance(key, Verdict):
@@ -206,6 +230,7 @@ class UserReconciler:
         except errors.CloudError as exc:
             return from_error(exc, step, f"creating user {name}")
         self._observer.changed(instance_id, "user", name)
+        this.held = key
         step.status.owned = True
         step.status.creation = None
         step.status.secret_key_version = key.version
@@ -272,6 +297,47 @@ class UserReconciler:
             f"generated a secret key for user {cr.cloud_name} into Secret "
             f"{cr.metadata.namespace}/{cr.spec.generate_secret_key.secret_name} (key '{ur.GENERATED_KEY}')",
         )
+
+    # ------------------------------------------------------------------ the connection Secret
+
+    async def _sync_connection(
+        self, cr: ur.RocketMQUser, parent: Parent | None, held: _Key | None, step: UserStep
+    ) -> Verdict | None:
+        """Write, update or remove the user's connection Secret; a verdict when it cannot be written."""
+        if cr.spec.connection_secret is None and cr.status.connection_secret is None:
+            return None
+        target = Target(
+            owner=ur.secret_owner(cr, instance=cr.spec.instance_ref.name),
+            wanted=cr.spec.connection_secret.name if cr.spec.connection_secret else None,
+            recorded=cr.status.connection_secret,
+            in_conflict=conditions.ready_reason(cr.status.conditions) == Reason.SECRET_CONFLICT,
+        )
+        content: Content | None = None
+        if held is not None and parent is not None and parent.instance_id is not None:
+            view = self._instances(parent.instance_id).instance
+            if view is not None and view.instance_id == parent.instance_id and connection.has_endpoints(view):
+                endpoints = connection.view_data(view, parent.spec_defaults)
+                digest = ur.connection_digest(endpoints, cr.spec.access_key, held.version)
+                content = Content(digest, lambda: self._connection_data(cr, endpoints, held))
+
+        def record(status: ConnectionSecretStatus | None) -> None:
+            step.status.connection_secret = status
+
+        return await self._connection.sync_owned(target, content, step, record)
+
+    async def _connection_data(self, cr: ur.RocketMQUser, endpoints: dict[str, str], held: _Key) -> Data | None:
+        """The data to write: with the key sent this pass, or else the key read again from its Secret if
+        that is still the version the cloud holds (None otherwise: the next pass rotates, then writes)."""
+        key = held.value
+        if key is None:
+            assert self._secrets is not None  # a key is held only where Secrets are read
+            found = await self._secrets.read_key(cr.metadata.namespace, cr.spec.secret_name, cr.spec.secret_key_name)
+            if found is None or found.value is None or not found.value.get_secret_value():
+                return None
+            if ur.secret_version(found.meta.uid, found.meta.resource_version) != held.version:
+                return None
+            key = found.value
+        return ur.connection_data(endpoints, cr.spec.access_key, key)
 
     # ------------------------------------------------------------------ CRs being deleted
 

@@ -8,7 +8,7 @@ question at flush time, "is this instance being deleted with its children?" (``w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -16,6 +16,7 @@ import kopf
 from rocketmq_operator.core import decisions
 from rocketmq_operator.core.child_mapping import GROUPS, TOPICS, KindRules, Parent
 from rocketmq_operator.core.child_resource import CONSUMER_GROUP_PLURAL, TOPIC_PLURAL
+from rocketmq_operator.core.connection import SpecDefaults
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.user_resource import USER_PLURAL, RocketMQUser
@@ -39,6 +40,7 @@ class InstanceFacts:
     deleting: bool
     spec_policy: DeletionPolicy | None
     adopted: bool
+    spec_defaults: SpecDefaults = field(default_factory=SpecDefaults)
 
     def parent(self, *, namespace_terminating: bool, namespace_policy: str | None, default: DeletionPolicy) -> Parent:
         policy = decisions.policy_of(
@@ -52,6 +54,7 @@ class InstanceFacts:
             # A namespace being deleted takes its instance CRs too, even if their deletion is not seen yet.
             deleting=self.deleting or namespace_terminating,
             deletes_instance=policy == DeletionPolicy.DELETE,
+            spec_defaults=self.spec_defaults,
         )
 
 
@@ -72,7 +75,17 @@ def instance_facts(
         deleting=bool(meta.get("deletionTimestamp")),
         spec_policy=spec_policy,
         adopted=bool(spec.get("instanceId") or status.get("adopted")),
+        spec_defaults=SpecDefaults(
+            enable_publicip=_flag(spec.get("enablePublicip")),
+            tls_mode=spec.get("tlsMode") or None,
+            enable_acl=_flag(spec.get("enableAcl")),
+            engine_version=spec.get("engineVersion") or None,
+        ),
     )
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 class Parents:

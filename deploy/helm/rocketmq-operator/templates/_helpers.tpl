@@ -134,7 +134,8 @@ from the rendered manifest, so there is one place that says how the operator is 
 # update (only one it owns), delete (the old one after a rename). No list or watch: it never looks at
 # Secrets it was not asked to write. RBAC cannot narrow this to the names CRs choose.
 # RocketMQUser rides on the same switch: get reads the one key spec.secretKeyRef names (the only
-# Secret value the operator ever reads), create writes the Secret of spec.generateSecretKey.
+# Secret value the operator ever reads), create writes the Secret of spec.generateSecretKey; a
+# user's spec.connectionSecret is written like an instance's.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "update", "delete"]
