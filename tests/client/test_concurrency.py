@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import httpx
-
 from client_kit import AK, ENDPOINT, IID1, PID, SK
+
 from rocketmq_operator.adapters import dms_client
 from rocketmq_operator.adapters.signing import AkSkCredentials
 from rocketmq_operator.ports.protocol import Account

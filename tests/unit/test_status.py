@@ -173,7 +173,8 @@ class TestMirroringTheCloudsView:
         [
             pytest.param(None, cloud.RUNNING, None, id="no Event for the first status seen"),
             pytest.param(cloud.RUNNING, cloud.RUNNING, None, id="no Event without a change"),
-            pytest.param(cloud.CREATING, cloud.RUNNING, (EventType.NORMAL, "CloudRunning"), id="a change"),
+            pytest.param(cloud.EXTENDING, cloud.RUNNING, (EventType.NORMAL, "CloudRunning"), id="a change"),
+            pytest.param(cloud.CREATING, cloud.RUNNING, None, id="no Event for what our create asked for"),
             pytest.param(cloud.RUNNING, cloud.ERROR, (EventType.WARNING, "CloudError"), id="a failure warns"),
             pytest.param(cloud.CREATING, cloud.CREATEFAILED, (EventType.WARNING, "CloudCreatefailed"), id="failed"),
         ],

@@ -198,6 +198,11 @@ KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CON
 """Every CRD the operator serves, by the short key ``rocketmq-operator crd --kind`` takes."""
 
 
+FRAMEWORK_STATUS_FIELD = "kopf"
+"""Where kopf keeps handler progress and the last handled spec, in the status (``wiring.handlers``):
+written with our own status patches, it costs no write of its own."""
+
+
 def _metadata_schema(fields: tuple[str, ...]) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object"}
     if fields:
@@ -211,6 +216,11 @@ def crd(kind: KindSpec = INSTANCE) -> dict[str, Any]:
     spec_schema["description"] = kind.spec_description
     status_schema = schema_of(kind.status_model)
     status_schema["description"] = _STATUS_DESCRIPTION
+    status_schema.setdefault("properties", {})[FRAMEWORK_STATUS_FIELD] = {
+        "type": "object",
+        "description": "The framework's own records (handler progress, the last handled spec); not an API.",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
     root: dict[str, Any] = {
         "type": "object",
         "description": kind.description,

@@ -96,7 +96,10 @@ def mirror(cr: RocketMQInstance, view: cloud.InstanceView, result: StepResult) -
     status.broker_num = view.broker_num
     status.product_id = view.product_id
     previous = cr.status.cloud_status
-    if previous is not None and previous != view.status:
+    # CREATING -> RUNNING is what our create asked for: its Event ("Created") was posted then, and the
+    # Ready condition's transition records the moment. Every other change is news to someone.
+    expected = previous == cloud.CREATING and view.status == cloud.RUNNING
+    if previous is not None and previous != view.status and not expected:
         result.event(
             EventType.WARNING if view.status in _FAILED_STATUSES else EventType.NORMAL,
             f"Cloud{(view.status or 'Unknown').title()}",

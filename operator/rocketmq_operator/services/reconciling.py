@@ -384,7 +384,7 @@ class Reconciler:
             pending_since = decisions.isoformat(self._clock(), precise=True)
             result.status.creation = status.creation_marker(action.name, pending_since=pending_since)
             result.requeue_after = 0.0
-            result.event(EventType.NORMAL, Reason.CREATING, f"creating cloud instance {action.name}")
+            # No Event: the create follows at once, and its Event ("Created", with the id) says it.
         if view is not None:
             status.mirror(cr, view, result)
         status.note_instance_missing(cr, action.verdict, result)

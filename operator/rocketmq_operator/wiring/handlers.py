@@ -21,6 +21,7 @@ import aiohttp
 import kopf
 
 from rocketmq_operator.core import decisions
+from rocketmq_operator.core.crdgen import FRAMEWORK_STATUS_FIELD
 from rocketmq_operator.core.resource import (
     ANNOTATION_PREFIX,
     DELETION_POLICY_ANNOTATION,
@@ -115,11 +116,11 @@ def _api_session(info: kopf.ConnectionInfo, limit: int) -> aiohttp.ClientSession
 
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
-    # Handler progress in annotations (not status), so our status schema stays ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # Handler progress and the last handled spec in the status, next to ours: a pass that writes our
+    # status then carries kopf's records in the same PATCH. In annotations they cost a PATCH of the
+    # object on top, in almost every pass (at 1,000 CRs, 3 of a CR's 12 writes).
+    settings.persistence.progress_storage = StatusFirstProgress()
+    settings.persistence.diffbase_storage = StatusFirstDiffBase()
     # We post our own Events for every cloud-side transition; kopf's log-to-event mirroring would
     # add one API write per retry log line.
     settings.posting.level = logging.CRITICAL
@@ -138,6 +139,33 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # kopf's networking timeouts stay at their defaults: aiohttp counts the wait for a free pooled
     # connection as "connect", so a short connect timeout fails requests exactly when a thousand
     # CRs are patched at once, and the retries make it worse.
+
+
+class StatusFirstProgress(kopf.MultiProgressStorage):
+    """Progress kept in ``status.kopf``; still read from, and purged out of, the annotations an
+    operator before 0.x wrote, so an upgrade resumes a handler where it was."""
+
+    def __init__(self) -> None:
+        self.status = kopf.StatusProgressStorage(name=FRAMEWORK_STATUS_FIELD)
+        super().__init__([self.status, kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)])
+
+    def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        self.status.store(key=key, record=record, body=body, patch=patch)
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        self.status.touch(body=body, patch=patch, value=value)
+
+
+class StatusFirstDiffBase(kopf.MultiDiffBaseStorage):
+    """The last handled spec in ``status.kopf``; the annotation of earlier versions is still read."""
+
+    def __init__(self) -> None:
+        self.status = kopf.StatusDiffBaseStorage(name=FRAMEWORK_STATUS_FIELD)
+        legacy = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+        super().__init__([self.status, legacy])
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        self.status.store(body=body, patch=patch, essence=essence)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
