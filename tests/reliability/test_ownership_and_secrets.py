@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
 import time
@@ -12,9 +14,21 @@ import pytest
 from kubernetes import client
 
 from devstack.simulator_process import DEFAULT_SECRET_KEY
-from e2e.support import GROUP, PLURAL, VERSION, Cluster, Recorder, Stack, condition, create_many, wait_for
+from e2e.support import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Cluster,
+    Recorder,
+    Stack,
+    condition,
+    create_many,
+    is_true,
+    wait_for,
+)
 from instance_spec import SPEC
 from kube_testenv import ControlPlane
+from rocketmq_operator.core import user_resource as ur
 
 from . import kit, report
 from .conftest import SECRETS_USED, Evidence, StackFactory
@@ -166,6 +180,165 @@ def test_tls_is_verified_by_default_and_a_private_ca_is_trusted_when_given(
 
 # ---- secrets ------------------------------------------------------------------------------------
 
+USERS, TOPICS, GROUPS = "rocketmqusers", "rocketmqtopics", "rocketmqconsumergroups"
+
+
+def _user_key() -> str:
+    """A fresh random key the cloud accepts: 24 characters, all four character classes."""
+    key = f"Rk-{secrets.token_hex(10)}Z"
+    assert ur.key_problem(key, "any-user") is None
+    SECRETS_USED.add(key)
+    return key
+
+
+def _user(name: str, access_key: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RocketMQUser",
+        "metadata": {"name": name},
+        "spec": {"instanceRef": {"name": "acl"}, "accessKey": access_key, **spec},
+    }
+
+
+def _users(stack: Stack, ns: str) -> dict[str, dict[str, Any]]:
+    found = stack.cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, USERS)["items"]
+    return {i["metadata"]["name"]: i for i in found}
+
+
+def _secret_data(stack: Stack, ns: str, name: str) -> dict[str, str] | None:
+    try:
+        found = stack.cluster.core.read_namespaced_secret(name, ns)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+
+@pytest.mark.case(
+    "user-keys-stay-in-secrets",
+    area="Ownership and secrets",
+    injected="an ACL instance with 4 RocketMQUsers: one whose key comes from a Secret holding a fresh random "
+    "key, then rotated by replacing the Secret's value with another; one with a generated key and a "
+    "connection Secret; one whose Secret holds a random key the cloud refuses (two character classes); one "
+    "whose Secret lacks the key",
+    checked="the cloud holds exactly the referenced, rotated and generated keys (the connection Secret "
+    "carries the generated one); the refused user is Stalled with the cloud's message naming the user, the "
+    "other Reconciling, SecretKeyUnavailable; no key in any RocketMQUser's spec or status nor any Event of "
+    "the namespace; deleting them removes every user from the cloud, their Secrets and every CR (all keys "
+    "join the final scan)",
+)
+@pytest.mark.timeout(300)
+def test_acl_user_keys_stay_in_secrets_through_rotation_generation_and_refusals(
+    stack: Stack, evidence: Evidence
+) -> None:
+    ns = stack.namespace()
+    core, custom = stack.cluster.core, stack.cluster.custom
+    stack.cluster.create(ns, "acl", {**SPEC, "enableAcl": True})
+    instance_id = stack.cluster.wait_ready(ns, "acl", timeout=120)["status"]["instanceId"]
+    first, second = _user_key(), _user_key()
+    refused = secrets.token_hex(10)  # lowercase and digits only: the cloud wants three classes
+    assert ur.key_problem(refused, "weak-user1") is not None
+    SECRETS_USED.add(refused)
+
+    def secret(name: str, data: dict[str, str]) -> None:
+        core.create_namespaced_secret(ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data))
+
+    secret("ref-creds", {"secretKey": first})
+    secret("weak-creds", {"secretKey": refused})
+    secret("nokey-creds", {"otherKey": "not the key"})
+    for body in (
+        _user("ref", "ref-user1", secretKeyRef={"name": "ref-creds"}),
+        _user("gen", "gen-user1", generateSecretKey={"secretName": "gen-creds"}, connectionSecret={"name": "gen-mq"}),
+        _user("weak", "weak-user1", secretKeyRef={"name": "weak-creds"}),
+        _user("nokey", "nokey-user1", secretKeyRef={"name": "nokey-creds"}),
+    ):
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, USERS, body)
+
+    def holds(access_key: str, key: str) -> bool:
+        return stack.sim.check_key(instance_id, access_key, key)
+
+    # The referenced key, then its rotation: the same user, the new key.
+    wait_for(lambda: is_true(_users(stack, ns).get("ref"), "Ready"), timeout=60, what="user ref Ready")
+    assert holds("ref-user1", first)
+    core.patch_namespaced_secret("ref-creds", ns, {"stringData": {"secretKey": second}})
+    wait_for(lambda: holds("ref-user1", second), timeout=30, what="the rotated key in the cloud", interval=0.5)
+    assert not holds("ref-user1", first)
+
+    # The generated key: the same in its Secret, the connection Secret and the cloud.
+    def generated() -> tuple[str, str] | None:
+        key = (_secret_data(stack, ns, "gen-creds") or {}).get("secretKey")
+        carried = (_secret_data(stack, ns, "gen-mq") or {}).get("ROCKETMQ_SECRET_KEY")
+        return (key, carried) if key and carried else None
+
+    key, carried = wait_for(generated, timeout=60, what="generated key and connection Secret", interval=0.5)
+    SECRETS_USED.update({key, carried})
+    assert key == carried and ur.key_problem(key, "gen-user1") is None
+    assert holds("gen-user1", key)
+
+    # The refusals: the cloud's (naming the user), and a Secret without the key.
+    def state(name: str, kind: str) -> tuple[str, str, str] | None:
+        found = condition(_users(stack, ns).get(name), kind) or {}
+        if found.get("status") != "True":
+            return None
+        return str(found.get("reason")), str(found.get("message")), kind
+
+    weak = wait_for(lambda: state("weak", "Stalled"), timeout=60, what="user weak Stalled")
+    assert "weak-user1" in weak[1], weak
+    nokey = wait_for(
+        lambda: (s := state("nokey", "Reconciling")) and s[0] == "SecretKeyUnavailable" and s,
+        timeout=60,
+        what="user nokey waiting for its key",
+    )
+    assert "nokey-creds" in nokey[1], nokey
+    users = {u["access_key"] for u in stack.sim.children(instance_id)["users"]}
+    assert users == {"ref-user1", "gen-user1"}, users
+    wait_for(
+        lambda: {"SecretKeyRotated", "SecretKeyGenerated"} <= {e["reason"] for e in stack.cluster.events(ns)},
+        timeout=30,
+        what="the rotation's and the generation's Events",
+    )
+
+    # No key in the CRs (spec and status) or any Event of the namespace.
+    keys = (first, second, key, refused)
+    crs = _users(stack, ns)
+    events = stack.cluster.events(ns)
+    shown = json.dumps([[cr.get("spec"), cr.get("status")] for cr in crs.values()] + [events], default=str)
+    assert all(k not in shown for k in keys), "a key appears in a RocketMQUser or an Event"
+
+    # Teardown: users gone from the cloud, their owned Secrets collected, no CR left.
+    with Recorder(stack.cluster, ns) as recorder:
+        stack.cluster.kubectl("delete", "rmqu", "--all", "-n", ns, "--wait=false")
+        wait_for(lambda: not _users(stack, ns), timeout=60, what="every RocketMQUser released")
+        assert stack.sim.children(instance_id)["users"] == []
+        wait_for(
+            lambda: _secret_data(stack, ns, "gen-creds") is None and _secret_data(stack, ns, "gen-mq") is None,
+            timeout=60,
+            what="the generated and the connection Secret collected",
+        )
+        # One call per user; the two never created get one too (their creation was pending when the key
+        # was not to be had, so the operator makes sure), answered "no such user".
+        delete_calls = kit.calls_of(stack, "user_delete")
+        deletes = sorted(n for c in delete_calls for n in c["names"])
+        answers = ", ".join(f"{n} {c.get('status')}" for c in delete_calls for n in c["names"])
+        assert {"gen-user1", "ref-user1"} <= set(deletes) <= {"gen-user1", "ref-user1", "weak-user1", "nokey-user1"}
+        assert len(deletes) == len(set(deletes)), deletes
+        stack.cluster.delete(ns, "acl")
+        stack.cluster.wait_gone(ns, ["acl"], timeout=60)
+        kit.assert_clean_teardown(stack, recorder, ns, {"acl": instance_id})
+    for plural in (USERS, TOPICS, GROUPS):
+        assert not custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"], plural
+    evidence(
+        "referenced key held, rotated in place (old key refused by the cloud), generated key = its connection "
+        "Secret's = the cloud's"
+    )
+    evidence(f"refused: weak {weak[0]} {weak[1][:120]!r}; nokey {nokey[0]} {nokey[1][:80]!r}")
+    evidence(
+        f"4 keys absent from {len(crs)} RocketMQUsers (spec, status) and {len(events)} Events; user_delete "
+        f"answers: {answers}; cloud users 0, CRs 0"
+    )
+
+
 # A real AK/SK Authorization header always ends in a 64-hex-digit signature (tests of the simulator's
 # parser name malformed headers such as "SDK-HMAC-SHA256 Access=AK, Signature=abc" in their ids).
 AUTHORIZATION = re.compile(r"Signature=[0-9a-fA-F]{64}(?![0-9a-fA-F])")
@@ -184,8 +357,14 @@ def _texts(control_plane: ControlPlane, api: client.ApiClient) -> dict[str, str]
     events = core.list_event_for_all_namespaces().items
     found["events"] = "\n".join(f"{e.reason} {e.message}" for e in events)
     custom = client.CustomObjectsApi(api)
-    crs = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-    found["RocketMQInstances"] = "\n".join(str(cr) for cr in crs)
+    for plural, kind in (
+        (PLURAL, "RocketMQInstances"),
+        (USERS, "RocketMQUsers"),
+        (TOPICS, "RocketMQTopics"),
+        (GROUPS, "RocketMQConsumerGroups"),
+    ):
+        crs = custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]
+        found[kind] = "\n".join(str(cr) for cr in crs)
     found["pytest output"] = OUTPUT.read_text(errors="replace") if OUTPUT.exists() else ""
     return found
 
@@ -195,10 +374,12 @@ def _texts(control_plane: ControlPlane, api: client.ApiClient) -> dict[str, str]
     "secrets-never-exposed",
     area="Ownership and secrets",
     injected="runs last in the session: every secret key, IAM token and security token handed to any "
-    "operator of the session (the suite's random ones and the e2e default), and the signature of an "
-    "AK/SK Authorization header (64 hex digits)",
+    "operator of the session (the suite's random ones and the e2e default), every ACL user key of the "
+    "session (referenced, rotated, generated, refused), and the signature of an AK/SK Authorization header "
+    "(64 hex digits)",
     checked="none appears in any operator or simulator log, the control plane's logs, any Event, any "
-    "RocketMQInstance (statuses, conditions, error messages) or the captured output of every test",
+    "RocketMQInstance, RocketMQUser, RocketMQTopic or RocketMQConsumerGroup left in the cluster (specs, "
+    "statuses, conditions, error messages) or the captured output of every test",
 )
 def test_no_secret_appears_in_anything_the_run_produced(
     rel_cluster: Cluster, control_plane: ControlPlane, kube_api_client: client.ApiClient, evidence: Evidence
@@ -218,5 +399,6 @@ def test_no_secret_appears_in_anything_the_run_produced(
     size = sum(len(t) for t in texts.values())
     evidence(f"{len(wanted)} secrets and the Authorization header shape searched in {len(texts)} sources")
     evidence(
-        f"{len(logs)} log files, {texts['events'].count(chr(10)) + 1} events, every CR, {size / 1e6:.1f} MB: 0 hits"
+        f"{len(logs)} log files, {texts['events'].count(chr(10)) + 1} events, every CR of the four kinds, "
+        f"{size / 1e6:.1f} MB: 0 hits"
     )
