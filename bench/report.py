@@ -8,8 +8,8 @@ from typing import Any
 
 WRITE_MEANING = {
     "POST object": "create the CR (the user, not the operator)",
-    "PATCH object": "kopf: finalizer, handler-progress annotations, last-handled-configuration, finalizer removal",
-    "PATCH status": "operator: status (create marker, instance id, cloud status, conditions, deletion result)",
+    "PATCH object": "kopf: adding and removing the finalizer (its progress and last handled spec ride on the status)",
+    "PATCH status": "operator: status (create marker, instance id, Ready, deletion result), kopf's in status.kopf",
     "DELETE object": "delete the CR (the user)",
 }
 
@@ -96,6 +96,7 @@ def _teardowns(results: dict[str, Any]) -> list[str]:
     lines += _by_operation(results)
     lines += _proof_targets(results)
     lines += _targets(results)
+    lines += _targets_16(results)
     lines += _steady(results)
     lines += _writes(results)
     return lines
@@ -270,6 +271,66 @@ def _targets(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| steady state, 1,000 CRs: calls per poll interval <= {bound} | {steady['calls_per_interval']:.1f} | "
             f"{_verdict(steady['calls_per_interval'] <= bound)} |"
+        )
+    return lines
+
+
+def operator_writes(t: dict[str, Any]) -> float:
+    """The operator's API-server writes per CR over its life, Events included (not the user's create and delete)."""
+    kinds = t["writes_per_cr_by_kind"]
+    own = sum(v for k, v in kinds.items() if k not in ("POST object", "DELETE object"))
+    return float(own + t["event_writes_per_cr"])
+
+
+def _targets_16(results: dict[str, Any]) -> list[str]:
+    """Issue 16: writes per CR, release within seconds, speed under the rate limit, 10,000 CRs."""
+    ours, ours_l, base_l = (
+        _find(results, "batched", 1000),
+        _find(results, "batched-limited", 1000),
+        _find(results, "baseline-limited", 1000),
+    )
+    lines = ["", "## Targets (issue 16, performance at scale)", "", "| target | measured | verdict |", "|---|---|---|"]
+    if ours:
+        writes = operator_writes(ours)
+        lines.append(
+            f"| 1,000 CRs, batched: operator writes per CR over its life, Events included, <= 8 | {writes:.2f} | "
+            f"{_verdict(writes <= 8.0)} |"
+        )
+        phase = ours.get("deletion_writes_per_cr")
+        if phase is not None:
+            w, e = sum(phase.values()), ours.get("deletion_event_writes_per_cr", 0.0)
+            lines.append(
+                f"| deletion phase: <= 2 writes and <= 1 Event per CR | {w:.2f} writes, {e:.2f} Events | "
+                f"{_verdict(w <= 2.0 and e <= 1.0)} |"
+            )
+        p95 = ours["release_after_cloud_gone"]["p95"]
+        lines.append(f"| release p95 after the cloud shows it gone <= 5 s | {p95:.2f} s | {_verdict(p95 <= 5.0)} |")
+    if ours_l and base_l:
+        ratio = base_l["wall_seconds"] / ours_l["wall_seconds"]
+        lines.append(
+            f"| under 10 req/s, >= 5x faster to the last CR gone than the baseline | {ratio:.1f}x "
+            f"({ours_l['wall_seconds']:.1f} s vs {base_l['wall_seconds']:.1f} s) | {_verdict(ratio >= 5)} |"
+        )
+    big = [t for t in results["teardowns"] if t["n"] >= 10000 and t["label"] == "batched"]
+    for t in big:
+        n = t["n"]
+        bound = math.ceil(n / t["batch_size"]) * 1.05
+        lines.append(
+            f"| {n:,} CRs: teardown batch calls <= ceil(N / {t['batch_size']}) + 5% ({bound:.0f}) | "
+            f"{t['batch_calls']} | {_verdict(t['batch_calls'] <= bound)} |"
+        )
+        rss = max(t["operator_peak_rss_mib"], t.get("create_peak_rss_mib", 0.0))
+        lines.append(f"| {n:,} CRs: operator peak RSS <= 400 MiB | {rss:.0f} MiB | {_verdict(rss <= 400)} |")
+        steady = t.get("steady_state", {}).get("list")
+        if steady:
+            limit = math.ceil(n / 50) + 1
+            lines.append(
+                f"| {n:,} CRs: steady-state cloud calls per interval <= ceil(N / 50) + 1 ({limit}) | "
+                f"{steady['calls_per_interval']:.1f} | {_verdict(steady['calls_per_interval'] <= limit)} |"
+            )
+        lines.append(
+            f"| {n:,} CRs: wall times (reported) | create to Ready {t['seconds_to_ready']:.0f} s, teardown "
+            f"{t['wall_seconds']:.0f} s | - |"
         )
     return lines
 

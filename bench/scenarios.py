@@ -65,6 +65,8 @@ class Teardown:
     """The operator's writes from ``kubectl delete`` to the CR gone (the user's DELETE not counted)."""
     deletion_event_writes_per_cr: float = 0.0
     operator_peak_rss_mib: float = 0.0
+    create_peak_rss_mib: float = 0.0
+    """The operator that created the N CRs and saw them Ready."""
     operator_cpu_seconds: float = 0.0
     remaining: list[tuple[float, int]] = field(default_factory=list)
     steady_state: dict[str, Any] = field(default_factory=dict)
@@ -123,6 +125,7 @@ def teardown(
     delete_seconds: float,
     deletion: str = FORCED,
     steady_intervals: int = 0,
+    steady_strategies: tuple[str, ...] = ("list", "show"),
 ) -> Teardown:
     result = Teardown(label, n, batch_size, cloud_rate_limit_rps, latency_ms, delete_seconds, deletion)
     _prepare_cloud(stack, recycle_bin=deletion == BINNED)
@@ -133,15 +136,16 @@ def teardown(
     operator = stack.operator(f"{label}-{n}-create", {**settings})
     stack.create_crs(namespace, n, force_delete=deletion == FORCED)
     result.seconds_to_ready = stack.wait_ready(namespace, n, timeout=120 + n * 1.5)
+    result.create_peak_rss_mib = process_usage(operator.process.pid or 0).peak_rss_mib
     operator.stop()
     stack.operators.remove(operator)
 
     if steady_intervals:
         result.steady_state = {
-            "list": steady_state(stack, namespace, settings, intervals=steady_intervals),
-            "show": steady_state(
-                stack, namespace, {**settings, "DMS_OBSERVE_STRATEGY": "show"}, intervals=steady_intervals
-            ),
+            strategy: steady_state(
+                stack, namespace, {**settings, "DMS_OBSERVE_STRATEGY": strategy}, intervals=steady_intervals
+            )
+            for strategy in steady_strategies
         }
 
     instance_of = {item["metadata"]["name"]: item["status"]["instanceId"] for item in stack.items(namespace)}
