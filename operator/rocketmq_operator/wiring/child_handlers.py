@@ -2,12 +2,14 @@
 
 A child finds its parent in an index of the RocketMQInstance CRs (``instance_facts``), kept by kopf
 from the watch it already has: no API call per child. The index also answers the child batcher's
-question at flush time, "is this instance being deleted with its children?" (``withholds``).
+question at flush time, "is this instance being deleted with its children?" (``withholds``), and the
+sweeper's, "which instance ids do our CRs record?" (``known_ids``): one index of the instances serves
+all three, so no second one keyed by instance id is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -90,18 +92,17 @@ def _flag(value: Any) -> bool | None:
 
 
 class Parents:
-    """Answers from the indexes: a child's parent, and whether an instance goes with its children."""
+    """Answers from the indexes: a child's parent, whether an instance goes with its children, and which
+    instance ids the RocketMQInstance CRs record (the sweeper's evidence that a failed instance is ours)."""
 
     def __init__(
         self,
         facts: FactsIndex,
-        owners: kopf.Index[str, str],
         terminating: NamespaceIndex,
         ns_info: kopf.Index[str, tuple[str, str | None]],
         settings: OperatorSettings,
     ) -> None:
         self._facts = facts
-        self._owners = owners
         self._terminating = terminating
         self._ns_info = ns_info
         self._settings = settings
@@ -115,9 +116,15 @@ class Parents:
             )
         return None
 
+    def known_ids(self) -> Collection[str]:
+        return {facts.instance_id for found in self._facts.values() for facts in found if facts.instance_id}
+
     def withholds(self, instance_id: str) -> bool:
-        for owner in self._owners.get(instance_id, ()):
-            namespace, _, name = owner.partition("/")
+        # A walk over the instance CRs rather than a lookup by id: it runs only when a batched deletion
+        # call is due, so one index of the instances is enough.
+        for (namespace, name), found in self._facts.items():
+            if not any(facts.instance_id == instance_id for facts in found):
+                continue
             parent = self.of(namespace, name)
             if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
                 return True
@@ -149,9 +156,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
 
 
 def parents_from(kwargs: Mapping[str, Any], settings: OperatorSettings) -> Parents:
-    return Parents(
-        kwargs["instance_facts"], kwargs["instance_owners"], kwargs["ns_terminating"], kwargs["ns_info"], settings
-    )
+    return Parents(kwargs["instance_facts"], kwargs["ns_terminating"], kwargs["ns_info"], settings)
 
 
 @dataclass(frozen=True)
