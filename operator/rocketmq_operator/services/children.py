@@ -1,22 +1,19 @@
 """Topics and consumer groups: create, observe, update and delete them for their CRs.
 
-One ``ChildReconciler`` serves both kinds (``core.child_mapping.KindRules`` says what differs).
+One ``ChildReconciler`` serves both kinds (``core.child_mapping.KindRules`` says what differs). The
+rules every child kind shares (the walk of the instance's list, adoption, the create marker,
+re-creation after drift, the finalizer's releases without a call) are ``services.child_lifecycle``'s;
+this module owns what only topics and groups have.
 
 Live CRs: nothing is done until the parent instance is RUNNING (``Reconciling``, reason
 ``InstanceNotReady``); a field the parent's engine does not have stalls the CR; everything else is
-decided from one shared walk of the instance's list (``ChildObserver``), never a show per object.
-A name that exists in the cloud but is not this CR's is adopted only with ``spec.adopt``. Before the
-first create a marker goes into status, so a name that appears after a crash between the create
-call and the status write is recognised as ours and not refused as someone else's. An object of
-ours that disappears is created again, with a Warning Event.
+the shared lifecycle's, with the kind's create, update and mirrored fields.
 
-Deleting CRs: ``Orphan`` releases at once. A child of an instance that is being deleted with policy
-Delete makes no call: it is released once that instance is proven gone (its CR released, and the
-instance observer's consistent list no longer shows it). Otherwise the deletion goes to the
-``ChildBatcher`` (one call per instance and kind for the deletions that arrive together), and the
-finalizer comes off only when a consistent walk of the instance's list that started after the call
-was accepted no longer shows the name; or the instance itself is gone. If the walk still shows it
-once the job the call answered has ended, the deletion failed and is sent again.
+Deleting CRs: what the shared lifecycle does not settle goes to the ``ChildBatcher`` (one call per
+instance and kind for the deletions that arrive together), and the finalizer comes off only when a
+consistent walk of the instance's list that started after the call was accepted no longer shows the
+name; or the instance itself is gone. If the walk still shows it once the job the call answered has
+ended, the deletion failed and is sent again.
 """
 
 from __future__ import annotations
@@ -25,40 +22,37 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from rocketmq_operator.core import cloud, conditions, decisions
+from rocketmq_operator.core import cloud, decisions
 from rocketmq_operator.core.child_mapping import KindRules, Parent
 from rocketmq_operator.core.child_resource import (
-    ChildCreationStatus,
     ChildDeletionStatus,
     ChildStatus,
     RocketMQConsumerGroup,
     RocketMQTopic,
 )
 from rocketmq_operator.core.conditions import Verdict
-from rocketmq_operator.core.resource import DeletionPolicy
-from rocketmq_operator.core.status import Step
-from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
+from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Reason
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.services.batching import ChildBatcher, DeleteOutcome
-from rocketmq_operator.services.child_observing import ChildObserver
+from rocketmq_operator.services.child_lifecycle import (
+    ChildLifecycle,
+    Kind,
+    backoff,
+    from_error,
+    parent_wait,
+    release,
+    waiting,
+)
+from rocketmq_operator.services.child_lifecycle import ChildStep as ChildStep  # where the wiring and tests look
+from rocketmq_operator.services.child_lifecycle import Timing as Timing
+from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.observing import Observation
 
 logger = logging.getLogger(__name__)
 
 ChildCR = RocketMQTopic | RocketMQConsumerGroup
-
-
-ChildStep = Step[ChildStatus]
-"""What one step of a topic or group wants written, posted, and when it wants to run again."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    poll_interval: float
-    verify_interval: float
 
 
 class ChildReconciler:
@@ -79,6 +73,7 @@ class ChildReconciler:
         self._instances = instances
         self._timing = timing
         self._clock = clock
+        self._life = ChildLifecycle(observer=observer, instances=instances, timing=timing, clock=clock)
         self._locks: dict[str, asyncio.Lock] = {}
         self._accepted: dict[str, ChildDeletionStatus] = {}
         self._jobs: dict[tuple[str, str], float] = {}
@@ -99,11 +94,10 @@ class ChildReconciler:
         async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
             step = ChildStep(rules.empty_status())
             verdict = await self._reconcile(cr, rules, parent, step)
-            self._finish(cr, verdict, step)
+            self._life.finish(cr, verdict, step)
             return step
 
     async def _reconcile(self, cr: ChildCR, rules: KindRules[Any], parent: Parent | None, step: ChildStep) -> Verdict:
-        noun = rules.noun
         wait = parent_wait(cr.metadata.namespace, cr.spec.instance_ref.name, parent, step, self._timing)
         if wait is not None:
             return wait
@@ -113,39 +107,19 @@ class ChildReconciler:
         mismatch = cr.spec.engine_mismatch(engine)
         if mismatch is not None:
             return Verdict(ready=False, reason=Reason.FIELD_NOT_SUPPORTED, message=mismatch, stalled=True)
-        moved = cr.status.instance_id is not None and cr.status.instance_id != instance_id
-        if cr.status.instance_id != instance_id:
-            step.status.instance_id = instance_id
-        owned = bool(cr.status.owned) and not moved
-        name = cr.cloud_name
-        if cr.status.cloud_name != name:
-            step.status.cloud_name = name
-        try:
-            listed = await self._observer.view(
-                instance_id, rules.kind, newer_than=self._clock() - self._timing.poll_interval, about=name
-            )
-        except errors.CloudError as exc:
-            return from_error(exc, step, f"listing the {noun}s of instance {instance_id}")
-        view = listed.lookup(name)
-        assert not isinstance(view, cloud.UserView)  # users are services.users'
-        if view is not None:
-            return await self._present(cr, rules, instance_id, engine, view, owned and not moved, step)
-        if not listed.absent(name):
-            step.requeue_after = self._timing.verify_interval
-            return waiting(Reason.OBSERVING, f"the {noun} list of instance {instance_id} changed while read")
-        if owned:
-            step.event(
-                EventType.WARNING,
-                Reason.RECREATED_AFTER_DRIFT,
-                f"{noun} {name} was deleted from instance {instance_id} outside the operator; creating it again",
-            )
-        elif cr.status.creation is None or moved:
-            # The marker first, in its own write: a create that lands before a crash is then ours.
-            step.status.creation = ChildCreationStatus(pending_since=decisions.isoformat(self._clock(), precise=True))
-            step.status.owned = False
-            step.requeue_after = 0.0
-            return waiting(Reason.CREATING, f"creating {noun} {name} in instance {instance_id}")
-        return await self._create(cr, rules, instance_id, engine, step)
+
+        async def present(view: ChildView, _taken: bool) -> Verdict:
+            assert not isinstance(view, cloud.UserView)  # users are services.users'
+            return await self._present(cr, rules, instance_id, engine, view, step)
+
+        async def create() -> None:
+            request = rules.create_request(cr, engine)
+            if isinstance(request, cloud.CreateTopicRequest):
+                await self._client.create_topic(instance_id, request)
+            else:
+                await self._client.create_group(instance_id, request)
+
+        return await self._life.live(cr, _kind(rules), instance_id, step, present=present, create=create)
 
     async def _present(
         self,
@@ -154,30 +128,10 @@ class ChildReconciler:
         instance_id: str,
         engine: str | None,
         view: cloud.TopicView | cloud.GroupView,
-        owned: bool,
         step: ChildStep,
     ) -> Verdict:
+        """The object is this CR's: bring it to the spec, or mirror what the cloud shows."""
         noun, name = rules.noun, cr.cloud_name
-        if not owned:
-            if cr.status.creation is not None:
-                # Our create landed, though its answer did not reach the status (a crash, a timeout).
-                step.status.owned = True
-            elif cr.spec.adopt:
-                step.status.owned = True
-                step.status.adopted = True
-                step.event(
-                    EventType.NORMAL, Reason.ADOPTED, f"adopted the existing {noun} {name} of instance {instance_id}"
-                )
-            else:
-                return Verdict(
-                    ready=False,
-                    reason=Reason.ALREADY_EXISTS,
-                    message=f"a {noun} named {name} already exists in instance {instance_id} and is not this "
-                    "resource's; set spec.adopt: true to manage it, or choose another spec.name",
-                    stalled=True,
-                )
-        if cr.status.creation is not None:
-            step.status.creation = None
         update = rules.update_request(cr, view, engine)
         if update is not None:
             try:
@@ -196,29 +150,6 @@ class ChildReconciler:
             if getattr(cr.status, key) != value:
                 setattr(step.status, key, value)
         return Verdict(ready=True, reason=Reason.AVAILABLE, message=f"{noun} {name} exists in instance {instance_id}")
-
-    async def _create(
-        self, cr: ChildCR, rules: KindRules[Any], instance_id: str, engine: str | None, step: ChildStep
-    ) -> Verdict:
-        noun, name = rules.noun, cr.cloud_name
-        request = rules.create_request(cr, engine)
-        try:
-            if isinstance(request, cloud.CreateTopicRequest):
-                await self._client.create_topic(instance_id, request)
-            else:
-                await self._client.create_group(instance_id, request)
-        except errors.NameConflict:
-            # Listed absent a moment ago: created since, by our own earlier attempt or by someone else.
-            self._observer.changed(instance_id, rules.kind, name)
-            step.requeue_after = self._timing.verify_interval
-            return waiting(Reason.OBSERVING, f"{noun} {name} appeared in instance {instance_id}; looking again")
-        except errors.CloudError as exc:
-            return from_error(exc, step, f"creating {noun} {name}")
-        self._observer.changed(instance_id, rules.kind, name)
-        step.status.owned = True
-        step.status.creation = None
-        step.event(EventType.NORMAL, Reason.CREATED, f"created {noun} {name} in instance {instance_id}")
-        return Verdict(ready=True, reason=Reason.CREATED, message=f"created {noun} {name} in instance {instance_id}")
 
     async def _update(
         self,
@@ -246,32 +177,15 @@ class ChildReconciler:
             step = ChildStep(rules.empty_status())
             verdict = await self._finalize(cr, rules, parent, step)
             if not step.released:
-                self._finish(cr, verdict, step)
+                self._life.finish(cr, verdict, step)
             return step
 
     async def _finalize(self, cr: ChildCR, rules: KindRules[Any], parent: Parent | None, step: ChildStep) -> Verdict:
-        noun, name = rules.noun, cr.cloud_name
+        settled = self._life.settle(cr, rules.noun, parent, step)
+        if settled is not None:
+            return settled
         instance_id = cr.status.instance_id
-        if cr.spec.deletion_policy == DeletionPolicy.ORPHAN:
-            return self._release(step, Reason.ORPHANED, f"{noun} {name} left in the cloud (deletionPolicy Orphan)")
-        if instance_id is None or not (cr.status.owned or cr.status.creation is not None):
-            return self._release(step, Reason.NOTHING_TO_DELETE, f"no {noun} of this resource exists in the cloud")
-        step.requeue_after = self._timing.verify_interval
-        if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
-            self._record(cr, step, result=DeletionResult.WITH_INSTANCE, instance_id=instance_id)
-            return waiting(
-                Reason.DELETING_WITH_INSTANCE,
-                f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
-            )
-        if parent is None or parent.instance_id != instance_id:
-            # The instance CR is gone (or holds another instance): is the instance itself still there?
-            seen = self._instances(instance_id)
-            if seen.state == Presence.ABSENT:
-                return self._release(
-                    step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
-                )
-            if seen.state == Presence.UNKNOWN:
-                return waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
+        assert instance_id is not None  # settle released a CR without one
         accepted = self._accepted.get(cr.metadata.uid) or _accepted_in(cr.status.deletion, instance_id)
         if accepted is not None:
             return await self._confirm(cr, rules, instance_id, accepted, step)
@@ -288,9 +202,7 @@ class ChildReconciler:
             step.event(EventType.NORMAL, Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
             return waiting(Reason.DELETE_ACCEPTED, f"{rules.noun} {name}: {outcome.message}")
         if outcome.result == DeletionResult.NOT_FOUND:
-            return self._release(
-                step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
-            )
+            return release(step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
         if outcome.result == DeletionResult.WITH_INSTANCE:
             return waiting(
                 Reason.DELETING_WITH_INSTANCE, f"instance {instance_id} is being deleted and takes {name} with it"
@@ -318,13 +230,11 @@ class ChildReconciler:
             newer_than = max(since, ended_at or 0.0, self._clock() - 1.0)
             listed = await self._observer.view(instance_id, rules.kind, newer_than=newer_than, about=name)
         except errors.InstanceNotFound:
-            return self._release(
-                step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
-            )
+            return release(step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
         except errors.CloudError as exc:
             return waiting(exc.reason, f"cannot confirm the deletion of {noun} {name} yet: {exc}")
         if listed.absent(name):
-            return self._release(step, Reason.DELETED, f"{noun} {name} is gone from instance {instance_id}")
+            return release(step, Reason.DELETED, f"{noun} {name} is gone from instance {instance_id}")
         if ended_at is not None and listed.consistent:
             # Still listed after its job ended: the cloud did not delete it. Send it again.
             self._accepted.pop(cr.metadata.uid, None)
@@ -367,55 +277,6 @@ class ChildReconciler:
             self._ended[key] = self._clock()
         return task.finished
 
-    def _record(self, cr: ChildCR, step: ChildStep, *, result: DeletionResult, instance_id: str) -> None:
-        previous = cr.status.deletion
-        if previous is None or previous.result != result:
-            step.status.deletion = ChildDeletionStatus(instance_id=instance_id, result=result)
-
-    def _release(self, step: ChildStep, reason: str, message: str) -> Verdict:
-        step.released = True
-        step.requeue_after = None
-        step.event(EventType.NORMAL, reason, message)
-        return Verdict(ready=False, reason=reason, message=message)
-
-    # ------------------------------------------------------------------ common
-
-    def _finish(self, cr: ChildCR, verdict: Verdict, step: ChildStep) -> None:
-        generation = cr.metadata.generation or None
-        now = decisions.isoformat(self._clock())
-        merged = conditions.merge(cr.status.conditions, verdict.conditions(generation=generation, now=now))
-        if not conditions.same(cr.status.conditions, merged):
-            step.status.conditions = merged
-        if cr.status.observed_generation != generation:
-            step.status.observed_generation = generation
-
-
-def parent_wait(namespace: str, name: str, parent: Parent | None, step: ChildStep, timing: Timing) -> Verdict | None:
-    """Why a child of ``namespace/name`` must wait for its parent (no call is made), or None: it runs."""
-    if parent is None:
-        step.requeue_after = timing.verify_interval
-        return waiting(
-            Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {namespace}/{name}, which does not exist"
-        )
-    if parent.deleting:
-        return waiting(Reason.INSTANCE_DELETING, f"RocketMQInstance {parent.ref} is being deleted")
-    if parent.instance_id is None or parent.cloud_status != cloud.RUNNING:
-        step.requeue_after = timing.verify_interval
-        state = parent.cloud_status or "not created yet"
-        return waiting(Reason.INSTANCE_NOT_READY, f"waiting for RocketMQInstance {parent.ref} to be RUNNING ({state})")
-    return None
-
-
-def waiting(reason: str, message: str) -> Verdict:
-    return Verdict(ready=False, reason=reason, message=message, reconciling=True)
-
-
-def from_error(exc: errors.CloudError, step: ChildStep, doing: str) -> Verdict:
-    if exc.terminal:
-        return Verdict(ready=False, reason=exc.reason, message=f"{doing}: {exc}", stalled=True)
-    step.requeue_after = backoff(1)
-    return waiting(exc.reason, f"{doing}: {exc}")
-
 
 def _accepted_in(record: ChildDeletionStatus | None, instance_id: str) -> ChildDeletionStatus | None:
     if record is not None and record.result == DeletionResult.ACCEPTED and record.instance_id == instance_id:
@@ -436,5 +297,5 @@ def _record_of(outcome: DeleteOutcome, instance_id: str, attempts: int) -> Child
     )
 
 
-def backoff(attempts: int) -> float:
-    return float(min(60, 2 ** min(attempts, 6)))
+def _kind(rules: KindRules[Any]) -> Kind:
+    return Kind(noun=rules.noun, listed=rules.kind, taken_hint=", or choose another spec.name")

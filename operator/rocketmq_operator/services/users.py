@@ -1,12 +1,12 @@
 """RocketMQUser: create, observe, update, rotate and delete ACL users for their CRs.
 
-What it shares with topics and groups (``services.children``): the parent's readiness (nothing until
-the instance is RUNNING), one shared paged walk of the instance's user list per poll interval
-(``ChildObserver``, kind ``user``), the marker written before the first create, adoption only with
-``spec.adopt``, re-creation of a user of ours that disappeared, and the finalizer's rules (Orphan
+What it shares with topics and groups is ``services.child_lifecycle``'s: the parent's readiness
+(nothing until the instance is RUNNING), one shared paged walk of the instance's user list per poll
+interval (``ChildObserver``, kind ``user``), the marker written before the first create, adoption only
+with ``spec.adopt``, re-creation of a user of ours that disappeared, and the finalizer's rules (Orphan
 releases; a user whose instance is being deleted with policy Delete makes no call and is released once
-the instance is proven gone). What differs: a user is deleted by one call of its own (the cloud has no
-batch for users), released when that call answered or the user is not found.
+the instance is proven gone). What differs, and is this module's: a user is deleted by one call of its
+own (the cloud has no batch for users), released when that call answered or the user is not found.
 
 The secret key. It lives only in a Secret: the one ``spec.secretKeyRef`` names, or the one the
 operator generates and owns for ``spec.generateSecretKey``. Each pass reads the Secret's metadata
@@ -34,24 +34,35 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from rocketmq_operator.core import cloud, conditions, connection, decisions
+from rocketmq_operator.core import cloud, conditions, connection
 from rocketmq_operator.core import user_resource as ur
 from rocketmq_operator.core.child_mapping import Parent
-from rocketmq_operator.core.child_resource import ChildCreationStatus, ChildDeletionStatus
+from rocketmq_operator.core.child_resource import ChildDeletionStatus
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.connection import MANAGED_BY, MANAGED_BY_LABEL
-from rocketmq_operator.core.resource import ConnectionSecretStatus, DeletionPolicy
-from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Presence, Reason
+from rocketmq_operator.core.resource import ConnectionSecretStatus
+from rocketmq_operator.core.vocabulary import DeletionResult, EventType, Reason
 from rocketmq_operator.ports import errors, protocol
 from rocketmq_operator.ports.secrets import SecretApiError, SecretStore
-from rocketmq_operator.services.child_observing import ChildObserver
-from rocketmq_operator.services.children import ChildStep, Timing, backoff, from_error, parent_wait, waiting
+from rocketmq_operator.services.child_lifecycle import (
+    ChildLifecycle,
+    ChildStep,
+    Kind,
+    Timing,
+    backoff,
+    from_error,
+    parent_wait,
+    release,
+    waiting,
+)
+from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.connection_secrets import ConnectionSecrets, Content, Data, Target
 from rocketmq_operator.services.observing import Observation
 
 logger = logging.getLogger(__name__)
 
 NOUN = "user"
+_KIND = Kind(noun=NOUN, listed="user", taken_hint=" (its key is then set from the Secret)")
 
 
 @dataclass
@@ -93,6 +104,7 @@ class UserReconciler:
         self._instances = instances
         self._timing = timing
         self._clock = clock
+        self._life = ChildLifecycle(observer=observer, instances=instances, timing=timing, clock=clock)
         self._locks: dict[str, asyncio.Lock] = {}
         self._connection = ConnectionSecrets(secrets, enabled=secrets is not None)
 
@@ -110,7 +122,7 @@ class UserReconciler:
             secret_verdict = await self._sync_connection(cr, parent, this.held, step)
             if secret_verdict is not None and verdict.ready:
                 verdict = secret_verdict
-            _finish(cr, verdict, step, self._clock())
+            self._life.finish(cr, verdict, step)
             return step
 
     async def _reconcile(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep, this: _Pass) -> Verdict:
@@ -119,67 +131,23 @@ class UserReconciler:
             return wait
         assert parent is not None and parent.instance_id is not None
         instance_id = parent.instance_id
-        moved = cr.status.instance_id is not None and cr.status.instance_id != instance_id
-        if cr.status.instance_id != instance_id:
-            step.status.instance_id = instance_id
-        owned = bool(cr.status.owned) and not moved
-        name = cr.cloud_name
-        if cr.status.cloud_name != name:
-            step.status.cloud_name = name
-        try:
-            listed = await self._observer.view(
-                instance_id, "user", newer_than=self._clock() - self._timing.poll_interval, about=name
-            )
-        except errors.CloudError as exc:
-            return from_error(exc, step, f"listing the users of instance {instance_id}")
-        view = listed.lookup(name)
-        if view is not None:
+
+        async def present(view: ChildView, taken: bool) -> Verdict:
             assert isinstance(view, cloud.UserView)
-            return await self._present(cr, instance_id, view, owned, step, this)
-        if not listed.absent(name):
-            step.requeue_after = self._timing.verify_interval
-            return waiting(Reason.OBSERVING, f"the user list of instance {instance_id} changed while read")
-        if owned:
-            step.event(
-                EventType.WARNING,
-                Reason.RECREATED_AFTER_DRIFT,
-                f"user {name} was deleted from instance {instance_id} outside the operator; creating it again",
-            )
-        elif cr.status.creation is None or moved:
-            step.status.creation = ChildCreationStatus(pending_since=decisions.isoformat(self._clock(), precise=True))
-            step.status.owned = False
-            step.requeue_after = 0.0
-            return waiting(Reason.CREATING, f"creating user {name} in instance {instance_id}")
-        return await self._create(cr, instance_id, step, this)
+            return await self._present(cr, instance_id, view, taken, step, this)
+
+        async def create() -> Verdict | None:
+            return await self._create(cr, instance_id, step, this)
+
+        return await self._life.live(cr, _KIND, instance_id, step, present=present, create=create)
 
     async def _present(
-        self, cr: ur.RocketMQUser, instance_id: str, view: cloud.UserView, owned: bool, step: UserStep, this: _Pass
+        self, cr: ur.RocketMQUser, instance_id: str, view: cloud.UserView, taken: bool, step: UserStep, this: _Pass
     ) -> Verdict:
+        """The user is this CR's: bring it to the spec and its key to the Secret's, or mirror it."""
         name = cr.cloud_name
-        if not owned:
-            if cr.status.creation is not None:
-                step.status.owned = True
-            elif cr.spec.adopt:
-                step.status.owned = True
-                step.status.adopted = True
-                step.event(
-                    EventType.NORMAL, Reason.ADOPTED, f"adopted the existing user {name} of instance {instance_id}"
-                )
-            else:
-                return Verdict(
-                    ready=False,
-                    reason=Reason.ALREADY_EXISTS,
-                    message=f"a user named {name} already exists in instance {instance_id} and is not this "
-                    "resource's; set spec.adopt: true to manage it (its key is then set from the Secret)",
-                    stalled=True,
-                )
-            # Adopted or found after a lost answer: the key the cloud holds is not known to be ours.
-            rotate = True
-        else:
-            rotate = False
-        if cr.status.creation is not None:
-            step.status.creation = None
-        key = await self._key(cr, step, need=rotate)
+        # Adopted or found after a lost answer (``taken``): the key the cloud holds is not known to be ours.
+        key = await self._key(cr, step, need=taken)
         if isinstance(key, Verdict):
             return key
         update = ur.update_request(cr.spec, view, key.value)
@@ -203,7 +171,7 @@ class UserReconciler:
                 return Verdict(
                     ready=True, reason=Reason.AVAILABLE, message=f"user {name} exists in instance {instance_id}"
                 )
-            self._observer.changed(instance_id, "user", name)
+            self._observer.changed(instance_id, _KIND.listed, name)
             step.event(EventType.NORMAL, Reason.UPDATED, f"updated user {name}")
             step.requeue_after = self._timing.verify_interval
             return waiting(Reason.UPDATING, f"updated user {name}; waiting to see the change listed")
@@ -215,27 +183,17 @@ class UserReconciler:
                 setattr(step.status, field, value)
         return Verdict(ready=True, reason=Reason.AVAILABLE, message=f"user {name} exists in instance {instance_id}")
 
-    async def _create(self, cr: ur.RocketMQUser, instance_id: str, step: UserStep, this: _Pass) -> Verdict:
-        name = cr.cloud_name
+    async def _create(self, cr: ur.RocketMQUser, instance_id: str, step: UserStep, this: _Pass) -> Verdict | None:
+        """Creates the user with the Secret's key (the cloud's errors raised), or says why the key cannot
+        be had; the shared lifecycle does the rest."""
         key = await self._key(cr, step, need=True)
         if isinstance(key, Verdict):
             return key
         assert key.value is not None
-        try:
-            await self._client.create_user(instance_id, ur.create_request(cr.spec, key.value))
-        except errors.NameConflict:
-            self._observer.changed(instance_id, "user", name)
-            step.requeue_after = self._timing.verify_interval
-            return waiting(Reason.OBSERVING, f"user {name} appeared in instance {instance_id}; looking again")
-        except errors.CloudError as exc:
-            return from_error(exc, step, f"creating user {name}")
-        self._observer.changed(instance_id, "user", name)
+        await self._client.create_user(instance_id, ur.create_request(cr.spec, key.value))
         this.held = key
-        step.status.owned = True
-        step.status.creation = None
         step.status.secret_key_version = key.version
-        step.event(EventType.NORMAL, Reason.CREATED, f"created user {name} in instance {instance_id}")
-        return Verdict(ready=True, reason=Reason.CREATED, message=f"created user {name} in instance {instance_id}")
+        return None
 
     # ------------------------------------------------------------------ the Secret
 
@@ -346,40 +304,23 @@ class UserReconciler:
             step = UserStep(ur.RocketMQUserStatus())
             verdict = await self._finalize(cr, parent, step)
             if not step.released:
-                _finish(cr, verdict, step, self._clock())
+                self._life.finish(cr, verdict, step)
             return step
 
     async def _finalize(self, cr: ur.RocketMQUser, parent: Parent | None, step: UserStep) -> Verdict:
+        settled = self._life.settle(cr, NOUN, parent, step)
+        if settled is not None:
+            return settled
         name = cr.cloud_name
         instance_id = cr.status.instance_id
-        if cr.spec.deletion_policy == DeletionPolicy.ORPHAN:
-            return _release(step, Reason.ORPHANED, f"user {name} left in the cloud (deletionPolicy Orphan)")
-        if instance_id is None or not (cr.status.owned or cr.status.creation is not None):
-            return _release(step, Reason.NOTHING_TO_DELETE, "no user of this resource exists in the cloud")
-        step.requeue_after = self._timing.verify_interval
-        if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
-            previous = cr.status.deletion
-            if previous is None or previous.result != DeletionResult.WITH_INSTANCE:
-                step.status.deletion = ChildDeletionStatus(instance_id=instance_id, result=DeletionResult.WITH_INSTANCE)
-            return waiting(
-                Reason.DELETING_WITH_INSTANCE,
-                f"instance {instance_id} is being deleted ({parent.ref}) and takes {name} with it",
-            )
-        if parent is None or parent.instance_id != instance_id:
-            seen = self._instances(instance_id)
-            if seen.state == Presence.ABSENT:
-                return _release(
-                    step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it"
-                )
-            if seen.state == Presence.UNKNOWN:
-                return waiting(Reason.DELETING, f"waiting to learn whether instance {instance_id} still exists")
+        assert instance_id is not None  # settle released a user without one
         attempts = (cr.status.deletion.attempts if cr.status.deletion else 0) + 1
         try:
             await self._client.delete_user(instance_id, name)
         except errors.InstanceNotFound:
-            return _release(step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
+            return release(step, Reason.DELETED_WITH_INSTANCE, f"instance {instance_id} is gone, and {name} with it")
         except errors.NotFound:
-            return _release(step, Reason.DELETED, f"user {name} is not in instance {instance_id} (any more)")
+            return release(step, Reason.DELETED, f"user {name} is not in instance {instance_id} (any more)")
         except errors.CloudError as exc:
             message = f"deleting user {name}: {exc}"
             step.status.deletion = ChildDeletionStatus(
@@ -388,27 +329,9 @@ class UserReconciler:
             step.requeue_after = backoff(attempts)
             step.event(EventType.WARNING, Reason.DELETE_FAILED, message)
             return waiting(exc.reason, message)
-        self._observer.changed(instance_id, "user", name)
-        return _release(step, Reason.DELETED, f"deleted user {name} from instance {instance_id}")
+        self._observer.changed(instance_id, _KIND.listed, name)
+        return release(step, Reason.DELETED, f"deleted user {name} from instance {instance_id}")
 
 
 def _ours(cr: ur.RocketMQUser, owner_uids: tuple[str, ...], labels: Mapping[str, str]) -> bool:
     return bool(cr.metadata.uid) and cr.metadata.uid in owner_uids and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-
-
-def _release(step: UserStep, reason: str, message: str) -> Verdict:
-    step.released = True
-    step.requeue_after = None
-    step.event(EventType.NORMAL, reason, message)
-    return Verdict(ready=False, reason=reason, message=message)
-
-
-def _finish(cr: ur.RocketMQUser, verdict: Verdict, step: UserStep, now: float) -> None:
-    generation = cr.metadata.generation or None
-    merged = conditions.merge(
-        cr.status.conditions, verdict.conditions(generation=generation, now=decisions.isoformat(now))
-    )
-    if not conditions.same(cr.status.conditions, merged):
-        step.status.conditions = merged
-    if cr.status.observed_generation != generation:
-        step.status.observed_generation = generation

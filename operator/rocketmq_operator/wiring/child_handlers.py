@@ -2,14 +2,16 @@
 
 A child finds its parent in an index of the RocketMQInstance CRs (``instance_facts``), kept by kopf
 from the watch it already has: no API call per child. The index also answers the child batcher's
-question at flush time, "is this instance being deleted with its children?" (``withholds``).
+question at flush time, "is this instance being deleted with its children?" (``withholds``), and the
+sweeper's, "which instance ids do our CRs record?" (``known_ids``): one index of the instances serves
+all three, so no second one keyed by instance id is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import kopf
 
@@ -20,12 +22,13 @@ from rocketmq_operator.core.connection import SpecDefaults
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPolicy
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.user_resource import USER_PLURAL, RocketMQUser
-from rocketmq_operator.services.children import ChildStep
+from rocketmq_operator.services.child_lifecycle import AnyChildCR, ChildStep
 from rocketmq_operator.wiring import bodies
 from rocketmq_operator.wiring.runtime import Runtime
 
 FactsIndex = kopf.Index[tuple[str, str], "InstanceFacts"]
 NamespaceIndex = kopf.Index[str, bool]
+CR = TypeVar("CR", bound=AnyChildCR)
 
 
 @dataclass(frozen=True)
@@ -89,18 +92,17 @@ def _flag(value: Any) -> bool | None:
 
 
 class Parents:
-    """Answers from the indexes: a child's parent, and whether an instance goes with its children."""
+    """Answers from the indexes: a child's parent, whether an instance goes with its children, and which
+    instance ids the RocketMQInstance CRs record (the sweeper's evidence that a failed instance is ours)."""
 
     def __init__(
         self,
         facts: FactsIndex,
-        owners: kopf.Index[str, str],
         terminating: NamespaceIndex,
         ns_info: kopf.Index[str, tuple[str, str | None]],
         settings: OperatorSettings,
     ) -> None:
         self._facts = facts
-        self._owners = owners
         self._terminating = terminating
         self._ns_info = ns_info
         self._settings = settings
@@ -114,24 +116,23 @@ class Parents:
             )
         return None
 
+    def known_ids(self) -> Collection[str]:
+        return {facts.instance_id for found in self._facts.values() for facts in found if facts.instance_id}
+
     def withholds(self, instance_id: str) -> bool:
-        for owner in self._owners.get(instance_id, ()):
-            namespace, _, name = owner.partition("/")
+        # A walk over the instance CRs rather than a lookup by id: it runs only when a batched deletion
+        # call is due, so one index of the instances is enough.
+        for (namespace, name), found in self._facts.items():
+            if not any(facts.instance_id == instance_id for facts in found):
+                continue
             parent = self.of(namespace, name)
             if parent is not None and parent.instance_id == instance_id and parent.deleting and parent.deletes_instance:
                 return True
         return False
 
 
-def _parse(rules: KindRules[Any], body: Mapping[str, Any]) -> Any:
-    return bodies.parse(rules.parse, body)
-
-
-_apply = bodies.apply
-
-
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """The indexes the children need, and the handlers of both child kinds."""
+    """The indexes the children need, and the handlers of the three child kinds."""
 
     @kopf.index(GROUP, VERSION, PLURAL, id="instance_facts", registry=registry)
     def facts_index(
@@ -148,78 +149,59 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     def ns_terminating(name: str, meta: Mapping[str, Any], **_: Any) -> dict[str, bool]:
         return {name: bool(meta.get("deletionTimestamp"))}
 
-    for plural, rules in ((TOPIC_PLURAL, TOPICS), (CONSUMER_GROUP_PLURAL, GROUPS)):
-        _register_kind(registry, settings, plural, rules)
-    _register_users(registry, settings)
+    for rules, plural in ((TOPICS, TOPIC_PLURAL), (GROUPS, CONSUMER_GROUP_PLURAL)):
+        _register_kind(registry, settings, _child_kind(rules, plural))
+    # The users' timer also carries the key rotation (a changed Secret is noticed within a poll interval).
+    _register_kind(registry, settings, _USERS)
 
 
 def parents_from(kwargs: Mapping[str, Any], settings: OperatorSettings) -> Parents:
-    return Parents(
-        kwargs["instance_facts"], kwargs["instance_owners"], kwargs["ns_terminating"], kwargs["ns_info"], settings
+    return Parents(kwargs["instance_facts"], kwargs["ns_terminating"], kwargs["ns_info"], settings)
+
+
+@dataclass(frozen=True)
+class _Handled(Generic[CR]):
+    """One child kind as the handlers see it: where kopf finds it, the prefix of its handler ids (kopf
+    stores each handler's progress under its id, so they never change), and its service's calls."""
+
+    plural: str
+    prefix: str
+    noun: str
+    parse: Callable[[Mapping[str, Any]], CR]
+    reconcile: Callable[[Runtime, CR, Parent | None], Awaitable[ChildStep]]
+    finalize: Callable[[Runtime, CR, Parent | None], Awaitable[ChildStep]]
+    forget: Callable[[Runtime, str], None]
+
+
+def _child_kind(rules: KindRules[Any], plural: str) -> _Handled[Any]:
+    """A topic or group kind, over ``services.children``."""
+    return _Handled(
+        plural=plural,
+        prefix=rules.kind,
+        noun=rules.noun,
+        parse=lambda body: bodies.parse(rules.parse, body),
+        reconcile=lambda runtime, cr, parent: runtime.children.reconcile(cr, rules, parent),
+        finalize=lambda runtime, cr, parent: runtime.children.finalize(cr, rules, parent),
+        forget=lambda runtime, uid: runtime.children.forget(uid),
     )
 
 
-def _register_kind(
-    registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, rules: KindRules[Any]
-) -> None:
-    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
-    poll = settings.poll_interval_seconds
-
-    def runtime(memo: kopf.Memo) -> Runtime:
-        found: Runtime = memo["runtime"]
-        return found
-
-    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep:
-        cr = _parse(rules, body)
-        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
-        result = await runtime(memo).children.reconcile(cr, rules, parent)
-        _apply(result, patch, body)
-        return result
-
-    @kopf.on.create(**crs, id=f"{rules.kind}-reconcile")
-    @kopf.on.update(**crs, id=f"{rules.kind}-apply")
-    @kopf.on.resume(**crs, id=f"{rules.kind}-resume")
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        result = await step(body, patch, memo, kwargs)
-        if result.requeue_after is not None and result.requeue_after < poll:
-            raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
-
-    @kopf.timer(**crs, id=f"{rules.kind}-observe", interval=poll, initial_delay=poll)
-    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return
-        await step(body, patch, memo, kwargs)
-
-    @kopf.on.event(**crs, id=f"{rules.kind}-forget")
-    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
-        found: Runtime | None = memo.get("runtime")
-        if event.get("type") == "DELETED" and uid and found is not None:
-            found.children.forget(uid)
-
-    @kopf.on.delete(**crs, id=f"{rules.kind}-finalize")
-    async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        cr = _parse(rules, body)
-        parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
-        found = runtime(memo)
-        result = await found.children.finalize(cr, rules, parent)
-        _apply(result, patch, body)
-        if result.released:
-            found.children.forget(cr.metadata.uid)
-            return
-        delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
-        message = result.events[-1].message if result.events else f"waiting for the {rules.noun} to be deleted"
-        raise kopf.TemporaryError(message, delay=delay)
-
-
-def _parse_user(body: Mapping[str, Any]) -> RocketMQUser:
+_USERS: _Handled[RocketMQUser] = _Handled(
+    plural=USER_PLURAL,
+    prefix="user",
+    noun="user",
     # The messages name fields and rules; a RocketMQUser's spec holds no key to leak.
-    return bodies.parse(RocketMQUser.from_body, body)
+    parse=lambda body: bodies.parse(RocketMQUser.from_body, body),
+    reconcile=lambda runtime, cr, parent: runtime.users.reconcile(cr, parent),
+    finalize=lambda runtime, cr, parent: runtime.users.finalize(cr, parent),
+    forget=lambda runtime, uid: runtime.users.forget(uid),
+)
 
 
-def _register_users(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """RocketMQUser: the handlers of a child kind, over ``services.users``; the timer also carries the
-    key rotation (a changed Secret is noticed within a poll interval)."""
-    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": USER_PLURAL, "registry": registry}
+def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, kind: _Handled[CR]) -> None:
+    """The handlers of one child kind: reconcile on create, update and resume; observe on a timer;
+    forget when the CR is gone; finalize on deletion."""
+    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": kind.plural, "registry": registry}
     poll = settings.poll_interval_seconds
 
     def runtime(memo: kopf.Memo) -> Runtime:
@@ -227,42 +209,42 @@ def _register_users(registry: kopf.OperatorRegistry, settings: OperatorSettings)
         return found
 
     async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep:
-        cr = _parse_user(body)
+        cr = kind.parse(body)
         parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
-        result = await runtime(memo).users.reconcile(cr, parent)
-        _apply(result, patch, body)
+        result = await kind.reconcile(runtime(memo), cr, parent)
+        bodies.apply(result, patch, body)
         return result
 
-    @kopf.on.create(**crs, id="user-reconcile")
-    @kopf.on.update(**crs, id="user-apply")
-    @kopf.on.resume(**crs, id="user-resume")
+    @kopf.on.create(**crs, id=f"{kind.prefix}-reconcile")
+    @kopf.on.update(**crs, id=f"{kind.prefix}-apply")
+    @kopf.on.resume(**crs, id=f"{kind.prefix}-resume")
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         result = await step(body, patch, memo, kwargs)
         if result.requeue_after is not None and result.requeue_after < poll:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
 
-    @kopf.timer(**crs, id="user-observe", interval=poll, initial_delay=poll)
+    @kopf.timer(**crs, id=f"{kind.prefix}-observe", interval=poll, initial_delay=poll)
     async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         if body.get("metadata", {}).get("deletionTimestamp"):
             return
         await step(body, patch, memo, kwargs)
 
-    @kopf.on.event(**crs, id="user-forget")
+    @kopf.on.event(**crs, id=f"{kind.prefix}-forget")
     async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
         found: Runtime | None = memo.get("runtime")
         if event.get("type") == "DELETED" and uid and found is not None:
-            found.users.forget(uid)
+            kind.forget(found, uid)
 
-    @kopf.on.delete(**crs, id="user-finalize")
+    @kopf.on.delete(**crs, id=f"{kind.prefix}-finalize")
     async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        cr = _parse_user(body)
+        cr = kind.parse(body)
         parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
         found = runtime(memo)
-        result = await found.users.finalize(cr, parent)
-        _apply(result, patch, body)
+        result = await kind.finalize(found, cr, parent)
+        bodies.apply(result, patch, body)
         if result.released:
-            found.users.forget(cr.metadata.uid)
+            kind.forget(found, cr.metadata.uid)
             return
         delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
-        message = result.events[-1].message if result.events else "waiting for the user to be deleted"
+        message = result.events[-1].message if result.events else f"waiting for the {kind.noun} to be deleted"
         raise kopf.TemporaryError(message, delay=delay)

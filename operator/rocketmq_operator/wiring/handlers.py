@@ -198,20 +198,17 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             settings.peering.lifetime = options.peering_lifetime
         follower: peering.Follower | None = memo.get("peering_follower")
         ns_info: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
-        instance_owners: kopf.Index[str, str] = kwargs["instance_owners"]
-
-        def known_ids() -> Collection[str]:
-            return set(instance_owners.keys())
+        parents = child_handlers.parents_from(kwargs, opts)
 
         memo["runtime"] = await Runtime.start(
             opts,
             cluster_id=lambda: cluster_id_of(options, ns_info),
-            known_ids=known_ids,
+            known_ids=parents.known_ids,
             metrics_port=options.metrics_port,
             metrics_host=options.metrics_host,
             # With peering, the loops wait until Kopf says this replica works (wiring.peering).
             active=follower is None,
-            withhold=child_handlers.parents_from(kwargs, opts).withholds,
+            withhold=parents.withholds,
             secrets=KubeSecrets(lambda: memo.get("api_endpoint")) if opts.connection_secrets else None,
         )
         if follower is not None:
@@ -262,11 +259,6 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     @kopf.index("namespaces", id="ns_info", registry=registry)
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
         return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
-
-    @kopf.index(**crs, id="instance_owners")
-    def instance_owners(namespace: str | None, name: str, status: Mapping[str, Any], **_: Any) -> dict[str, str] | None:
-        instance_id = status.get("instanceId")
-        return {instance_id: f"{namespace}/{name}"} if instance_id else None
 
     child_handlers.register(registry, opts)
 

@@ -22,8 +22,9 @@ from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.ports.secrets import SecretStore
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.batching import ChildBatcher, DeletionBatcher
+from rocketmq_operator.services.child_lifecycle import Timing
 from rocketmq_operator.services.child_observing import ChildObserver
-from rocketmq_operator.services.children import ChildReconciler, Timing
+from rocketmq_operator.services.children import ChildReconciler
 from rocketmq_operator.services.confirming import DeletionConfirmer
 from rocketmq_operator.services.connection_secrets import ConnectionSecrets
 from rocketmq_operator.services.deleting import DeletionFlow
