@@ -46,6 +46,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if results["teardowns"]:
         lines += _teardowns(results)
+    if results.get("failed_runs"):
+        lines += ["", "## Runs that did not finish", ""]
+        lines += [f"- N={f['n']} {f['label']}: {f['error']}" for f in results["failed_runs"]]
     if "sweep" in results:
         s = results["sweep"]
         lines += [
