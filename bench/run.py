@@ -77,7 +77,7 @@ def main() -> int:
         for n in counts:
             # Forced deletions (404s, proven by show), with and without a cloud rate limit; then
             # non-forced ones on an account whose recycle bin is on (proven by the bin's list).
-            plan = [(FORCED, None), (FORCED, args.rate_limit), (BINNED, None)]
+            plan = [(FORCED, None), (FORCED, args.rate_limit), (BINNED, None), (BINNED, args.rate_limit)]
             labels = [("batched", args.batch_size), ("baseline", 1)]
             if n > args.baseline_max_n:
                 # Batched only: the baseline's one call per CR is measured at 1,000, and at 10,000 it would
