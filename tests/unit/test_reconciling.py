@@ -154,6 +154,27 @@ class TestCreating:
             assert [e.reason for e in [*prepared.events, *step.events]] == ["Created"]
 
     @virtual_time
+    async def test_a_stale_body_after_the_marker_does_not_write_another(self) -> None:
+        async with world() as w:
+            first = await w.reconciler.prepare(cr())
+            # Kopf hands over the body from before its own status patch (it gave up waiting for it).
+            again = await w.reconciler.prepare(cr())
+            assert first.patch["creation"]["name"]
+            assert again.patch == {}
+
+    @virtual_time
+    async def test_a_stale_body_after_the_create_does_not_create_again(self) -> None:
+        async with world() as w:
+            prepared = applied(cr(), await w.reconciler.prepare(cr()))
+            created = await w.reconciler.reconcile(prepared)
+            instance_id = created.patch["instanceId"]
+            # The next pass gets the body with the marker only, not the instance id written since.
+            later = await w.reconciler.reconcile(prepared)
+            assert len(w.cloud.calls_of("create_instance")) == 1, "no second create, refused as a name conflict"
+            assert later.patch.get("instanceId", instance_id) == instance_id
+            assert "creation" not in later.patch or later.patch["creation"] is None
+
+    @virtual_time
     async def test_a_create_repeated_after_a_crash_adopts_instead_of_making_a_second(self) -> None:
         async with world() as w:
             resource = applied(cr(), await w.reconciler.prepare(cr()))
