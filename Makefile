@@ -73,7 +73,9 @@ crd: venv
 	$(BIN)/rocketmq-operator crd --kind topic > crds/rocketmqtopics.dms.rocketmq-operator.io.yaml
 	$(BIN)/rocketmq-operator crd --kind group > crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml
 	$(BIN)/rocketmq-operator crd --kind user > crds/rocketmqusers.dms.rocketmq-operator.io.yaml
-	cp crds/rocketmq*.dms.rocketmq-operator.io.yaml deploy/helm/rocketmq-operator/crds/
+	$(BIN)/rocketmq-operator crd --kind account > crds/rocketmqaccounts.dms.rocketmq-operator.io.yaml
+	$(BIN)/rocketmq-operator crd --kind clusteraccount > crds/clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml
+	cp crds/*rocketmq*.dms.rocketmq-operator.io.yaml deploy/helm/rocketmq-operator/crds/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

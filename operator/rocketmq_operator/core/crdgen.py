@@ -1,4 +1,4 @@
-"""Generates the CRDs (RocketMQInstance, RocketMQTopic, RocketMQConsumerGroup, RocketMQUser) from the pydantic models.
+"""Generates the CRDs (RocketMQInstance, its children, the two account kinds) from the pydantic models.
 
 Why generate: the models are the one source of truth, and a hand-edited CRD drifts. A test
 compares this output with ``crds/`` and fails on any difference.
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, JsonValue
 
-from rocketmq_operator.core import child_resource, resource, user_resource
+from rocketmq_operator.core import account_resource, child_resource, resource, user_resource
 
 _DROP_KEYS = {"title"}
 
@@ -121,6 +121,7 @@ class KindSpec:
     columns: Callable[[], list[dict[str, Any]]]
     root_validations: Callable[[], list[JsonValue]] = list
     metadata_fields: tuple[str, ...] = ()
+    cluster_scoped: bool = False
     """metadata fields a root rule names in its ``fieldPath``: the API server accepts a fieldPath only if
     it is a path of the schema, and ``metadata`` has no properties unless they are listed (only name
     and generateName may be, as plain strings: Kubernetes' own rules for them stay in force)."""
@@ -194,7 +195,54 @@ USER = KindSpec(
     columns=user_printer_columns,
 )
 
-KINDS: dict[str, KindSpec] = {"instance": INSTANCE, "topic": TOPIC, "group": CONSUMER_GROUP, "user": USER}
+
+
+def account_printer_columns() -> list[dict[str, Any]]:
+    return [
+        _column("Project", ".spec.projectId"),
+        _column("Endpoint", ".status.endpoint"),
+        _column("In-Use", ".status.inUse", "integer"),
+        *_ready_reason_age(),
+    ]
+
+
+_ACCOUNT_SPEC = (
+    "Where the cloud is (endpoint or region, immutable), the project (immutable), and the Secret holding the "
+    "credentials; optionally a CA bundle, the account's rate limit and the cluster id of owner tags."
+)
+ACCOUNT = KindSpec(
+    kind=account_resource.ACCOUNT_KIND,
+    plural=account_resource.ACCOUNT_PLURAL,
+    short_names=account_resource.ACCOUNT_SHORT_NAMES,
+    spec_model=account_resource.RocketMQAccountSpec,
+    status_model=account_resource.AccountStatus,
+    description="A Huawei Cloud account (endpoint, project, credentials in a Secret of this namespace) that "
+    "RocketMQInstances of this namespace may use through spec.accountRef.",
+    spec_description=_ACCOUNT_SPEC,
+    columns=account_printer_columns,
+)
+CLUSTER_ACCOUNT = KindSpec(
+    kind=account_resource.CLUSTER_ACCOUNT_KIND,
+    plural=account_resource.CLUSTER_ACCOUNT_PLURAL,
+    short_names=account_resource.CLUSTER_ACCOUNT_SHORT_NAMES,
+    spec_model=account_resource.ClusterRocketMQAccountSpec,
+    status_model=account_resource.AccountStatus,
+    description="A Huawei Cloud account (endpoint, project, credentials in a Secret of the operator's "
+    "namespace) that RocketMQInstances of the allowed namespaces may use (spec.accountRef, or the namespace "
+    "annotation rocketmq-operator.io/account).",
+    spec_description=_ACCOUNT_SPEC,
+    columns=account_printer_columns,
+    cluster_scoped=True,
+)
+
+KINDS: dict[str, KindSpec] = {
+    "instance": INSTANCE,
+    "topic": TOPIC,
+    "group": CONSUMER_GROUP,
+    "user": USER,
+    "account": ACCOUNT,
+    "clusteraccount": CLUSTER_ACCOUNT,
+}
 """Every CRD the operator serves, by the short key ``rocketmq-operator crd --kind`` takes."""
 
 
@@ -246,13 +294,13 @@ def crd(kind: KindSpec = INSTANCE) -> dict[str, Any]:
         },
         "spec": {
             "group": resource.GROUP,
-            "scope": "Namespaced",
+            "scope": "Cluster" if kind.cluster_scoped else "Namespaced",
             "names": {
                 "kind": kind.kind,
                 "listKind": f"{kind.kind}List",
                 "plural": kind.plural,
                 "singular": kind.singular,
-                "shortNames": list(kind.short_names),
+                **({"shortNames": list(kind.short_names)} if kind.short_names else {}),
                 "categories": ["rocketmq", "dms"],
             },
             "versions": [

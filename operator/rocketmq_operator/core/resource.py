@@ -67,6 +67,20 @@ class CamelModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class AccountKind(enum.StrEnum):
+    NAMESPACED = "RocketMQAccount"
+    CLUSTER = "ClusterRocketMQAccount"
+
+
+class AccountRef(CamelModel):
+    """``spec.accountRef``: which account the instance lives in (immutable; ``core.accounts``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: AccountKind = Field(description="RocketMQAccount (of the instance's own namespace) or ClusterRocketMQAccount.")
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+
+
 class DeletionPolicy(enum.StrEnum):
     DELETE = "Delete"
     ORPHAN = "Orphan"
@@ -79,6 +93,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 # rules below also refuse adding or removing them (a transition rule on a field alone only runs
 # when the field is present before and after the update).
 IMMUTABLE_FIELDS = (
+    "accountRef",
     "engineVersion",
     "storageSpecCode",
     "vpcId",
@@ -281,6 +296,17 @@ class RocketMQInstanceSpec(CamelModel):
         default=False,
         description="When the cloud fails to create the instance, delete the failed one and create a new one.",
     )
+    account_ref: AccountRef | None = Field(
+        default=None,
+        description="The account the instance lives in (immutable): a RocketMQAccount of this namespace or a "
+        "ClusterRocketMQAccount. Default: the namespace's rocketmq-operator.io/account annotation (a "
+        "ClusterRocketMQAccount), then the operator's own account.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self == oldSelf", "spec.accountRef is immutable: the instance lives in the account it was created in")
+            ]
+        },
+    )
     connection_secret: ConnectionSecretRef | None = Field(
         default=None,
         description="Write the instance's connection details (name server, broker and gRPC addresses, TLS "
@@ -428,6 +454,11 @@ class RocketMQInstanceStatus(StatusModel):
         default=None, description="Instances the cloud failed to create for this CR (swept)."
     )
     connection_secret: ConnectionSecretStatus | None = None
+    account: str | None = Field(
+        default=None,
+        description="The account the instance lives in, recorded on the first pass: default (the operator's), "
+        "RocketMQAccount/<name> or ClusterRocketMQAccount/<name>.",
+    )
     last_synced: str | None = None
     conditions: list[Condition] | None = Field(
         default=None,

@@ -83,6 +83,15 @@ class OperatorSettings(BaseModel):
         default=True,
         description="Write the Secrets that spec.connectionSecret asks for (needs Secret permissions)",
     )
+    operator_namespace: str = Field(
+        default="",
+        max_length=63,
+        description="Where the Secrets of ClusterRocketMQAccounts are; default: the pod's namespace, else default",
+    )
+    namespaced_accounts: bool = Field(
+        default=True,
+        description="Serve RocketMQAccounts (their Secrets are read in the namespaces served; needs Secret get)",
+    )
 
     @field_validator("endpoint")
     @classmethod
