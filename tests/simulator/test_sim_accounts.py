@@ -15,6 +15,7 @@ import pytest
 import sim_kit
 from sim_kit import AK, AK2, PID, PID2, SK, SK2, TOKEN, Api, error_of
 
+from devstack.simulator_process import DEFAULT_ACCESS_KEY, DEFAULT_PROJECT_ID, SimulatorProcess
 from dms_simulator import Account, ManualClock, SimulatorServer, TokenGrant
 from dms_simulator.cli import accounts_from, build_parser
 from dms_simulator.ratelimit import RateLimit
@@ -294,6 +295,30 @@ async def test_reset_keeps_the_accounts_as_they_are_now_like_the_config(api: Api
     listed = (await api.admin("GET", "/accounts")).json()["accounts"]
     assert [a["accessKey"] for a in listed] == [AK, AK3]
     assert await statuses(api, 1, PID3, account=(AK3, SK3)) == [200]
+
+
+async def test_the_local_stacks_process_and_admin_client_manage_accounts(tmp_path: Path) -> None:
+    process = SimulatorProcess(log_path=tmp_path / "sim.log", accounts=[f"{AK3}:{SK3}:{PID3}:2:3"])
+    process.start(STARTUP_SECONDS)
+    try:
+        admin = process.admin
+        listed = admin.accounts()
+        assert [(a["accessKey"], a["projectIds"], a["rateLimitRps"]) for a in listed["accounts"]] == [
+            (DEFAULT_ACCESS_KEY, [DEFAULT_PROJECT_ID], None),  # the default account exactly as before
+            (AK3, [PID3], 2.0),
+        ]
+        assert process.secret_key not in str(listed) and SK3 not in str(listed)
+        put = admin.put_account(AK2, SK2, [PID2], rate_limit_rps=1, rate_limit_burst=4)
+        assert put == {"accessKey": AK2, "projectIds": [PID2], "rateLimitRps": 1.0, "rateLimitBurst": 4}
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            api = Api(http, process.url)
+            assert await statuses(api, 5, PID2, account=(AK2, SK2)) == [200] * 4 + [429]
+            admin.delete_account(AK2)
+            assert error_of(await api.call("GET", list_path(PID2), account=(AK2, SK2))) == (401, "APIGW.0301")
+        with pytest.raises(httpx.HTTPStatusError, match="404"):
+            admin.delete_account(AK2)
+    finally:
+        process.stop()
 
 
 # --- the call log names the caller ---
