@@ -192,7 +192,7 @@ class Gateway:
             now=datetime.now(UTC),
             max_skew_seconds=sim.config.max_clock_skew_seconds,
         )
-        record.access_key = principal.identity
+        record.access_key = record.principal = principal.identity
         sim.auth.authorize(principal, params.get("project_id"), headers)
         self._throttle(sim, principal)
 

@@ -335,14 +335,19 @@ async def test_each_call_record_names_its_account_and_project_and_no_secret(api:
         "POST", f"/v2/{PID3}/instances/action", json_body={"action": "delete", "instances": ["y"]}, account=(AK3, SK3)
     )
     await api.call("GET", list_path(PID), token=TOKEN)
+    await api.call("GET", list_path(PID3), account=(AK3, "not-the-secret"))
     calls = await api.calls()
-    assert [(c["operation"], c["access_key"], c["project_id"], c["status"]) for c in calls] == [
-        ("batch_action", AK, PID, 200),
-        ("batch_action", AK, PID2, 401),
-        ("batch_action", AK2, PID2, 200),
-        ("batch_action", AK3, PID3, 200),
-        ("list", f"token:{TOKEN[:8]}", PID, 200),
-    ]
+    assert (
+        [(c["operation"], c["access_key"], c["principal"], c["project_id"], c["status"]) for c in calls]
+        == [
+            ("batch_action", AK, AK, PID, 200),
+            ("batch_action", AK, AK, PID2, 401),  # signed by AK, refused for the project
+            ("batch_action", AK2, AK2, PID2, 200),
+            ("batch_action", AK3, AK3, PID3, 200),
+            ("list", f"token:{TOKEN[:8]}", f"token:{TOKEN[:8]}", PID, 200),
+            ("list", AK3, None, PID3, 401),  # claimed AK3, but the signature is not AK3's
+        ]
+    )
     text = str(calls)
     for secret in (SK, SK2, SK3, TOKEN):
         assert secret not in text
