@@ -2,9 +2,8 @@
 
 The operator promises one token bucket per account and to honour ``Retry-After``; the only way to
 prove it is a server that actually throttles. Off by default; ``rate_limit_rps`` turns it on for
-every key, and an account or token may carry its own ``RateLimit`` (the real gateway's limits are
-per user, and a multi-account operator must show that one account's throttling leaves the others
-alone).
+every key, and an account or token may carry its own ``RateLimit``, so a multi-account operator can
+show that one account's throttling leaves the others alone.
 """
 
 from __future__ import annotations
