@@ -95,13 +95,44 @@ class SimulatorAdmin:
         result: list[dict[str, Any]] = self._json(self._http.get("/_sim/deletions"))["deletions"]
         return result
 
+    def accounts(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"accounts": [{accessKey, projectIds, rateLimitRps, rateLimitBurst}], "tokens": [{identity,
+        projectIds, rateLimitRps, rateLimitBurst}]}``; never a secret key or a token."""
+        result: dict[str, list[dict[str, Any]]] = self._json(self._http.get("/_sim/accounts"))
+        return result
+
+    def put_account(
+        self,
+        access_key: str,
+        secret_key: str,
+        project_ids: Sequence[str],
+        rate_limit_rps: float | None = None,
+        rate_limit_burst: int | None = None,
+    ) -> dict[str, Any]:
+        """Add or replace an account (a new ``secret_key`` rotates it: the old one is refused from now
+        on); ``rate_limit_rps`` gives it its own throttling instead of the global config's."""
+        body = {
+            "secretKey": secret_key,
+            "projectIds": list(project_ids),
+            "rateLimitRps": rate_limit_rps,
+            "rateLimitBurst": rate_limit_burst,
+        }
+        result: dict[str, Any] = self._json(self._http.put(f"/_sim/accounts/{quote(access_key, safe='')}", json=body))
+        return result
+
+    def delete_account(self, access_key: str) -> None:
+        """Remove an account: its calls are refused as an unknown access key from now on."""
+        self._json(self._http.delete(f"/_sim/accounts/{quote(access_key, safe='')}"))
+
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._json(self._http.get("/_sim/calls", params={"since": since}))["calls"]
         return result
 
 
 class SimulatorProcess:
-    """``dms-simulator`` on a free loopback port, with one account.
+    """``dms-simulator`` on a free loopback port, with one default account (the operator's, see
+    ``operator_env``) and any ``accounts`` more, each ``AK:SK:PID[,PID...][:RPS[:BURST]]`` (the CLI's
+    ``--account`` form; an access key given twice makes the start fail).
 
     With ``ca_file`` it serves HTTPS (``--tls``) and writes its CA certificate there; the admin
     client trusts that CA, nothing else does unless told to.
@@ -114,6 +145,7 @@ class SimulatorProcess:
         access_key: str = DEFAULT_ACCESS_KEY,
         secret_key: str = DEFAULT_SECRET_KEY,
         project_id: str = DEFAULT_PROJECT_ID,
+        accounts: Sequence[str] = (),
         extra_args: Sequence[str] = (),
         host: str = "127.0.0.1",
         ca_file: Path | None = None,
@@ -134,6 +166,7 @@ class SimulatorProcess:
             secret_key,
             "--project-id",
             project_id,
+            *(arg for spec in accounts for arg in ("--account", spec)),
             *(["--tls", "--ca-file", str(ca_file)] if ca_file else []),
             *extra_args,
         ]

@@ -14,9 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from dms_simulator import children, errors, responses, users
+from dms_simulator.auth import Account, TokenGrant
 from dms_simulator.errors import DmsError
 from dms_simulator.faults import FaultPlan
 from dms_simulator.instances import GONE, Instance, render_detail, render_recycle_info
+from dms_simulator.ratelimit import RateLimit
 from dms_simulator.simulator import SIMULATOR_KEY, Simulator
 
 ADMIN_ERROR = "SIM.0400"
@@ -227,6 +229,80 @@ async def delete_calls(request: web.Request) -> web.StreamResponse:
     return _ok({"ok": True, "next": sim.calls.last_seq})
 
 
+ACCOUNT_KEYS = ("secretKey", "projectIds", "rateLimitRps", "rateLimitBurst")
+
+
+def _rate_limit_view(rate_limit: RateLimit | None) -> dict[str, Any]:
+    # The burst as it applies, so a reader need not know the "rate rounded up" rule.
+    if rate_limit is None:
+        return {"rateLimitRps": None, "rateLimitBurst": None}
+    return {"rateLimitRps": rate_limit.rps, "rateLimitBurst": rate_limit.effective_burst}
+
+
+def render_account(account: Account) -> dict[str, Any]:
+    """Never the secret key: the listing is read by tests and printed in their failures."""
+    return {
+        "accessKey": account.access_key,
+        "projectIds": sorted(account.project_ids),
+        **_rate_limit_view(account.rate_limit),
+    }
+
+
+def render_token(grant: TokenGrant) -> dict[str, Any]:
+    """Never the token itself, only the identity the call log shows for it."""
+    return {"identity": grant.identity, "projectIds": sorted(grant.project_ids), **_rate_limit_view(grant.rate_limit)}
+
+
+async def list_accounts(request: web.Request) -> web.StreamResponse:
+    auth = _sim(request).auth
+    return _ok(
+        {
+            "accounts": [render_account(a) for a in sorted(auth.accounts, key=lambda a: a.access_key)],
+            "tokens": [render_token(t) for t in sorted(auth.tokens, key=lambda t: t.identity)],
+        }
+    )
+
+
+def _account_from(access_key: str, data: dict[str, Any]) -> Account:
+    if not access_key.strip() or any(c == ":" or c.isspace() for c in access_key):
+        raise _bad(f"the access key must be non-empty, without ':' or spaces; got {access_key!r}")
+    unknown = sorted(set(data) - set(ACCOUNT_KEYS))
+    if unknown:
+        raise _bad(f"unknown account key(s): {', '.join(unknown)}; known: {', '.join(ACCOUNT_KEYS)}")
+    secret_key = data.get("secretKey")
+    if not isinstance(secret_key, str) or not secret_key:
+        raise _bad("secretKey (a non-empty string) is required")
+    project_ids = data.get("projectIds")
+    if (
+        not isinstance(project_ids, list)
+        or not project_ids
+        or not all(isinstance(p, str) and p.strip() for p in project_ids)
+    ):
+        raise _bad("projectIds (a non-empty list of non-empty strings) is required")
+    rps, burst = data.get("rateLimitRps"), data.get("rateLimitBurst")
+    if rps is None and burst is not None:
+        raise _bad("rateLimitBurst needs rateLimitRps (an account's own policy replaces the global one whole)")
+    try:
+        rate_limit = None if rps is None else RateLimit(rps, burst)
+    except ValueError as exc:
+        raise _bad(f"rateLimitRps/rateLimitBurst: {exc}") from None
+    return Account(access_key, secret_key, frozenset(p.strip() for p in project_ids), rate_limit)
+
+
+async def put_account(request: web.Request) -> web.StreamResponse:
+    """Add or replace an account; replacing its secret key is how a test rotates a key."""
+    account = _account_from(request.match_info["access_key"], await _json_object(request))
+    replaced = _sim(request).put_account(account)
+    return _ok(render_account(account), status=200 if replaced else 201)
+
+
+async def delete_account(request: web.Request) -> web.StreamResponse:
+    access_key = request.match_info["access_key"]
+    if not _sim(request).remove_account(access_key):
+        raise DmsError(404, ADMIN_NOT_FOUND, f"no account with access key {access_key}")
+    return _ok({"ok": True})
+
+
 async def not_found(request: web.Request) -> web.StreamResponse:
     raise DmsError(404, errors.ROUTE_NOT_FOUND, f"no admin route {request.method} {request.path}")
 
@@ -251,4 +327,7 @@ def register(app: web.Application) -> None:
     router.add_get("/_sim/calls", get_calls)
     router.add_delete("/_sim/calls", delete_calls)
     router.add_get("/_sim/deletions", list_deletions)
+    router.add_get("/_sim/accounts", list_accounts)
+    router.add_put("/_sim/accounts/{access_key}", put_account)
+    router.add_delete("/_sim/accounts/{access_key}", delete_account)
     router.add_route("*", "/_sim/{tail:.*}", not_found)

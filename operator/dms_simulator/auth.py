@@ -4,6 +4,8 @@ Huawei's gateway authenticates before the service sees a request; this module pl
 account is an access key bound to one or more project ids, a token is bound likewise, and a request
 for any other project is refused, so tests can prove that one account never sees another's
 instances. The signature check itself is in ``signing``; this module decides what a failure means.
+Accounts can be added, replaced and removed while serving (the admin API's ``/_sim/accounts``), so a
+test can rotate a key or revoke an account and watch the client's next call be refused.
 """
 
 from __future__ import annotations
@@ -14,34 +16,61 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from dms_simulator import errors, signing
+from dms_simulator.ratelimit import RateLimit
+
+ACCOUNT_FORM = "AK:SK:PROJECT_ID[,PROJECT_ID...][:RPS[:BURST]]"
+
+
+def split_projects(value: str) -> frozenset[str]:
+    return frozenset(part for part in value.split(",") if part)
+
+
+def parse_rate_limit(parts: list[str], whose: str) -> RateLimit | None:
+    """The optional ``RPS[:BURST]`` tail of a CLI form; ``whose`` names the form in the message."""
+    if not parts:
+        return None
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"{whose}: after the projects give RPS or RPS:BURST, got {':'.join(parts)!r}")
+    try:
+        return RateLimit.parse(*parts)
+    except ValueError as exc:
+        raise ValueError(f"{whose}: {exc}") from None
 
 
 @dataclass(frozen=True)
 class Account:
-    """An access key / secret key pair and the projects it may use."""
+    """An access key / secret key pair, the projects it may use, and its own throttling if any."""
 
     access_key: str
     secret_key: str
     project_ids: frozenset[str]
+    rate_limit: RateLimit | None = None
+    """``None``: the global ``rate_limit_rps``/``rate_limit_burst`` apply."""
 
     @classmethod
     def parse(cls, spec: str) -> Account:
-        """``AK:SK:PID[,PID...]``, the CLI's ``--account`` form."""
+        """``AK:SK:PID[,PID...][:RPS[:BURST]]``, the CLI's ``--account`` form."""
         parts = spec.split(":")
-        if len(parts) != 3 or not all(parts):
-            raise ValueError(f"expected AK:SK:PROJECT_ID[,PROJECT_ID...], got {spec!r}")
-        projects = frozenset(p for p in parts[2].split(",") if p)
+        if not 3 <= len(parts) <= 5 or not all(parts[:3]):
+            raise ValueError(f"expected {ACCOUNT_FORM}, got {spec!r}")
+        projects = split_projects(parts[2])
         if not projects:
             raise ValueError(f"account {parts[0]!r} names no project id")
-        return cls(parts[0], parts[1], projects)
+        return cls(parts[0], parts[1], projects, parse_rate_limit(parts[3:], f"account {parts[0]!r}"))
 
 
 @dataclass(frozen=True)
 class TokenGrant:
-    """An IAM token (sent as ``X-Auth-Token``) and the projects it is scoped to."""
+    """An IAM token (sent as ``X-Auth-Token``), the projects it is scoped to, its own throttling."""
 
     token: str
     project_ids: frozenset[str]
+    rate_limit: RateLimit | None = None
+
+    @property
+    def identity(self) -> str:
+        """What the call log, the throttle and the admin listing show instead of the token itself."""
+        return f"token:{self.token[:8]}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,8 @@ class Principal:
     identity: str
     """The access key, or ``token:<first 8 chars>``: the rate-limit key and what the call log shows."""
     project_ids: frozenset[str]
+    rate_limit: RateLimit | None = None
+    """The account's or token's own throttling; ``None`` = the global config's."""
 
 
 class Authenticator:
@@ -68,6 +99,20 @@ class Authenticator:
     @property
     def tokens(self) -> list[TokenGrant]:
         return list(self._tokens.values())
+
+    def account(self, access_key: str) -> Account | None:
+        return self._accounts.get(access_key)
+
+    def put_account(self, account: Account) -> bool:
+        """Add or replace an account; ``True`` when it replaced one. A call signed with the old
+        secret key is refused from now on (a rotated key)."""
+        replaced = account.access_key in self._accounts
+        self._accounts[account.access_key] = account
+        return replaced
+
+    def remove_account(self, access_key: str) -> bool:
+        """Forget an account; its calls are refused as an unknown access key from now on."""
+        return self._accounts.pop(access_key, None) is not None
 
     @property
     def project_ids(self) -> frozenset[str]:
@@ -119,7 +164,7 @@ class Authenticator:
             grant = self._tokens.get(token.strip())
             if grant is None:
                 raise errors.DmsError(401, errors.INVALID_TOKEN, "The token is invalid or expired.")
-            return Principal("token", f"token:{grant.token[:8]}", grant.project_ids)
+            return Principal("token", grant.identity, grant.project_ids, grant.rate_limit)
         raise errors.auth_failed("no Authorization or X-Auth-Token header")
 
     def _authenticate_aksk(
@@ -165,7 +210,7 @@ class Authenticator:
         )
         if problem is not None:
             raise errors.auth_failed(problem)
-        return Principal("aksk", account.access_key, account.project_ids)
+        return Principal("aksk", account.access_key, account.project_ids, account.rate_limit)
 
     @staticmethod
     def authorize(principal: Principal, project_id: str | None, headers: Mapping[str, str]) -> None:

@@ -26,6 +26,9 @@ class CallRecord:
     project_id: str | None = None
     access_key: str | None = None
     """The access key the request claimed (or ``token:<prefix>``), even when authentication failed."""
+    principal: str | None = None
+    """The same once the signature or token was verified, else ``None``: what a test asserts on to
+    know which account really made a call (a claimed key proves nothing)."""
     status: int | None = None
     """HTTP status sent; ``None`` while in flight or when the connection was dropped."""
     error_code: str | None = None

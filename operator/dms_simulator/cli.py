@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dms_simulator.auth import Account, TokenGrant
+from dms_simulator.auth import ACCOUNT_FORM, Account, TokenGrant, parse_rate_limit, split_projects
 from dms_simulator.config import UNDELETABLE_BATCH_ID_MODES, UNKNOWN_BATCH_ID_MODES, SimulatorConfig
 from dms_simulator.server import SimulatorServer
 
@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Give at least one account or token. --access-key/--secret-key/--project-id are paired by "
         "position (the Nth of each form one account).",
     )
-    creds.add_argument("--account", action="append", default=[], metavar="AK:SK:PID[,PID...]", help="an AK/SK account")
+    creds.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar=ACCOUNT_FORM.replace("PROJECT_ID", "PID"),
+        help="an AK/SK account; RPS[:BURST] gives it its own rate limit instead of --rate-limit-rps/-burst",
+    )
     creds.add_argument("--access-key", action="append", default=[], metavar="AK")
     creds.add_argument("--secret-key", action="append", default=[], metavar="SK")
     creds.add_argument("--project-id", action="append", default=[], metavar="PID[,PID...]")
@@ -45,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--token",
         action="append",
         default=[],
-        metavar="TOKEN[:PID[,PID...]]",
-        help="an X-Auth-Token value; without projects it may use every project of the accounts",
+        metavar="TOKEN[:PID[,PID...][:RPS[:BURST]]]",
+        help="an X-Auth-Token value; without projects (TOKEN or TOKEN::RPS) it may use every project of "
+        "the accounts; RPS[:BURST] gives it its own rate limit",
     )
 
     behaviour = parser.add_argument_group("behaviour (all changeable later with PUT /_sim/config)")
@@ -93,25 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(value: str) -> frozenset[str]:
-    return frozenset(part for part in value.split(",") if part)
-
-
 def accounts_from(args: argparse.Namespace) -> tuple[list[Account], list[TokenGrant]]:
     accounts = [Account.parse(spec) for spec in args.account]
     pieces = (args.access_key, args.secret_key, args.project_id)
     if len({len(p) for p in pieces}) != 1:
         raise ValueError("--access-key, --secret-key and --project-id must be given the same number of times")
     for access_key, secret_key, projects in zip(*pieces, strict=True):
-        accounts.append(Account(access_key, secret_key, _split(projects)))
+        accounts.append(Account(access_key, secret_key, split_projects(projects)))
+    seen: set[str] = set()
+    for account in accounts:
+        if account.access_key in seen:
+            # The second would silently replace the first: surely not what the command line meant.
+            raise ValueError(f"access key {account.access_key!r} is given more than once")
+        seen.add(account.access_key)
     all_projects = frozenset().union(*(account.project_ids for account in accounts))
     tokens: list[TokenGrant] = []
     for spec in args.token:
-        token, _, projects = spec.partition(":")
-        scope = _split(projects) or all_projects
+        token, *rest = spec.split(":")
+        scope = split_projects(rest[0] if rest else "") or all_projects
         if not token or not scope:
             raise ValueError(f"--token {spec!r}: give TOKEN:PID, or an account whose projects it may use")
-        tokens.append(TokenGrant(token, scope))
+        tokens.append(TokenGrant(token, scope, parse_rate_limit(rest[1:], f"--token {spec!r}")))
     if not accounts and not tokens:
         raise ValueError("give at least one --account (or --access-key/--secret-key/--project-id) or --token")
     return accounts, tokens

@@ -192,7 +192,7 @@ class Gateway:
             now=datetime.now(UTC),
             max_skew_seconds=sim.config.max_clock_skew_seconds,
         )
-        record.access_key = principal.identity
+        record.access_key = record.principal = principal.identity
         sim.auth.authorize(principal, params.get("project_id"), headers)
         self._throttle(sim, principal)
 
@@ -246,10 +246,11 @@ class Gateway:
 
     @staticmethod
     def _throttle(sim: Simulator, principal: Principal) -> None:
-        wait = sim.limiter.acquire(principal.identity)
+        wait = sim.limiter.acquire(principal.identity, principal.rate_limit)
         if wait is None:
             return
-        rate = sim.config.rate_limit_rps or 0.0
+        policy = sim.limiter.policy(principal.rate_limit)
+        rate = policy[0] if policy is not None else 0.0
         raise DmsError(
             429,
             errors.THROTTLED,

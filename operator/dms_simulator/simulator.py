@@ -53,8 +53,20 @@ class Simulator:
             self._reseed()
         self._apply_config()
 
+    def put_account(self, account: Account) -> bool:
+        """Add or replace an account (``True``: replaced); it starts with a full bucket, as a new one."""
+        replaced = self.auth.put_account(account)
+        self.limiter.forget(account.access_key)
+        return replaced
+
+    def remove_account(self, access_key: str) -> bool:
+        removed = self.auth.remove_account(access_key)
+        self.limiter.forget(access_key)
+        return removed
+
     def reset(self) -> None:
-        """Forget instances, recycle bin, policies, faults, call log and throttling; keep the config."""
+        """Forget instances, recycle bin, policies, faults, call log and throttling; keep the config
+        and the accounts as they are now (like the config, they say who may call, not what exists)."""
         self.store.reset()
         self.faults.clear()
         self.calls.clear()
