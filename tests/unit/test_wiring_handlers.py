@@ -18,6 +18,7 @@ from kopf._core.engines import probing
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.wiring import handlers, peering
+from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
 from .builders import cr, make_settings, view
@@ -50,10 +51,14 @@ def free_port() -> int:
         return port
 
 
+async def _no_accounts(*_: Any) -> Runtime:
+    raise AssertionError("no account CR in these tests")
+
+
 @asynccontextmanager
 async def liveness_endpoint(runtime: Runtime, follower: peering.Follower | None = None) -> AsyncIterator[str]:
     """kopf's own health endpoint (what ``--liveness`` serves) with the operator's probes and runtime."""
-    memo = kopf.Memo(runtime=runtime)
+    memo = kopf.Memo(runtime=runtime, accounts=Accounts(make_settings(), default=runtime, start=_no_accounts))
     if follower is not None:
         memo["peering_follower"] = follower
     registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
@@ -163,7 +168,9 @@ class TestACrGoneFromTheApiServer:
 
             forget = self.forget_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
             await forget(
-                event={"type": event_type, "object": {}}, uid=resource.metadata.uid, memo=kopf.Memo(runtime=runtime)
+                event={"type": event_type, "object": {}},
+                uid=resource.metadata.uid,
+                memo=kopf.Memo(accounts=Accounts(make_settings(), default=runtime, start=_no_accounts)),
             )
         finally:
             await runtime.aclose()

@@ -203,6 +203,8 @@ class DmsClient:
         self._sleep = sleep
         self._jitter = jitter
         self._owns_http = owns_http
+        self._in_flight: dict[httpx.AsyncClient, int] = {}
+        self._retired: set[httpx.AsyncClient] = set()
         if not account.project_id:
             raise ValueError("a DMS client needs a project id")
         self._pid = quote(account.project_id, safe="")
@@ -232,8 +234,28 @@ class DmsClient:
         )
 
     async def aclose(self) -> None:
+        retired, self._retired = self._retired, set()
+        for http in retired:
+            await http.aclose()
         if self._owns_http:
             await self._http.aclose()
+
+    async def rotate(self, http: httpx.AsyncClient) -> None:
+        """Speak through ``http`` from now on (new credentials or trust), with the same bucket and retries.
+
+        Why not a new client: the token bucket, the queue and the services holding this client stay.
+        The old connections close once the requests already on them are answered (never cut, or a
+        create could be sent and its answer lost); the credential gate opens, since what it refused
+        were the old credentials.
+        """
+        old, self._http = self._http, http
+        self._gate = retrying.CredentialGate(clock=self._clock)
+        if self._owns_http and old is not http:
+            if self._in_flight.get(old, 0):
+                self._retired.add(old)
+            else:
+                await old.aclose()
+        self._owns_http = True
 
     async def __aenter__(self) -> Self:
         return self
@@ -260,14 +282,29 @@ class DmsClient:
     ) -> ResultT:
         with failures.translating(operation.name):
             async with self._slots:
-                response = await self._http.request(
-                    method, path, params=params, content=content, headers={"Content-Type": JSON}
-                )
+                http = self._http
+                self._in_flight[http] = self._in_flight.get(http, 0) + 1
+                try:
+                    response = await http.request(
+                        method, path, params=params, content=content, headers={"Content-Type": JSON}
+                    )
+                finally:
+                    await self._done_with(http)
         failures.check(response, operation=operation.name)
         try:
             return parse(response)
         except (pydantic.ValidationError, ValueError) as exc:
             raise failures.malformed(exc, operation=operation.name, response=response) from exc
+
+    async def _done_with(self, http: httpx.AsyncClient) -> None:
+        left = self._in_flight[http] - 1
+        if left:
+            self._in_flight[http] = left
+            return
+        del self._in_flight[http]
+        if http in self._retired:
+            self._retired.discard(http)
+            await http.aclose()
 
     async def _call(
         self,
@@ -549,20 +586,57 @@ class Timeouts:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
-def tls_verification(*, verify: bool = True, ca_file: str | os.PathLike[str] | None = None) -> ssl.SSLContext | bool:
+def tls_verification(
+    *, verify: bool = True, ca_file: str | os.PathLike[str] | None = None, ca_data: str | None = None
+) -> ssl.SSLContext | bool:
     """What httpx should verify server certificates with.
 
-    Verification is on by default (httpx's bundled roots); ``ca_file`` trusts exactly that CA bundle
-    instead (a private CA, or the simulator's). ``verify=False`` turns verification off and is meant
-    for throwaway test setups only.
+    Verification is on by default (httpx's bundled roots); ``ca_file`` (a path) or ``ca_data`` (PEM text,
+    an account's ``spec.caBundle``) trusts exactly that CA bundle instead (a private CA, or the
+    simulator's). ``verify=False`` turns verification off and is meant for throwaway test setups only.
     """
     if not verify:
-        if ca_file is not None:
-            raise ValueError("ca_file makes no sense with verify=False")
+        if ca_file is not None or ca_data is not None:
+            raise ValueError("ca_file makes no sense with verify=False (nor does ca_data)")
         return False
-    if ca_file is None:
+    if ca_file is None and ca_data is None:
         return True
+    if ca_file is not None and ca_data is not None:
+        raise ValueError("give ca_file or ca_data, not both")
+    if ca_data is not None:
+        try:
+            return ssl.create_default_context(cadata=ca_data)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ValueError("the CA bundle holds no PEM certificate this process can read") from exc
+    assert ca_file is not None
     return ssl.create_default_context(cafile=os.fspath(ca_file))
+
+
+def build_http(
+    *,
+    endpoint: str,
+    project_id: str,
+    credentials: signing.Credentials,
+    tls: ssl.SSLContext | bool = True,
+    timeouts: Timeouts | None = None,
+    user_agent: str = USER_AGENT,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The HTTP side of one account's client: base URL, signing, TLS, timeouts, a pool as wide as the
+    client's queue. ``DmsClient.rotate`` takes a new one when credentials or trust change."""
+    url = httpx.URL(endpoint)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"endpoint must be an http(s) URL with a host, got {endpoint!r}")
+    return httpx.AsyncClient(
+        base_url=url,
+        limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
+        auth=signing.auth_for(credentials, project_id=project_id),
+        headers={"User-Agent": user_agent},
+        timeout=(timeouts or Timeouts()).to_httpx(),
+        verify=tls,
+        follow_redirects=False,
+        transport=transport,
+    )
 
 
 def build_client(
@@ -572,6 +646,7 @@ def build_client(
     credentials: signing.Credentials,
     security_token: str | None = None,
     ca_file: str | os.PathLike[str] | None = None,
+    ca_data: str | None = None,
     verify: bool = True,
     timeouts: Timeouts | None = None,
     rate: float | None = 5.0,
@@ -589,7 +664,7 @@ def build_client(
         project_id: the project every path is scoped to.
         credentials: AK/SK (requests are signed) or an IAM token (sent as ``X-Auth-Token``).
         security_token: makes AK/SK credentials temporary ones (sent as ``X-Security-Token``).
-        ca_file, verify: TLS trust; see ``tls_verification``.
+        ca_file, ca_data, verify: TLS trust; see ``tls_verification``.
         timeouts: per-attempt timeouts; ``Timeouts()`` by default.
         rate, burst: the account's token bucket (requests per second, burst size); ``rate=None``
             disables client-side limiting. Ignored when a shared ``bucket`` is given.
@@ -603,21 +678,18 @@ def build_client(
         credentials = signing.AkSkCredentials(
             credentials.access_key, credentials.secret_key, security_token=security_token
         )
-    url = httpx.URL(endpoint)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"endpoint must be an http(s) URL with a host, got {endpoint!r}")
     if bucket is None and rate is not None:
         bucket = TokenBucket(rate, burst)
-    http = httpx.AsyncClient(
-        base_url=url,
-        limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-        auth=signing.auth_for(credentials, project_id=project_id),
-        headers={"User-Agent": user_agent},
-        timeout=(timeouts or Timeouts()).to_httpx(),
-        verify=tls_verification(verify=verify, ca_file=ca_file),
-        follow_redirects=False,
+    http = build_http(
+        endpoint=endpoint,
+        project_id=project_id,
+        credentials=credentials,
+        tls=tls_verification(verify=verify, ca_file=ca_file, ca_data=ca_data),
+        timeouts=timeouts,
+        user_agent=user_agent,
         transport=transport,
     )
+    url = http.base_url
     return DmsClient(
         http,
         account=Account(endpoint=str(url).rstrip("/"), project_id=project_id),

@@ -79,6 +79,15 @@ class TokenBucket:
     def __repr__(self) -> str:
         return f"TokenBucket(rate={self.rate}, burst={self.burst})"
 
+    def retune(self, rate: float, burst: int) -> None:
+        """A new rate and burst from now on (an account's spec changed); a 429's pause still holds."""
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = float(rate)
+        self.burst = burst
+        self._min_rate = min(self._min_rate, self.rate)
+        self._tokens = min(self._tokens, float(burst))
+
     def current_rate(self, now: float | None = None) -> float:
         """Tokens per second now: ``rate``, or less while recovering from a 429."""
         if self._lowered_to is None:

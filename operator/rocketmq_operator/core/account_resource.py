@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rocketmq_operator.core.resource import (
     READ_BACK,
-    AccountKind,
     SECRET_NAME_PATTERN,
+    AccountKind,
     CamelModel,
     Condition,
     Metadata,

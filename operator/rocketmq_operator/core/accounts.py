@@ -10,13 +10,16 @@ instance with a cloud footprint and no record was made before accounts existed: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import SecretStr
 
+from rocketmq_operator.core import conditions
 from rocketmq_operator.core.account_resource import USED_BY_SHOWN, CredentialKeys
-from rocketmq_operator.core.resource import ANNOTATION_PREFIX, AccountKind, AccountRef
+from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.resource import ANNOTATION_PREFIX, AccountKind, AccountRef, Condition
 
 ACCOUNT_ANNOTATION = f"{ANNOTATION_PREFIX}/account"
 """On a Namespace: the ClusterRocketMQAccount its instances use when they name none."""
@@ -214,3 +217,33 @@ def in_use_message(kind: str, name: str, found: Usage) -> str:
         f"{kind} {name} is in use by {found.in_use} RocketMQInstance(s): {', '.join(found.used_by)}{more}; "
         "it is deleted once they are gone"
     )
+
+
+def refused(
+    current: Sequence[Condition] | None, generation: int | None, refusal: Refusal, *, now: str
+) -> dict[str, Any] | None:
+    """The status patch of a resource that cannot use its account (Stalled, the refusal's reason), or
+    None when its conditions already say so."""
+    verdict = Verdict(ready=False, reason=refusal.reason, message=refusal.message, stalled=True)
+    merged = conditions.merge(current, verdict.conditions(generation=generation, now=now))
+    if conditions.same(current, merged):
+        return None
+    patch: dict[str, Any] = {"conditions": [c.to_wire() for c in merged]}
+    if generation is not None:
+        patch["observedGeneration"] = generation
+    return patch
+
+
+def instance_key(namespace: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> AccountKey | None:
+    """An instance CR's account from its raw body, for the usage index: the record, else the ref
+    (None: neither, so the namespace annotation or the default will be recorded on its first pass)."""
+    recorded = status.get("account")
+    if isinstance(recorded, str) and recorded:
+        return from_recorded(namespace, recorded)
+    ref = spec.get("accountRef")
+    if isinstance(ref, Mapping):
+        try:
+            return from_ref(namespace, AccountRef.model_validate(ref))
+        except ValueError:
+            return None
+    return None

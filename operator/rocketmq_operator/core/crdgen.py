@@ -196,7 +196,6 @@ USER = KindSpec(
 )
 
 
-
 def account_printer_columns() -> list[dict[str, Any]]:
     return [
         _column("Project", ".spec.projectId"),

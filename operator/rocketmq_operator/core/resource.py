@@ -77,7 +77,9 @@ class AccountRef(CamelModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: AccountKind = Field(description="RocketMQAccount (of the instance's own namespace) or ClusterRocketMQAccount.")
+    kind: AccountKind = Field(
+        description="RocketMQAccount (of the instance's own namespace) or ClusterRocketMQAccount."
+    )
     name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
 
 
@@ -303,7 +305,10 @@ class RocketMQInstanceSpec(CamelModel):
         "ClusterRocketMQAccount), then the operator's own account.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self == oldSelf", "spec.accountRef is immutable: the instance lives in the account it was created in")
+                cel(
+                    "self == oldSelf",
+                    "spec.accountRef is immutable: the instance lives in the account it was created in",
+                )
             ]
         },
     )

@@ -14,7 +14,7 @@ HTTP status; 404 on read is ``None``, not an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +49,14 @@ class SecretKey:
     """None: the Secret has no such key (or it is not valid UTF-8)."""
 
 
+@dataclass(frozen=True)
+class SecretKeys:
+    """Some keys of a Secret (only those asked for and present), with the Secret's metadata."""
+
+    meta: SecretMeta
+    values: Mapping[str, SecretStr]
+
+
 class SecretStore(Protocol):
     async def get(self, namespace: str, name: str) -> SecretMeta | None:
         """The Secret's metadata, or ``None`` if there is none of that name."""
@@ -57,6 +65,11 @@ class SecretStore(Protocol):
     async def read_key(self, namespace: str, name: str, key: str) -> SecretKey | None:
         """The value of one key of the Secret (the only place a Secret's value is read), or ``None``
         if there is no Secret of that name."""
+        ...
+
+    async def read_keys(self, namespace: str, name: str, keys: Sequence[str]) -> SecretKeys | None:
+        """The values of ``keys`` (those the Secret has) with its metadata, or ``None`` if there is no
+        Secret of that name: an account's credentials, read for the client that sends them."""
         ...
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None: ...

@@ -7,7 +7,13 @@ import time (two operators in one test process must not collide).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+ACCOUNT_LABEL = "account"
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 30, 40, 50, 75, 100, 200, 500)
@@ -126,3 +132,33 @@ class Metrics:
     def record(self, *, operation: str, outcome: str, seconds: float) -> None:
         self.api_calls.labels(operation=operation, outcome=outcome).inc()
         self.api_call_seconds.labels(operation=operation).observe(seconds)
+
+
+class ByAccount(Collector):
+    """Every account's metrics as one exposition, each series labelled with its ``account``.
+
+    Why a collector over the accounts' own registries rather than one registry with an ``account``
+    label on every metric: each account's services stay as they are (one ``Metrics`` each, tested
+    alone), and an account that goes takes its series with it instead of leaving stale ones behind.
+    """
+
+    def __init__(self, accounts: Callable[[], Iterable[tuple[str, Metrics]]]) -> None:
+        self._accounts = accounts
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for label, metrics in self._accounts():
+            for family in metrics.registry.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                merged.samples.extend(
+                    sample._replace(labels={**sample.labels, ACCOUNT_LABEL: label}) for sample in family.samples
+                )
+        yield from families.values()
+
+
+def registry_by_account(accounts: Callable[[], Iterable[tuple[str, Metrics]]]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(ByAccount(accounts))
+    return registry

@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 
 import kopf
 
-from rocketmq_operator.core import decisions
+from rocketmq_operator.core import accounts, decisions
+from rocketmq_operator.core.accounts import AccountKey, Refusal
 from rocketmq_operator.core.child_mapping import GROUPS, TOPICS, KindRules, Parent
 from rocketmq_operator.core.child_resource import CONSUMER_GROUP_PLURAL, TOPIC_PLURAL
 from rocketmq_operator.core.connection import SpecDefaults
@@ -23,7 +24,8 @@ from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPoli
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.user_resource import USER_PLURAL, RocketMQUser
 from rocketmq_operator.services.child_lifecycle import AnyChildCR, ChildStep
-from rocketmq_operator.wiring import bodies
+from rocketmq_operator.wiring import account_handlers, bodies
+from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
 FactsIndex = kopf.Index[tuple[str, str], "InstanceFacts"]
@@ -44,6 +46,8 @@ class InstanceFacts:
     spec_policy: DeletionPolicy | None
     adopted: bool
     spec_defaults: SpecDefaults = field(default_factory=SpecDefaults)
+    account: AccountKey | None = None
+    """The instance's account, once recorded (its children's calls go through the same one)."""
 
     def parent(self, *, namespace_terminating: bool, namespace_policy: str | None, default: DeletionPolicy) -> Parent:
         policy = decisions.policy_of(
@@ -78,6 +82,7 @@ def instance_facts(
         deleting=bool(meta.get("deletionTimestamp")),
         spec_policy=spec_policy,
         adopted=bool(spec.get("instanceId") or status.get("adopted")),
+        account=accounts.instance_key(namespace or "", spec, status),
         spec_defaults=SpecDefaults(
             enable_publicip=_flag(spec.get("enablePublicip")),
             tls_mode=spec.get("tlsMode") or None,
@@ -106,6 +111,12 @@ class Parents:
         self._terminating = terminating
         self._ns_info = ns_info
         self._settings = settings
+
+    def account_of(self, namespace: str, name: str) -> AccountKey:
+        """The parent instance's account; the default while there is no parent or it names none yet."""
+        for facts in self._facts.get((namespace, name), ()):
+            return facts.account or accounts.DEFAULT
+        return accounts.DEFAULT
 
     def of(self, namespace: str, name: str) -> Parent | None:
         for facts in self._facts.get((namespace, name), ()):
@@ -204,14 +215,26 @@ def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, 
     crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": kind.plural, "registry": registry}
     poll = settings.poll_interval_seconds
 
-    def runtime(memo: kopf.Memo) -> Runtime:
-        found: Runtime = memo["runtime"]
-        return found
+    def runtime(
+        memo: kopf.Memo, cr: CR, patch: kopf.Patch, body: kopf.Body, kwargs: Mapping[str, Any]
+    ) -> Runtime | None:
+        """The runtime of the parent instance's account; None (the child Stalled, saying why) when the
+        instance's account cannot be used."""
+        namespace = cr.metadata.namespace
+        key = parents_from(kwargs, settings).account_of(namespace, cr.spec.instance_ref.name)
+        found = account_handlers.route_key(memo, kwargs, key, namespace)
+        if isinstance(found, Refusal):
+            account_handlers.refuse(found, cr.status.conditions, cr.metadata.generation or None, patch, body)
+            return None
+        return found.runtime
 
-    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep:
+    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> ChildStep | None:
         cr = kind.parse(body)
         parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
-        result = await kind.reconcile(runtime(memo), cr, parent)
+        found = runtime(memo, cr, patch, body, kwargs)
+        if found is None:
+            return None
+        result = await kind.reconcile(found, cr, parent)
         bodies.apply(result, patch, body)
         return result
 
@@ -220,7 +243,7 @@ def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, 
     @kopf.on.resume(**crs, id=f"{kind.prefix}-resume")
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         result = await step(body, patch, memo, kwargs)
-        if result.requeue_after is not None and result.requeue_after < poll:
+        if result is not None and result.requeue_after is not None and result.requeue_after < poll:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
 
     @kopf.timer(**crs, id=f"{kind.prefix}-observe", interval=poll, initial_delay=poll)
@@ -231,15 +254,18 @@ def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, 
 
     @kopf.on.event(**crs, id=f"{kind.prefix}-forget")
     async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
-        found: Runtime | None = memo.get("runtime")
-        if event.get("type") == "DELETED" and uid and found is not None:
-            kind.forget(found, uid)
+        registry_: Accounts | None = memo.get("accounts")
+        if event.get("type") == "DELETED" and uid and registry_ is not None:
+            for _label, found in registry_.runtimes():
+                kind.forget(found, uid)
 
     @kopf.on.delete(**crs, id=f"{kind.prefix}-finalize")
     async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         cr = kind.parse(body)
         parent = parents_from(kwargs, settings).of(cr.metadata.namespace, cr.spec.instance_ref.name)
-        found = runtime(memo)
+        found = runtime(memo, cr, patch, body, kwargs)
+        if found is None:
+            raise kopf.TemporaryError("the instance's account cannot be used", delay=poll)
         result = await kind.finalize(found, cr, parent)
         bodies.apply(result, patch, body)
         if result.released:

@@ -13,7 +13,7 @@ import contextlib
 import datetime
 import logging
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import aiohttp
 import kopf
 
 from rocketmq_operator.core import decisions
+from rocketmq_operator.core.accounts import AccountKey, Refusal
 from rocketmq_operator.core.crdgen import FRAMEWORK_STATUS_FIELD
 from rocketmq_operator.core.resource import (
     ANNOTATION_PREFIX,
@@ -31,7 +32,10 @@ from rocketmq_operator.core.resource import (
     RocketMQInstance,
 )
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.wiring import bodies, child_handlers, namespaces, peering
+from rocketmq_operator.ports.protocol import OperatorClient
+from rocketmq_operator.services.metrics import Metrics, registry_by_account
+from rocketmq_operator.wiring import account_handlers, bodies, child_handlers, namespaces, peering
+from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
 
@@ -62,9 +66,30 @@ def _parse(body: Mapping[str, Any]) -> RocketMQInstance:
 _apply = bodies.apply
 
 
-def _runtime(memo: kopf.Memo) -> Runtime:
-    runtime: Runtime = memo["runtime"]
-    return runtime
+def _footprint(cr: RocketMQInstance) -> bool:
+    """Whether the cloud may hold something of this CR: an instance id, or a create that may have been sent."""
+    return bool(cr.status.instance_id or cr.status.creation or cr.spec.instance_id)
+
+
+def _routed(
+    memo: kopf.Memo, cr: RocketMQInstance, patch: kopf.Patch, body: kopf.Body, kwargs: Mapping[str, Any]
+) -> Runtime | None:
+    """The runtime of the CR's account, its choice recorded in the status; None (and the CR Stalled,
+    saying why) when it may not use one."""
+    found = account_handlers.route(
+        memo,
+        kwargs,
+        namespace=cr.metadata.namespace,
+        recorded=cr.status.account,
+        ref=cr.spec.account_ref,
+        footprint=_footprint(cr),
+    )
+    if isinstance(found, Refusal):
+        account_handlers.refuse(found, cr.status.conditions, cr.metadata.generation or None, patch, body)
+        return None
+    if cr.status.account != found.key.recorded():
+        patch.status["account"] = found.key.recorded()
+    return found.runtime
 
 
 def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
@@ -200,19 +225,40 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ns_info: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         parents = child_handlers.parents_from(kwargs, opts)
 
-        memo["runtime"] = await Runtime.start(
+        secrets = KubeSecrets(lambda: memo.get("api_endpoint")) if opts.connection_secrets else None
+        default: Runtime = await Runtime.start(
             opts,
             cluster_id=lambda: cluster_id_of(options, ns_info),
             known_ids=parents.known_ids,
-            metrics_port=options.metrics_port,
-            metrics_host=options.metrics_host,
             # With peering, the loops wait until Kopf says this replica works (wiring.peering).
             active=follower is None,
             withhold=parents.withholds,
-            secrets=KubeSecrets(lambda: memo.get("api_endpoint")) if opts.connection_secrets else None,
+            secrets=secrets,
         )
+        memo["runtime"] = default
+
+        async def start_account(
+            key: AccountKey, source: AccountSource, client: Callable[[Metrics], OperatorClient]
+        ) -> Runtime:
+            return await Runtime.start(
+                source.settings(opts),
+                cluster_id=lambda: source.cluster_id or cluster_id_of(options, ns_info),
+                known_ids=parents.known_ids,
+                withhold=parents.withholds,
+                secrets=secrets,
+                activity=default.activity,  # one peering state for every account's loops
+                client=client,
+            )
+
+        memo["accounts"] = registry_ = Accounts(opts, default=default, start=start_account)
+        # Account Secrets are read (by name) even with connection Secrets off: no account works without.
+        memo["account_secrets"] = KubeSecrets(lambda: memo.get("api_endpoint"))
+        if options.metrics_port is not None:
+            default.serve_metrics(
+                options.metrics_port, options.metrics_host, registry=registry_by_account(registry_.metrics)
+            )
         if follower is not None:
-            follower.start(memo["runtime"].activity)
+            follower.start(default.activity)
         logger.info(
             "operator started: endpoint %s, project %s, batch size %d, window %.2fs, poll %.1fs, sweep %s",
             opts.endpoint,
@@ -228,9 +274,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         follower: peering.Follower | None = memo.get("peering_follower")
         if follower is not None:
             await follower.aclose()
-        runtime = memo.get("runtime")
-        if runtime is not None:
-            await runtime.aclose()
+        registry_: Accounts | None = memo.get("accounts")
+        if registry_ is not None:
+            await registry_.aclose()  # the default's runtime too
         for session in memo.get("api_sessions", []):
             await session.close()
 
@@ -247,56 +293,71 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     # holding the probe's HTTP request open until the kubelet gives up on it.
     @kopf.on.probe(id="loops", errors=kopf.ErrorsMode.PERMANENT, registry=registry)
     async def loops_probe(memo: kopf.Memo, **_: Any) -> str:
-        runtime: Runtime | None = memo.get("runtime")
+        registry_: Accounts | None = memo.get("accounts")
         follower: peering.Follower | None = memo.get("peering_follower")
-        failures = runtime.failures() if runtime is not None else []
+        failures = registry_.failures() if registry_ is not None else []
         if follower is not None and (failure := follower.failure()):
             failures.append(failure)
         if failures:
             raise kopf.PermanentError("; ".join(failures))
-        return "ok" if runtime is not None else "starting"
+        return "ok" if registry_ is not None else "starting"
 
     @kopf.index("namespaces", id="ns_info", registry=registry)
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
         return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
 
     child_handlers.register(registry, opts)
+    account_handlers.register(registry, opts)
 
     @kopf.on.create(**crs, id="prepare")
-    async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        _apply(await _runtime(memo).reconciler.prepare(_parse(body)), patch, body)
+    async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        cr = _parse(body)
+        runtime = _routed(memo, cr, patch, body, kwargs)
+        if runtime is not None:
+            _apply(await runtime.reconciler.prepare(cr), patch, body)
 
     @kopf.on.create(**crs, id="provision")
     @kopf.on.update(**crs, id="apply")
     @kopf.on.resume(**crs, id="resume")
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        result = await _runtime(memo).reconciler.reconcile(_parse(body))
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        cr = _parse(body)
+        runtime = _routed(memo, cr, patch, body, kwargs)
+        if runtime is None:
+            return  # the observe timer looks again each poll interval
+        result = await runtime.reconciler.reconcile(cr)
         _apply(result, patch, body)
         if result.requeue_after is not None and result.requeue_after < opts.poll_interval_seconds:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
 
     @kopf.timer(**crs, interval=opts.poll_interval_seconds, initial_delay=opts.poll_interval_seconds)
-    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         if body.get("metadata", {}).get("deletionTimestamp"):
             return
-        _apply(await _runtime(memo).reconciler.reconcile(_parse(body)), patch, body)
+        cr = _parse(body)
+        runtime = _routed(memo, cr, patch, body, kwargs)
+        if runtime is not None:
+            _apply(await runtime.reconciler.reconcile(cr), patch, body)
 
     @kopf.on.event(**crs, id="forget")
     async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
         # Gone from the API server, by whatever path (released here or by another replica, the
         # finalizer removed by hand, ...): what the services kept for it goes too.
-        runtime: Runtime | None = memo.get("runtime")
-        if event.get("type") == "DELETED" and uid and runtime is not None:
-            runtime.memory.forget(uid)
+        registry_: Accounts | None = memo.get("accounts")
+        if event.get("type") == "DELETED" and uid and registry_ is not None:
+            registry_.forget(uid)
 
     @kopf.on.delete(**crs, id="finalize")
     async def finalize(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **kwargs: Any
     ) -> None:
-        runtime = _runtime(memo)
+        cr = _parse(body)
+        runtime = _routed(memo, cr, patch, body, kwargs)
+        if runtime is None:
+            if not _footprint(cr):
+                return  # nothing was ever made in the cloud: nothing to delete, nothing to prove
+            raise kopf.TemporaryError("the instance's account cannot be used", delay=opts.poll_interval_seconds)
         ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
-        cr = _parse(body)
         result = await runtime.deletions.finalize(
             cr, namespace_policy=policy, default_policy=opts.default_deletion_policy
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from rocketmq_operator.adapters import dms_client, signing
 from rocketmq_operator.adapters.retrying import RetryPolicy
@@ -49,13 +49,21 @@ def credentials_from(settings: OperatorSettings) -> signing.Credentials:
     return signing.TokenCredentials(settings.auth_token.get_secret_value())
 
 
-def build_client(settings: OperatorSettings, metrics: Metrics) -> dms_client.DmsClient:
+def build_client(
+    settings: OperatorSettings,
+    metrics: Metrics,
+    *,
+    credentials: signing.Credentials | None = None,
+    ca_data: str | None = None,
+) -> dms_client.DmsClient:
+    """The client of ``settings``' account; an account CR's passes its own credentials and CA bundle."""
     timeout = settings.request_timeout_seconds
     return dms_client.build_client(
         endpoint=settings.endpoint,
         project_id=settings.project_id,
-        credentials=credentials_from(settings),
+        credentials=credentials if credentials is not None else credentials_from(settings),
         ca_file=settings.ca_file,
+        ca_data=ca_data,
         verify=not settings.insecure_skip_tls_verify,
         # No pool timeout: the token bucket paces requests, and a burst (a thousand deletions at
         # batch size 1) must queue for a connection, not fail with PoolTimeout and be retried.
@@ -98,17 +106,22 @@ class Runtime:
         active: bool = True,
         withhold: Callable[[str], bool] = lambda _instance_id: False,
         secrets: SecretStore | None = None,
+        activity: Activity | None = None,
+        client: Callable[[Metrics], OperatorClient] | None = None,
     ) -> Runtime:
+        """Assembled and started; ``client`` builds the cloud client (default: from ``settings``'
+        credentials), ``activity`` is shared by every account's loops (one peering state)."""
         metrics = Metrics()
         runtime = cls.assemble(
             settings,
-            client=build_client(settings, metrics),
+            client=client(metrics) if client is not None else build_client(settings, metrics),
             metrics=metrics,
             cluster_id=cluster_id,
             known_ids=known_ids,
             active=active,
             withhold=withhold,
             secrets=secrets,
+            activity=activity,
         )
         if metrics_port is not None:
             runtime.serve_metrics(metrics_port, metrics_host)
@@ -127,6 +140,7 @@ class Runtime:
         active: bool = True,
         withhold: Callable[[str], bool] = lambda _instance_id: False,
         secrets: SecretStore | None = None,
+        activity: Activity | None = None,
     ) -> Runtime:
         """The services over ``client``, wired to each other; nothing started, no I/O.
 
@@ -136,7 +150,8 @@ class Runtime:
         so their own deletions make no call (the wiring answers it from its index of instances).
         ``secrets``: where connection Secrets are written (``None``: nowhere; CRs asking say so).
         """
-        activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
+        if activity is None:
+            activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
         observer = Observer(
             client,
             interval=settings.poll_interval_seconds,
@@ -233,9 +248,12 @@ class Runtime:
             users,
         )
 
-    def serve_metrics(self, port: int, host: str) -> None:
-        """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio)."""
-        self.metrics_server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+    def serve_metrics(self, port: int, host: str, *, registry: CollectorRegistry | None = None) -> None:
+        """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio):
+        this runtime's, or ``registry`` (every account's, ``services.metrics.registry_by_account``)."""
+        self.metrics_server, _thread = start_http_server(
+            port, addr=host, registry=registry if registry is not None else self.metrics.registry
+        )
         logger.info("metrics on http://%s:%d/metrics", host, port)
 
     async def start_loops(self) -> None:

@@ -6,8 +6,8 @@ auth headers) is the one way it speaks to the API server, and only the wiring ma
 objects. This module is the narrow rest: four requests on ``/api/v1/namespaces/{ns}/secrets``.
 
 It reads metadata only: the body of a GET is parsed for ``metadata`` and the rest dropped, and
-nothing of a Secret is ever logged; error messages carry the API server's ``Status`` message. The one
-exception, ``read_key``, takes one key of ``data`` into a ``SecretStr`` and drops the rest.
+nothing of a Secret is ever logged; error messages carry the API server's ``Status`` message. The
+exceptions, ``read_key`` and ``read_keys``, take the keys asked for into ``SecretStr``s and drop the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +23,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from rocketmq_operator.core.connection import SecretMeta
-from rocketmq_operator.ports.secrets import SecretApiError, SecretKey
+from rocketmq_operator.ports.secrets import SecretApiError, SecretKey, SecretKeys
 
 FIELD_MANAGER = "rocketmq-operator"
 
@@ -61,6 +61,24 @@ class KubeSecrets:
             except (binascii.Error, UnicodeDecodeError):
                 value = None
         return SecretKey(meta=meta, value=value)
+
+    async def read_keys(self, namespace: str, name: str, keys: Sequence[str]) -> SecretKeys | None:
+        status, body = await self._request("GET", namespace, name)
+        if status == 404:
+            return None
+        metadata = body.get("metadata")
+        meta = SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
+        data = body.get("data")
+        values: dict[str, SecretStr] = {}
+        for key in keys:
+            raw = data.get(key) if isinstance(data, Mapping) else None
+            if isinstance(raw, str):
+                try:
+                    values[key] = SecretStr(base64.b64decode(raw, validate=True).decode("utf-8").strip())
+                except (binascii.Error, UnicodeDecodeError):
+                    continue  # an unreadable key counts as absent; the message names keys, never values
+        del body, data  # nothing else of the Secret is kept
+        return SecretKeys(meta=meta, values=values)
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None:
         await self._request("POST", namespace, None, body=body)

@@ -1,0 +1,370 @@
+"""The kopf wiring of RocketMQAccount and ClusterRocketMQAccount, and which account a resource uses.
+
+An account's handlers read its Secret (by name: the only Secrets of accounts the operator ever
+reads), make or bring up to date its runtime in ``wiring.accounts``, verify the credentials with one
+cheap read (a list of one instance) when they are new or were refused, and report how many instances
+use the account. Its timer repeats that each poll interval, so a changed Secret takes effect within
+one. Deleting an account that instances still use is held by its finalizer, naming them.
+
+``route`` answers, for a RocketMQInstance, which account's runtime serves it, or why none may; no
+cloud call is made for a resource that is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from rocketmq_operator.core import accounts, cloud, conditions
+from rocketmq_operator.core.account_resource import (
+    ACCOUNT_PLURAL,
+    CLUSTER_ACCOUNT_PLURAL,
+    AccountStatus,
+    AnyAccount,
+    ClusterRocketMQAccount,
+    RocketMQAccount,
+)
+from rocketmq_operator.core.accounts import AccountFacts, AccountKey, Refusal
+from rocketmq_operator.core.conditions import Verdict
+from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, AccountKind, AccountRef
+from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.ports import errors
+from rocketmq_operator.ports.secrets import SecretApiError, SecretStore
+from rocketmq_operator.wiring import bodies
+from rocketmq_operator.wiring.accounts import Accounts, AccountSource
+from rocketmq_operator.wiring.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+FactsIndex = kopf.Index[str, AccountFacts]
+UsersIndex = kopf.Index[str, str]
+
+
+def operator_namespace(settings: OperatorSettings, service_account: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """Where ClusterRocketMQAccounts' Secrets are: DMS_OPERATOR_NAMESPACE, else the pod's, else default."""
+    if settings.operator_namespace:
+        return settings.operator_namespace
+    try:
+        return service_account.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- which account a resource uses ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Routed:
+    key: AccountKey
+    runtime: Runtime
+
+
+def facts_of(kwargs: Mapping[str, Any], key: AccountKey) -> AccountFacts | None:
+    index: FactsIndex = kwargs["cluster_account_facts" if key.kind is AccountKind.CLUSTER else "account_facts"]
+    for facts in index.get(str(key), ()):
+        return facts
+    return None
+
+
+def namespace_account(kwargs: Mapping[str, Any], namespace: str) -> str | None:
+    index: kopf.Index[str, str] = kwargs["ns_account"]
+    for value in index.get(namespace, ()):
+        return value or None
+    return None
+
+
+def route(
+    memo: kopf.Memo,
+    kwargs: Mapping[str, Any],
+    *,
+    namespace: str,
+    recorded: str | None,
+    ref: AccountRef | None,
+    footprint: bool,
+) -> Routed | Refusal:
+    found = accounts.choose(
+        namespace=namespace,
+        recorded=recorded,
+        ref=ref,
+        footprint=footprint,
+        annotation=namespace_account(kwargs, namespace),
+    )
+    if isinstance(found, Refusal):
+        return found
+    return route_key(memo, kwargs, found, namespace)
+
+
+def route_key(memo: kopf.Memo, kwargs: Mapping[str, Any], key: AccountKey, namespace: str) -> Routed | Refusal:
+    refusal = accounts.permitted(key, facts_of(kwargs, key) if not key.is_default else None, namespace)
+    if refusal is not None:
+        return refusal
+    registry: Accounts = memo["accounts"]
+    runtime = registry.get(key)
+    if runtime is None:
+        return Refusal(
+            "AccountNotReady",
+            f"{key.kind.value if key.kind else 'account'} {key.name}: its credentials have not been read yet "
+            "(its own status says why)",
+        )
+    return Routed(key, runtime)
+
+
+def refuse(
+    refusal: Refusal,
+    current: list[Any] | None,
+    generation: int | None,
+    patch: kopf.Patch,
+    body: kopf.Body,
+) -> None:
+    """Stalled with the refusal's reason; one Warning when it is new."""
+    written = accounts.refused(current, generation, refusal, now=_now())
+    if written is None:
+        return
+    for key, value in written.items():
+        patch.status[key] = value
+    if conditions.ready_reason(current) != refusal.reason:
+        kopf.event(body, type="Warning", reason=refusal.reason, message=refusal.message)
+
+
+# --- the account kinds --------------------------------------------------------------------------------
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    poll = settings.poll_interval_seconds
+
+    @kopf.index(GROUP, VERSION, ACCOUNT_PLURAL, id="account_facts", registry=registry)
+    def account_facts(namespace: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> dict[str, AccountFacts]:
+        key = accounts.namespaced(namespace or "", name)
+        return {str(key): AccountFacts(key, None, bool(meta.get("deletionTimestamp")))}
+
+    @kopf.index(GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL, id="cluster_account_facts", registry=registry)
+    def cluster_account_facts(
+        name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+    ) -> dict[str, AccountFacts]:
+        key = accounts.cluster(name)
+        allowed = spec.get("allowedNamespaces")
+        return {
+            str(key): AccountFacts(
+                key,
+                tuple(str(n) for n in allowed) if isinstance(allowed, list) else None,
+                bool(meta.get("deletionTimestamp")),
+            )
+        }
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="account_users", registry=registry)
+    def account_users(
+        namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any
+    ) -> dict[str, str]:
+        key = accounts.instance_key(namespace or "", spec, status)
+        return {str(key): f"{namespace}/{name}"} if key is not None and not key.is_default else {}
+
+    @kopf.index("namespaces", id="ns_account", registry=registry)
+    def ns_account(name: str, annotations: Mapping[str, str], **_: Any) -> dict[str, str]:
+        return {name: annotations.get(accounts.ACCOUNT_ANNOTATION, "")}
+
+    def secret_namespace(account: AnyAccount) -> str:
+        if account.kind is AccountKind.CLUSTER:
+            return operator_namespace(settings)
+        return account.metadata.namespace
+
+    def key_of(account: AnyAccount) -> AccountKey:
+        if account.kind is AccountKind.CLUSTER:
+            return accounts.cluster(account.metadata.name)
+        return accounts.namespaced(account.metadata.namespace, account.metadata.name)
+
+    for plural, parse, prefix in (
+        (ACCOUNT_PLURAL, RocketMQAccount.from_body, "account"),
+        (CLUSTER_ACCOUNT_PLURAL, ClusterRocketMQAccount.from_body, "clusteraccount"),
+    ):
+        _register_kind(registry, settings, plural, parse, prefix, key_of, secret_namespace, poll)
+
+
+def _register_kind(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    plural: str,
+    parse: Callable[[Any], AnyAccount],
+    prefix: str,
+    key_of: Callable[[AnyAccount], AccountKey],
+    secret_namespace: Callable[[AnyAccount], str],
+    poll: float,
+) -> None:
+    crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
+
+    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> None:
+        account = bodies.parse(parse, body)
+        key = key_of(account)
+        users: UsersIndex = kwargs["account_users"]
+        sync = AccountSync(memo["accounts"], memo["account_secrets"], settings)
+        status, events = await sync.run(account, key, secret_namespace(account), list(users.get(str(key), ())))
+        for field, value in status.items():
+            patch.status[field] = value
+        for type_, reason, message in events:
+            kopf.event(body, type=type_, reason=reason, message=message)
+
+    @kopf.on.create(**crs, id=f"{prefix}-sync")
+    @kopf.on.update(**crs, id=f"{prefix}-apply")
+    @kopf.on.resume(**crs, id=f"{prefix}-resume")
+    async def sync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        await step(body, patch, memo, kwargs)
+
+    @kopf.timer(**crs, id=f"{prefix}-observe", interval=poll, initial_delay=poll)
+    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            # Its Secret may be gone already (a namespace teardown): what was read before still serves.
+            return
+        await step(body, patch, memo, kwargs)
+
+    @kopf.on.delete(**crs, id=f"{prefix}-finalize")
+    async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        account = bodies.parse(parse, body)
+        key = key_of(account)
+        users: UsersIndex = kwargs["account_users"]
+        usage = accounts.usage(users.get(str(key), ()))
+        if usage.in_use:
+            message = accounts.in_use_message(account.kind.value, account.metadata.name, usage)
+            verdict = Verdict(ready=False, reason="InUse", message=message, reconciling=True)
+            current = account.status.conditions
+            merged = conditions.merge(current, verdict.conditions(generation=account.metadata.generation, now=_now()))
+            if not conditions.same(current, merged):
+                patch.status["conditions"] = [c.to_wire() for c in merged]
+                patch.status["inUse"] = usage.in_use
+                patch.status["usedBy"] = usage.used_by
+                kopf.event(body, type="Warning", reason="InUse", message=message)
+            raise kopf.TemporaryError(message, delay=settings.verify_interval_seconds)
+        registry_: Accounts = memo["accounts"]
+        await registry_.remove(key)
+
+
+class AccountSync:
+    """One pass over one account: Secret → runtime → verification → status."""
+
+    def __init__(self, registry: Accounts, secrets: SecretStore, settings: OperatorSettings) -> None:
+        self._accounts = registry
+        self._secrets = secrets
+        self._settings = settings
+
+    async def run(
+        self, account: AnyAccount, key: AccountKey, namespace: str, users: list[str]
+    ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        status = AccountStatus()
+        usage = accounts.usage(users)
+        status.in_use = usage.in_use
+        status.used_by = usage.used_by
+        status.endpoint = account.spec.url
+        verdict = await self._verdict(account, key, namespace, status)
+        generation = account.metadata.generation or None
+        status.observed_generation = generation
+        now = _now()
+        merged = conditions.merge(account.status.conditions, verdict.conditions(generation=generation, now=now))
+        events: list[tuple[str, str, str]] = []
+        if not conditions.same(account.status.conditions, merged):
+            status.conditions = merged
+            if conditions.ready_reason(account.status.conditions) != verdict.reason:
+                kind = "Normal" if verdict.ready else "Warning"
+                events.append((kind, verdict.reason, verdict.message))
+        else:
+            status.conditions = account.status.conditions
+        wire = status.to_patch()
+        current = account.status.to_wire()
+        return {field: value for field, value in wire.items() if current.get(field) != value}, events
+
+    async def _verdict(self, account: AnyAccount, key: AccountKey, namespace: str, status: AccountStatus) -> Verdict:
+        spec = account.spec
+        secret = f"{namespace}/{spec.credentials.secret_name}"
+        if account.kind is AccountKind.NAMESPACED and not self._settings.namespaced_accounts:
+            return Verdict(
+                ready=False,
+                reason="NamespacedAccountsDisabled",
+                message="this operator serves no RocketMQAccount (DMS_NAMESPACED_ACCOUNTS=false; the chart's value "
+                "accounts.namespaced); use a ClusterRocketMQAccount",
+                stalled=True,
+            )
+        try:
+            read = await self._secrets.read_keys(
+                namespace, spec.credentials.secret_name, accounts.key_names(spec.credentials.keys)
+            )
+        except SecretApiError as exc:
+            return Verdict(
+                ready=False,
+                reason="SecretUnreadable",
+                message=f"Secret {secret} could not be read: {exc}",
+                reconciling=not exc.forbidden,
+                stalled=exc.forbidden,
+            )
+        if read is None:
+            if self._accounts.get(key) is not None:
+                return Verdict(
+                    ready=False,
+                    reason="SecretNotFound",
+                    message=f"Secret {secret} not found; the credentials read before it went are still used, so "
+                    "this account's instances can still be deleted",
+                    reconciling=True,
+                )
+            return Verdict(ready=False, reason="SecretNotFound", message=f"Secret {secret} not found", stalled=True)
+        credentials = accounts.credentials_from(secret, read.values, spec.credentials.keys)
+        if isinstance(credentials, Refusal):
+            return Verdict(ready=False, reason=credentials.reason, message=credentials.message, stalled=True)
+        version = accounts.secret_version(read.meta.uid, read.meta.resource_version)
+        status.credentials_version = version
+        status.credentials_type = credentials.description
+        rate = spec.rate_limit
+        source = AccountSource(
+            endpoint=spec.url,
+            project_id=spec.project_id,
+            credentials=credentials,
+            credentials_version=version,
+            ca_bundle=spec.ca_bundle,
+            rate=rate.rps if rate else self._settings.rate_limit_rps,
+            burst=rate.burst if rate else self._settings.rate_limit_burst,
+            cluster_id=spec.cluster_id,
+        )
+        try:
+            previous = self._accounts.source(key)
+            runtime = await self._accounts.use(key, source)
+        except ValueError as exc:  # an unreadable CA bundle
+            return Verdict(ready=False, reason="InvalidCABundle", message=f"spec.caBundle: {exc}", stalled=True)
+        known = self._accounts.verdict(key)
+        if previous == source and known is not None and known.ready:
+            return known
+        verdict = await self._verify(runtime, spec.project_id, spec.url, secret, credentials.description)
+        self._accounts.remember(key, verdict)
+        if verdict.ready:
+            status.verified_at = _now()
+        return verdict
+
+    async def _verify(self, runtime: Runtime, project: str, endpoint: str, secret: str, kind: str) -> Verdict:
+        try:
+            await runtime.client.list_instances(cloud.ListQuery(limit=1))
+        except errors.AuthFailed as exc:
+            return Verdict(
+                ready=False,
+                reason=exc.reason,
+                message=f"the cloud refused the credentials of Secret {secret} ({kind}): {exc.message}",
+                stalled=True,
+            )
+        except errors.CloudError as exc:
+            return Verdict(
+                ready=False,
+                reason=exc.reason,
+                message=f"could not verify the credentials of Secret {secret}: {exc.message}",
+                reconciling=not exc.terminal,
+                stalled=exc.terminal,
+            )
+        return Verdict(
+            ready=True,
+            reason="Verified",
+            message=f"credentials of Secret {secret} ({kind}) accepted by project {project} at {endpoint}",
+        )
