@@ -35,6 +35,8 @@ CRDS = (
     "rocketmqtopics.dms.rocketmq-operator.io",
     "rocketmqconsumergroups.dms.rocketmq-operator.io",
     "rocketmqusers.dms.rocketmq-operator.io",
+    "rocketmqaccounts.dms.rocketmq-operator.io",
+    "clusterrocketmqaccounts.dms.rocketmq-operator.io",
 )
 
 

@@ -14,7 +14,7 @@ cluster id may change; a change of the Secret is picked up within a poll interva
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,7 +78,7 @@ class Credentials(CamelModel):
 class RateLimit(CamelModel):
     model_config = ConfigDict(frozen=True)
 
-    rps: float = Field(gt=0, le=10000, description="Requests per second this operator sends for the account.")
+    rps: float = Field(ge=0.01, le=10000, description="Requests per second this operator sends for the account.")
     burst: int = Field(ge=1, le=10000, description="Requests it may send at once after a quiet spell.")
 
 
@@ -152,13 +152,12 @@ class RocketMQAccountSpec(AccountSpec):
 
 
 class ClusterRocketMQAccountSpec(AccountSpec):
-    allowed_namespaces: list[str] | None = Field(
+    allowed_namespaces: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(
         default=None,
         max_length=1000,
         description="The namespaces whose resources may use this account (by spec.accountRef or the namespace "
         "annotation rocketmq-operator.io/account). Unset: every namespace. A resource of another namespace "
         "is refused (Stalled, AccountNotPermitted) with no cloud call.",
-        json_schema_extra={"items": {"maxLength": 63}},
     )
 
 
