@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .kit import CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
+from .kit import ACCOUNT_PLURALS, CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
 
 FULLNAME = "rmq-rocketmq-operator"
 
@@ -103,6 +103,9 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
     assert {(r["apiGroups"][0], r["resources"][0]) for r in cluster_rules} == {
         ("", "namespaces"),
         ("apiextensions.k8s.io", "customresourcedefinitions"),
+        # Cluster-scoped: Kopf watches them cluster-wide whatever namespaces it serves.
+        ("dms.rocketmq-operator.io", "clusterrocketmqaccounts"),
+        ("dms.rocketmq-operator.io", "clusterrocketmqaccounts/status"),
     }
     roles = [d for d in docs if d["kind"] == "Role"]
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
@@ -113,6 +116,8 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
         assert resources == {
             *CR_PLURALS,
             *(f"{plural}/status" for plural in CR_PLURALS),
+            "rocketmqaccounts",
+            "rocketmqaccounts/status",
             "events",
             "secrets",
             "kopfpeerings",
@@ -142,23 +147,30 @@ def test_connection_secrets_get_one_rule_without_list_or_watch_and_none_when_tur
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "false"} in container(find(off, "Deployment"))["env"]
 
 
+def _verbs(role: dict[str, Any], resource: str) -> set[str]:
+    return {
+        verb
+        for rule in role["rules"]
+        if rule["apiGroups"] == ["dms.rocketmq-operator.io"] and resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])
-def test_topics_and_groups_get_exactly_what_instances_get(helm: Helm, values: dict[str, Any]) -> None:
+def test_topics_groups_users_and_accounts_get_exactly_what_instances_get(helm: Helm, values: dict[str, Any]) -> None:
     docs = helm.template(values)
-    role = find(docs, "Role" if values else "ClusterRole")
-
-    def verbs(resource: str) -> set[str]:
-        return {
-            verb
-            for rule in role["rules"]
-            if rule["apiGroups"] == ["dms.rocketmq-operator.io"] and resource in rule["resources"]
-            for verb in rule["verbs"]
-        }
-
-    # Kopf serves the three kinds the same way: watch, finalizer and progress patches, status patches.
-    for plural in CR_PLURALS:
-        assert verbs(plural) == {"list", "watch", "patch"}, plural
-        assert verbs(f"{plural}/status") == {"patch"}, plural
+    role = find(docs, "Role", FULLNAME) if values else find(docs, "ClusterRole")
+    cluster_role = find(docs, "ClusterRole")
+    # Kopf serves every kind the same way: watch, finalizer and progress patches, status patches.
+    # An account's finalizer is held while instances use it: patch, as for the others (never update).
+    for plural in (*CR_PLURALS, "rocketmqaccounts"):
+        assert _verbs(role, plural) == {"list", "watch", "patch"}, plural
+        assert _verbs(role, f"{plural}/status") == {"patch"}, plural
+    # Cluster-scoped, so always in the ClusterRole, with or without watchNamespaces.
+    assert _verbs(cluster_role, "clusterrocketmqaccounts") == {"list", "watch", "patch"}
+    assert _verbs(cluster_role, "clusterrocketmqaccounts/status") == {"patch"}
+    granted = {res for rule in (*role["rules"], *cluster_role["rules"]) for res in rule["resources"]}
+    assert set(ACCOUNT_PLURALS) <= granted
 
 
 def _credential_refs(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -312,6 +324,8 @@ def test_the_packaged_chart_ships_the_crds_the_health_check_and_the_hook_script(
         "crds/rocketmqtopics.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqusers.dms.rocketmq-operator.io.yaml",
+        "crds/rocketmqaccounts.dms.rocketmq-operator.io.yaml",
+        "crds/clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml",
         "crds/kopf-peering.yaml",
         "health/rocketmqinstance.lua",
         "files/uninstall_guard.py",

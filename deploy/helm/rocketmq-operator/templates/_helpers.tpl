@@ -112,18 +112,20 @@ from the rendered manifest, so there is one place that says how the operator is 
 
 {{/* RBAC rules for the namespaced objects the operator works on (a Role per namespace, or the ClusterRole). */}}
 {{- define "rocketmq-operator.namespacedRules" -}}
-# Kopf watches the CRs (instances, their topics, consumer groups and users), adds and removes the
-# finalizer, and keeps handler progress in annotations.
+# Kopf watches the CRs (instances, their topics, consumer groups and users, and the namespace's
+# accounts), adds and removes the finalizer (on an account: while instances use it, so it is not
+# deleted under them), and keeps handler progress in annotations.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers"]
+  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers", "rocketmqaccounts"]
   verbs: ["list", "watch", "patch"]
-# Conditions, endpoints and per-object deletion results.
+# Conditions, endpoints and per-object deletion results; an account's: do its credentials work, who uses it.
 - apiGroups: ["dms.rocketmq-operator.io"]
   resources:
     - "rocketmqinstances/status"
     - "rocketmqtopics/status"
     - "rocketmqconsumergroups/status"
     - "rocketmqusers/status"
+    - "rocketmqaccounts/status"
   verbs: ["patch"]
 # An Event on the CR for every cloud-side transition.
 - apiGroups: [""]
