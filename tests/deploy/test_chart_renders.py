@@ -32,6 +32,9 @@ def test_defaults_render_one_cluster_wide_replica_with_recreate_and_no_peering(h
         "ConfigMap",
         "Deployment",
         "Job",
+        # The release namespace's: ClusterRocketMQAccounts' Secrets (get by name).
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
@@ -107,8 +110,8 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
         ("dms.rocketmq-operator.io", "clusterrocketmqaccounts"),
         ("dms.rocketmq-operator.io", "clusterrocketmqaccounts/status"),
     }
-    roles = [d for d in docs if d["kind"] == "Role"]
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == FULLNAME]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == FULLNAME]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:
@@ -138,13 +141,89 @@ def test_connection_secrets_get_one_rule_without_list_or_watch_and_none_when_tur
 ) -> None:
     kind = "Role" if values else "ClusterRole"
     on = helm.template(values)
-    assert [r for r in find(on, kind)["rules"] if "secrets" in r["resources"]] == [SECRET_RULE]
+    assert [r for r in find(on, kind, FULLNAME)["rules"] if "secrets" in r["resources"]] == [SECRET_RULE]
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "true"} in container(find(on, "Deployment"))["env"]
     off = helm.template({**values, "settings": {"connectionSecrets": False}})
     for doc in off:
-        if doc["kind"] in ("Role", "ClusterRole"):
+        if doc["kind"] in ("Role", "ClusterRole") and doc["metadata"]["name"] == FULLNAME:
             assert not [r for r in doc["rules"] if "secrets" in r["resources"]]
+    # The cluster accounts' rule is not this switch's: it stays, and stays get-only.
+    assert _secret_rules(off, CLUSTER_ACCOUNTS) == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "false"} in container(find(off, "Deployment"))["env"]
+
+
+CLUSTER_ACCOUNTS = f"{FULLNAME}-cluster-accounts"
+ACCOUNT_SECRET_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+
+
+def _secret_rules(docs: list[dict[str, Any]], name: str, kind: str = "Role") -> list[dict[str, Any]]:
+    return [r for r in find(docs, kind, name)["rules"] if "secrets" in r["resources"]]
+
+
+def _env(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(e for e in container(find(docs, "Deployment"))["env"] if e["name"] == name)
+
+
+def test_by_default_only_the_release_namespace_has_a_get_secrets_rule_for_accounts(helm: Helm) -> None:
+    docs = helm.template({"settings": {"connectionSecrets": False}})
+    # No Secret rule in the served namespaces: RocketMQAccounts are off, and the operator says so.
+    assert not [r for r in find(docs, "ClusterRole")["rules"] if "secrets" in r["resources"]]
+    assert _env(docs, "DMS_NAMESPACED_ACCOUNTS") == {"name": "DMS_NAMESPACED_ACCOUNTS", "value": "false"}
+    # ClusterRocketMQAccounts' Secrets: get, in the release namespace, where the operator looks for them.
+    role = find(docs, "Role", CLUSTER_ACCOUNTS)
+    assert role["metadata"]["namespace"] == "rmq-system"
+    assert role["rules"] == [ACCOUNT_SECRET_RULE], "no Events rule: the ClusterRole has it without watchNamespaces"
+    binding = find(docs, "RoleBinding", CLUSTER_ACCOUNTS)
+    assert binding["metadata"]["namespace"] == "rmq-system"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CLUSTER_ACCOUNTS}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "rmq-system"}]
+    assert _env(docs, "DMS_OPERATOR_NAMESPACE") == {
+        "name": "DMS_OPERATOR_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+
+
+def test_cluster_secret_names_restrict_the_release_namespace_rule_to_those_names(helm: Helm) -> None:
+    docs = helm.template({"accounts": {"clusterSecretNames": ["team-a-dms", "team-b-dms"]}})
+    assert _secret_rules(docs, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-a-dms", "team-b-dms"]}
+    ]
+
+
+@pytest.mark.parametrize("connection_secrets", [True, False], ids=["with-connection-secrets", "alone"])
+def test_namespaced_accounts_get_their_own_get_secrets_rule_cluster_wide(helm: Helm, connection_secrets: bool) -> None:
+    docs = helm.template({"accounts": {"namespaced": True}, "settings": {"connectionSecrets": connection_secrets}})
+    rules = _secret_rules(docs, FULLNAME, "ClusterRole")
+    # Its own rule, so that connection Secrets off leaves it, and it never widens theirs.
+    assert rules == ([ACCOUNT_SECRET_RULE, SECRET_RULE] if connection_secrets else [ACCOUNT_SECRET_RULE])
+    assert _env(docs, "DMS_NAMESPACED_ACCOUNTS") == {"name": "DMS_NAMESPACED_ACCOUNTS", "value": "true"}
+    assert _secret_rules(docs, CLUSTER_ACCOUNTS) == [ACCOUNT_SECRET_RULE]
+
+
+def test_namespaced_accounts_with_listed_namespaces_get_secrets_in_those_only(helm: Helm) -> None:
+    docs = helm.template(
+        {
+            "watchNamespaces": ["team-a", "team-b"],
+            "accounts": {"namespaced": True},
+            "settings": {"connectionSecrets": False},
+        }
+    )
+    assert not [r for r in find(docs, "ClusterRole")["rules"] if "secrets" in r["resources"]]
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == FULLNAME]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert [r for r in role["rules"] if "secrets" in r["resources"]] == [ACCOUNT_SECRET_RULE]
+    # Kopf posts the Events of cluster-scoped objects in its own namespace, which may not be a listed one.
+    assert find(docs, "Role", CLUSTER_ACCOUNTS)["rules"] == [
+        ACCOUNT_SECRET_RULE,
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
+
+
+def test_the_release_namespace_may_also_be_a_listed_one(helm: Helm) -> None:
+    docs = helm.template({"watchNamespaces": ["rmq-system"]})
+    in_release = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Role")
+    assert in_release == [FULLNAME, CLUSTER_ACCOUNTS]
 
 
 def _verbs(role: dict[str, Any], resource: str) -> set[str]:

@@ -131,6 +131,14 @@ from the rendered manifest, so there is one place that says how the operator is 
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.accounts.namespaced }}
+# Credentials of RocketMQAccounts (accounts.namespaced): get, by the name spec.credentials.secretName
+# gives, in the account's own namespace. Without it the account says Stalled (403 on its Secret), and so
+# do the instances using it. Apart from the connection Secrets rule: either may be off alone.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- if .Values.settings.connectionSecrets }}
 # Connection Secrets (spec.connectionSecret): get (metadata only: is it ours, is it current), create,
 # update (only one it owns), delete (the old one after a rename). No list or watch: it never looks at
