@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+
+from rocketmq_operator.core.account_resource import ClusterRocketMQAccount
 
 from .kit import ACCOUNT_PLURALS, CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
 
@@ -226,6 +229,81 @@ def test_the_release_namespace_may_also_be_a_listed_one(helm: Helm) -> None:
     assert in_release == [FULLNAME, CLUSTER_ACCOUNTS]
 
 
+DEFAULT_ACCOUNT: dict[str, Any] = {
+    "create": True,
+    "region": "cn-north-4",
+    "projectId": "0a1b2c",
+    "secretName": "dms-default",
+    "keys": {"accessKey": "ak", "secretKey": "sk"},
+    "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    "rateLimit": {"rps": 0.5, "burst": 3},
+    "clusterId": "prod-eu",
+    "allowedNamespaces": ["payments", "orders"],
+}
+ACCOUNT_CRD = CHART / "crds" / "clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml"
+
+
+def test_no_account_object_unless_asked_for(helm: Helm) -> None:
+    assert "ClusterRocketMQAccount" not in kinds(helm.template())
+
+
+def test_the_default_cluster_account_is_a_valid_object_with_every_value(helm: Helm) -> None:
+    docs = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT}})
+    account = find(docs, "ClusterRocketMQAccount", FULLNAME)
+    assert account["apiVersion"] == "dms.rocketmq-operator.io/v1alpha1"
+    assert "namespace" not in account["metadata"], "cluster-scoped"
+    assert account["spec"] == {
+        "region": "cn-north-4",
+        "projectId": "0a1b2c",
+        "credentials": {
+            "secretName": "dms-default",
+            "keys": {"accessKey": "ak", "secretKey": "sk", "securityToken": "securityToken", "authToken": "authToken"},
+        },
+        "caBundle": DEFAULT_ACCOUNT["caBundle"],
+        "rateLimit": {"rps": 0.5, "burst": 3},
+        "clusterId": "prod-eu",
+        "allowedNamespaces": ["payments", "orders"],
+    }
+    # The model the CRD is generated from refuses unknown fields and bad values; the CRD's CEL rule
+    # (exactly one of endpoint and region) is not in the model, so it is asked here.
+    parsed = ClusterRocketMQAccount.model_validate(account)
+    assert parsed.spec.url == "https://dms.cn-north-4.myhuaweicloud.com"
+    crd = yaml.safe_load(ACCOUNT_CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert set(account["spec"]) <= set(schema["properties"])
+    assert set(schema["required"]) <= set(account["spec"])
+    assert crd["spec"]["scope"] == "Cluster" and crd["spec"]["names"]["kind"] == account["kind"]
+
+
+def test_a_minimal_default_account_leaves_the_operators_defaults_to_it(helm: Helm) -> None:
+    values = {
+        "name": "shared",
+        "endpoint": "https://dms.internal.example:8443",
+        "projectId": "p1",
+        "secretName": "dms-shared",
+        "create": True,
+    }
+    account = find(helm.template({"accounts": {"defaultClusterAccount": values}}), "ClusterRocketMQAccount", "shared")
+    # No allowedNamespaces: every namespace may opt in (an empty list would allow none).
+    assert set(account["spec"]) == {"endpoint", "projectId", "credentials"}
+    assert ClusterRocketMQAccount.model_validate(account).spec.url == "https://dms.internal.example:8443"
+
+
+def test_the_default_accounts_secret_joins_a_restricted_rule_and_leaves_an_open_one_open(helm: Helm) -> None:
+    restricted = helm.template(
+        {"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT, "clusterSecretNames": ["team-b-dms", "dms-default"]}}
+    )
+    assert _secret_rules(restricted, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-b-dms", "dms-default"]}
+    ]
+    added = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT, "clusterSecretNames": ["team-b"]}})
+    assert _secret_rules(added, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-b", "dms-default"]}
+    ]
+    open_rule = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT}})
+    assert _secret_rules(open_rule, CLUSTER_ACCOUNTS) == [ACCOUNT_SECRET_RULE]
+
+
 def _verbs(role: dict[str, Any], resource: str) -> set[str]:
     return {
         verb
@@ -332,6 +410,11 @@ EVERYTHING: dict[str, Any] = {
     "metrics": {"serviceMonitor": {"enabled": True}},
     "verbose": True,
     "logFormat": "plain",
+    "accounts": {
+        "namespaced": True,
+        "clusterSecretNames": ["dms-team-a"],
+        "defaultClusterAccount": {"create": True, "region": "cn-north-4", "projectId": "p1", "secretName": "dms"},
+    },
 }
 
 

@@ -161,6 +161,20 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"accounts": {"namespaced": "yes"}}, "/accounts/namespaced"),
     ({"accounts": {"clusterSecretNames": ["Team_A"]}}, "/accounts/clusterSecretNames/0"),
     ({"accounts": {"clusterSecretName": ["a"]}}, "'clusterSecretName'"),
+    (
+        {"accounts": {"defaultClusterAccount": {"create": True, "region": "cn-north-4", "projectId": "p"}}},
+        "/accounts/defaultClusterAccount/secretName",
+    ),
+    (
+        {"accounts": {"defaultClusterAccount": {"create": True, "region": "cn-north-4", "secretName": "s"}}},
+        "/accounts/defaultClusterAccount/projectId",
+    ),
+    ({"accounts": {"defaultClusterAccount": {"region": "North"}}}, "/accounts/defaultClusterAccount/region"),
+    ({"accounts": {"defaultClusterAccount": {"rateLimit": {"rps": 5}}}}, "/accounts/defaultClusterAccount/rateLimit"),
+    (
+        {"accounts": {"defaultClusterAccount": {"allowedNamespaces": ["Team_A"]}}},
+        "/accounts/defaultClusterAccount/allowedNamespaces/0",
+    ),
 ]
 
 
@@ -180,6 +194,16 @@ def test_good_values_of_every_kind_are_accepted(helm: Helm) -> None:
             "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s"}},
         }
     )
+
+
+@pytest.mark.parametrize(
+    "where", [{}, {"endpoint": "https://dms.example", "region": "cn-north-4"}], ids=["neither", "both"]
+)
+def test_the_default_account_needs_exactly_one_of_endpoint_and_region(helm: Helm, where: dict[str, str]) -> None:
+    # The CRD's CEL rule would refuse it at install; the chart says so before anything is applied.
+    account = {"create": True, "projectId": "p", "secretName": "s", **where}
+    error = helm.template_error({"accounts": {"defaultClusterAccount": account}})
+    assert "accounts.defaultClusterAccount" in error and "endpoint" in error and "region" in error, error
 
 
 CONTRADICTIONS: list[tuple[dict[str, Any], list[str]]] = [

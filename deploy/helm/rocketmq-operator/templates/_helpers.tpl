@@ -162,6 +162,20 @@ from the rendered manifest, so there is one place that says how the operator is 
   verbs: ["patch"]
 {{- end }}
 
+{{- define "rocketmq-operator.defaultAccountName" -}}
+{{- default (include "rocketmq-operator.fullname" .) .Values.accounts.defaultClusterAccount.name -}}
+{{- end -}}
+
+{{/* Secrets ClusterRocketMQAccounts may name; empty: any in the release namespace. */}}
+{{- define "rocketmq-operator.clusterSecretNames" -}}
+{{- $names := .Values.accounts.clusterSecretNames }}
+{{- $account := .Values.accounts.defaultClusterAccount }}
+{{- if and $names $account.create }}
+{{- $names = append $names $account.secretName | uniq }}
+{{- end }}
+{{- with $names }}{{ toJson . }}{{ end }}
+{{- end -}}
+
 {{/* Rules between values that a JSON schema cannot state; the operator would refuse them at start-up. */}}
 {{- define "rocketmq-operator.validate" -}}
 {{- $s := .Values.settings }}
@@ -170,5 +184,9 @@ from the rendered manifest, so there is one place that says how the operator is 
 {{- end }}
 {{- if and $s.caFile $s.insecureSkipTlsVerify }}
 {{- fail "settings.caFile and settings.insecureSkipTlsVerify contradict each other: set one" }}
+{{- end }}
+{{- $a := .Values.accounts.defaultClusterAccount }}
+{{- if and $a.create (eq (empty $a.endpoint) (empty $a.region)) }}
+{{- fail "accounts.defaultClusterAccount: set exactly one of endpoint and region (the API server refuses the account otherwise)" }}
 {{- end }}
 {{- end -}}
