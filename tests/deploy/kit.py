@@ -30,6 +30,8 @@ GROUP, VERSION, PLURAL = "dms.rocketmq-operator.io", "v1alpha1", "rocketmqinstan
 FINALIZER = f"{GROUP}/finalizer"
 CR_PLURALS = ("rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers")
 """Every kind the operator serves; RBAC, the uninstall guard and the chart's CRDs cover each one."""
+ACCOUNT_PLURALS = ("rocketmqaccounts", "clusterrocketmqaccounts")
+"""The account kinds (namespaced, cluster-scoped): served like the CRs, but no cloud object of their own."""
 
 
 class Helm:

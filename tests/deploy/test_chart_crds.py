@@ -13,6 +13,8 @@ CRD_NAMES = [
     "rocketmqtopics.dms.rocketmq-operator.io.yaml",
     "rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
     "rocketmqusers.dms.rocketmq-operator.io.yaml",
+    "rocketmqaccounts.dms.rocketmq-operator.io.yaml",
+    "clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml",
 ]
 
 

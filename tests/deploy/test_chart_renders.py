@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from .kit import CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
+from rocketmq_operator.core.account_resource import ClusterRocketMQAccount
+
+from .kit import ACCOUNT_PLURALS, CHART, CR_PLURALS, Helm, container, find, kinds, plain_env
 
 FULLNAME = "rmq-rocketmq-operator"
 
@@ -32,6 +35,9 @@ def test_defaults_render_one_cluster_wide_replica_with_recreate_and_no_peering(h
         "ConfigMap",
         "Deployment",
         "Job",
+        # The release namespace's: ClusterRocketMQAccounts' Secrets (get by name).
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
@@ -103,9 +109,12 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
     assert {(r["apiGroups"][0], r["resources"][0]) for r in cluster_rules} == {
         ("", "namespaces"),
         ("apiextensions.k8s.io", "customresourcedefinitions"),
+        # Cluster-scoped: Kopf watches them cluster-wide whatever namespaces it serves.
+        ("dms.rocketmq-operator.io", "clusterrocketmqaccounts"),
+        ("dms.rocketmq-operator.io", "clusterrocketmqaccounts/status"),
     }
-    roles = [d for d in docs if d["kind"] == "Role"]
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == FULLNAME]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == FULLNAME]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:
@@ -113,6 +122,8 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_keeps_only_clust
         assert resources == {
             *CR_PLURALS,
             *(f"{plural}/status" for plural in CR_PLURALS),
+            "rocketmqaccounts",
+            "rocketmqaccounts/status",
             "events",
             "secrets",
             "kopfpeerings",
@@ -133,32 +144,190 @@ def test_connection_secrets_get_one_rule_without_list_or_watch_and_none_when_tur
 ) -> None:
     kind = "Role" if values else "ClusterRole"
     on = helm.template(values)
-    assert [r for r in find(on, kind)["rules"] if "secrets" in r["resources"]] == [SECRET_RULE]
+    assert [r for r in find(on, kind, FULLNAME)["rules"] if "secrets" in r["resources"]] == [SECRET_RULE]
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "true"} in container(find(on, "Deployment"))["env"]
     off = helm.template({**values, "settings": {"connectionSecrets": False}})
     for doc in off:
-        if doc["kind"] in ("Role", "ClusterRole"):
+        if doc["kind"] in ("Role", "ClusterRole") and doc["metadata"]["name"] == FULLNAME:
             assert not [r for r in doc["rules"] if "secrets" in r["resources"]]
+    # The cluster accounts' rule is not this switch's: it stays, and stays get-only.
+    assert _secret_rules(off, CLUSTER_ACCOUNTS) == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "false"} in container(find(off, "Deployment"))["env"]
 
 
-@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])
-def test_topics_and_groups_get_exactly_what_instances_get(helm: Helm, values: dict[str, Any]) -> None:
-    docs = helm.template(values)
-    role = find(docs, "Role" if values else "ClusterRole")
+CLUSTER_ACCOUNTS = f"{FULLNAME}-cluster-accounts"
+ACCOUNT_SECRET_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
 
-    def verbs(resource: str) -> set[str]:
-        return {
-            verb
-            for rule in role["rules"]
-            if rule["apiGroups"] == ["dms.rocketmq-operator.io"] and resource in rule["resources"]
-            for verb in rule["verbs"]
+
+def _secret_rules(docs: list[dict[str, Any]], name: str, kind: str = "Role") -> list[dict[str, Any]]:
+    return [r for r in find(docs, kind, name)["rules"] if "secrets" in r["resources"]]
+
+
+def _env(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(e for e in container(find(docs, "Deployment"))["env"] if e["name"] == name)
+
+
+def test_by_default_only_the_release_namespace_has_a_get_secrets_rule_for_accounts(helm: Helm) -> None:
+    docs = helm.template({"settings": {"connectionSecrets": False}})
+    # No Secret rule in the served namespaces: RocketMQAccounts are off, and the operator says so.
+    assert not [r for r in find(docs, "ClusterRole")["rules"] if "secrets" in r["resources"]]
+    assert _env(docs, "DMS_NAMESPACED_ACCOUNTS") == {"name": "DMS_NAMESPACED_ACCOUNTS", "value": "false"}
+    # ClusterRocketMQAccounts' Secrets: get, in the release namespace, where the operator looks for them.
+    role = find(docs, "Role", CLUSTER_ACCOUNTS)
+    assert role["metadata"]["namespace"] == "rmq-system"
+    assert role["rules"] == [ACCOUNT_SECRET_RULE], "no Events rule: the ClusterRole has it without watchNamespaces"
+    binding = find(docs, "RoleBinding", CLUSTER_ACCOUNTS)
+    assert binding["metadata"]["namespace"] == "rmq-system"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CLUSTER_ACCOUNTS}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "rmq-system"}]
+    assert _env(docs, "DMS_OPERATOR_NAMESPACE") == {
+        "name": "DMS_OPERATOR_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+
+
+def test_cluster_secret_names_restrict_the_release_namespace_rule_to_those_names(helm: Helm) -> None:
+    docs = helm.template({"accounts": {"clusterSecretNames": ["team-a-dms", "team-b-dms"]}})
+    assert _secret_rules(docs, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-a-dms", "team-b-dms"]}
+    ]
+
+
+@pytest.mark.parametrize("connection_secrets", [True, False], ids=["with-connection-secrets", "alone"])
+def test_namespaced_accounts_get_their_own_get_secrets_rule_cluster_wide(helm: Helm, connection_secrets: bool) -> None:
+    docs = helm.template({"accounts": {"namespaced": True}, "settings": {"connectionSecrets": connection_secrets}})
+    rules = _secret_rules(docs, FULLNAME, "ClusterRole")
+    # Its own rule, so that connection Secrets off leaves it, and it never widens theirs.
+    assert rules == ([ACCOUNT_SECRET_RULE, SECRET_RULE] if connection_secrets else [ACCOUNT_SECRET_RULE])
+    assert _env(docs, "DMS_NAMESPACED_ACCOUNTS") == {"name": "DMS_NAMESPACED_ACCOUNTS", "value": "true"}
+    assert _secret_rules(docs, CLUSTER_ACCOUNTS) == [ACCOUNT_SECRET_RULE]
+
+
+def test_namespaced_accounts_with_listed_namespaces_get_secrets_in_those_only(helm: Helm) -> None:
+    docs = helm.template(
+        {
+            "watchNamespaces": ["team-a", "team-b"],
+            "accounts": {"namespaced": True},
+            "settings": {"connectionSecrets": False},
         }
+    )
+    assert not [r for r in find(docs, "ClusterRole")["rules"] if "secrets" in r["resources"]]
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == FULLNAME]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert [r for r in role["rules"] if "secrets" in r["resources"]] == [ACCOUNT_SECRET_RULE]
+    # Kopf posts the Events of cluster-scoped objects in its own namespace, which may not be a listed one.
+    assert find(docs, "Role", CLUSTER_ACCOUNTS)["rules"] == [
+        ACCOUNT_SECRET_RULE,
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
 
-    # Kopf serves the three kinds the same way: watch, finalizer and progress patches, status patches.
-    for plural in CR_PLURALS:
-        assert verbs(plural) == {"list", "watch", "patch"}, plural
-        assert verbs(f"{plural}/status") == {"patch"}, plural
+
+def test_the_release_namespace_may_also_be_a_listed_one(helm: Helm) -> None:
+    docs = helm.template({"watchNamespaces": ["rmq-system"]})
+    in_release = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Role")
+    assert in_release == [FULLNAME, CLUSTER_ACCOUNTS]
+
+
+DEFAULT_ACCOUNT: dict[str, Any] = {
+    "create": True,
+    "region": "cn-north-4",
+    "projectId": "0a1b2c",
+    "secretName": "dms-default",
+    "keys": {"accessKey": "ak", "secretKey": "sk"},
+    "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    "rateLimit": {"rps": 0.5, "burst": 3},
+    "clusterId": "prod-eu",
+    "allowedNamespaces": ["payments", "orders"],
+}
+ACCOUNT_CRD = CHART / "crds" / "clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml"
+
+
+def test_no_account_object_unless_asked_for(helm: Helm) -> None:
+    assert "ClusterRocketMQAccount" not in kinds(helm.template())
+
+
+def test_the_default_cluster_account_is_a_valid_object_with_every_value(helm: Helm) -> None:
+    docs = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT}})
+    account = find(docs, "ClusterRocketMQAccount", FULLNAME)
+    assert account["apiVersion"] == "dms.rocketmq-operator.io/v1alpha1"
+    assert "namespace" not in account["metadata"], "cluster-scoped"
+    assert account["spec"] == {
+        "region": "cn-north-4",
+        "projectId": "0a1b2c",
+        "credentials": {
+            "secretName": "dms-default",
+            "keys": {"accessKey": "ak", "secretKey": "sk", "securityToken": "securityToken", "authToken": "authToken"},
+        },
+        "caBundle": DEFAULT_ACCOUNT["caBundle"],
+        "rateLimit": {"rps": 0.5, "burst": 3},
+        "clusterId": "prod-eu",
+        "allowedNamespaces": ["payments", "orders"],
+    }
+    # The model the CRD is generated from refuses unknown fields and bad values; the CRD's CEL rule
+    # (exactly one of endpoint and region) is not in the model, so it is asked here.
+    parsed = ClusterRocketMQAccount.model_validate(account)
+    assert parsed.spec.url == "https://dms.cn-north-4.myhuaweicloud.com"
+    crd = yaml.safe_load(ACCOUNT_CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert set(account["spec"]) <= set(schema["properties"])
+    assert set(schema["required"]) <= set(account["spec"])
+    assert crd["spec"]["scope"] == "Cluster" and crd["spec"]["names"]["kind"] == account["kind"]
+
+
+def test_a_minimal_default_account_leaves_the_operators_defaults_to_it(helm: Helm) -> None:
+    values = {
+        "name": "shared",
+        "endpoint": "https://dms.internal.example:8443",
+        "projectId": "p1",
+        "secretName": "dms-shared",
+        "create": True,
+    }
+    account = find(helm.template({"accounts": {"defaultClusterAccount": values}}), "ClusterRocketMQAccount", "shared")
+    # No allowedNamespaces: every namespace may opt in (an empty list would allow none).
+    assert set(account["spec"]) == {"endpoint", "projectId", "credentials"}
+    assert ClusterRocketMQAccount.model_validate(account).spec.url == "https://dms.internal.example:8443"
+
+
+def test_the_default_accounts_secret_joins_a_restricted_rule_and_leaves_an_open_one_open(helm: Helm) -> None:
+    restricted = helm.template(
+        {"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT, "clusterSecretNames": ["team-b-dms", "dms-default"]}}
+    )
+    assert _secret_rules(restricted, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-b-dms", "dms-default"]}
+    ]
+    added = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT, "clusterSecretNames": ["team-b"]}})
+    assert _secret_rules(added, CLUSTER_ACCOUNTS) == [
+        {**ACCOUNT_SECRET_RULE, "resourceNames": ["team-b", "dms-default"]}
+    ]
+    open_rule = helm.template({"accounts": {"defaultClusterAccount": DEFAULT_ACCOUNT}})
+    assert _secret_rules(open_rule, CLUSTER_ACCOUNTS) == [ACCOUNT_SECRET_RULE]
+
+
+def _verbs(role: dict[str, Any], resource: str) -> set[str]:
+    return {
+        verb
+        for rule in role["rules"]
+        if rule["apiGroups"] == ["dms.rocketmq-operator.io"] and resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["cluster-role", "role"])
+def test_topics_groups_users_and_accounts_get_exactly_what_instances_get(helm: Helm, values: dict[str, Any]) -> None:
+    docs = helm.template(values)
+    role = find(docs, "Role", FULLNAME) if values else find(docs, "ClusterRole")
+    cluster_role = find(docs, "ClusterRole")
+    # Kopf serves every kind the same way: watch, finalizer and progress patches, status patches.
+    # An account's finalizer is held while instances use it: patch, as for the others (never update).
+    for plural in (*CR_PLURALS, "rocketmqaccounts"):
+        assert _verbs(role, plural) == {"list", "watch", "patch"}, plural
+        assert _verbs(role, f"{plural}/status") == {"patch"}, plural
+    # Cluster-scoped, so always in the ClusterRole, with or without watchNamespaces.
+    assert _verbs(cluster_role, "clusterrocketmqaccounts") == {"list", "watch", "patch"}
+    assert _verbs(cluster_role, "clusterrocketmqaccounts/status") == {"patch"}
+    granted = {res for rule in (*role["rules"], *cluster_role["rules"]) for res in rule["resources"]}
+    assert set(ACCOUNT_PLURALS) <= granted
 
 
 def _credential_refs(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -241,6 +410,11 @@ EVERYTHING: dict[str, Any] = {
     "metrics": {"serviceMonitor": {"enabled": True}},
     "verbose": True,
     "logFormat": "plain",
+    "accounts": {
+        "namespaced": True,
+        "clusterSecretNames": ["dms-team-a"],
+        "defaultClusterAccount": {"create": True, "region": "cn-north-4", "projectId": "p1", "secretName": "dms"},
+    },
 }
 
 
@@ -312,6 +486,8 @@ def test_the_packaged_chart_ships_the_crds_the_health_check_and_the_hook_script(
         "crds/rocketmqtopics.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqconsumergroups.dms.rocketmq-operator.io.yaml",
         "crds/rocketmqusers.dms.rocketmq-operator.io.yaml",
+        "crds/rocketmqaccounts.dms.rocketmq-operator.io.yaml",
+        "crds/clusterrocketmqaccounts.dms.rocketmq-operator.io.yaml",
         "crds/kopf-peering.yaml",
         "health/rocketmqinstance.lua",
         "files/uninstall_guard.py",

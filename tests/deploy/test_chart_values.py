@@ -22,6 +22,14 @@ CREDENTIALS = {
     "security_token": "securityToken",
     "auth_token": "authToken",
 }
+# Settings the chart derives instead of taking as `settings` values: each goes with an RBAC rule.
+DERIVED = {
+    # The release namespace (fieldRef), where the Role for ClusterRocketMQAccounts' Secrets is.
+    "operator_namespace": "DMS_OPERATOR_NAMESPACE",
+    # accounts.namespaced, default false unlike the operator: it grants get on Secrets in every served namespace.
+    "namespaced_accounts": "DMS_NAMESPACED_ACCOUNTS",
+}
+NOT_VALUES = CREDENTIALS.keys() | DERIVED.keys()
 
 
 def camel(field: str) -> str:
@@ -31,14 +39,14 @@ def camel(field: str) -> str:
 
 def test_every_operator_setting_is_a_value_or_a_credential() -> None:
     fields = set(OperatorSettings.model_fields)
-    assert {camel(f) for f in fields - CREDENTIALS.keys()} == set(VALUES["settings"]), (
+    assert {camel(f) for f in fields - NOT_VALUES} == set(VALUES["settings"]), (
         "chart settings and OperatorSettings differ: add the new setting to values.yaml and values.schema.json"
     )
     assert set(CREDENTIALS.values()) <= set(VALUES["credentials"]["keys"])
     assert set(SCHEMA["properties"]["settings"]["properties"]) == set(VALUES["settings"])
 
 
-@pytest.mark.parametrize("field", sorted(set(OperatorSettings.model_fields) - CREDENTIALS.keys()))
+@pytest.mark.parametrize("field", sorted(set(OperatorSettings.model_fields) - NOT_VALUES))
 def test_each_chart_default_is_the_code_default(field: str) -> None:
     info = OperatorSettings.model_fields[field]
     chart_value = VALUES["settings"][camel(field)]
@@ -56,7 +64,7 @@ def test_each_chart_default_is_the_code_default(field: str) -> None:
         assert type(chart_value) is type(default), f"{field}: {chart_value!r} vs {default!r}"
 
 
-@pytest.mark.parametrize("field", sorted(set(OperatorSettings.model_fields) - CREDENTIALS.keys()))
+@pytest.mark.parametrize("field", sorted(set(OperatorSettings.model_fields) - NOT_VALUES))
 def test_each_schema_bound_is_the_code_bound(field: str) -> None:
     code = OperatorSettings.model_json_schema()["properties"][field]
     chart = SCHEMA["properties"]["settings"]["properties"][camel(field)]
@@ -75,13 +83,30 @@ def test_rendered_environment_is_accepted_by_the_operator_and_equals_its_default
     env = plain_env(find(helm.template({"settings": {"projectId": "p1", "region": "cn-north-4"}}), "Deployment"))
     dms = {k: v for k, v in env.items() if k.startswith("DMS_")}
     parsed = from_env({**dms, "DMS_AUTH_TOKEN": "t"})
-    baseline = from_env({"DMS_PROJECT_ID": "p1", "DMS_REGION": "cn-north-4", "DMS_AUTH_TOKEN": "t"})
+    # The chart's one deliberate difference: RocketMQAccounts off (accounts.namespaced, least privilege).
+    baseline = from_env(
+        {"DMS_PROJECT_ID": "p1", "DMS_REGION": "cn-north-4", "DMS_AUTH_TOKEN": "t", "DMS_NAMESPACED_ACCOUNTS": "false"}
+    )
     assert parsed == baseline
     assert set(dms) == {env_name(f) for f in OperatorSettings.model_fields} - {env_name(f) for f in CREDENTIALS} - {
         "DMS_ENDPOINT",
         "DMS_CA_FILE",
         "DMS_CLUSTER_ID",
+        "DMS_OPERATOR_NAMESPACE",  # from the pod's namespace (fieldRef), not a plain value
     }, "empty values are not passed; everything else is"
+
+
+@pytest.mark.parametrize("namespaced", [True, False])
+def test_derived_settings_reach_the_operator_as_it_reads_them(helm: Helm, namespaced: bool) -> None:
+    deployment = find(helm.template({"accounts": {"namespaced": namespaced}}, namespace="mq-ops"), "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert set(DERIVED.values()) <= set(env)
+    assert env["DMS_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # What the kubelet would resolve it to, in the release namespace.
+    environ = {"DMS_OPERATOR_NAMESPACE": "mq-ops", "DMS_NAMESPACED_ACCOUNTS": env["DMS_NAMESPACED_ACCOUNTS"]["value"]}
+    settings = from_env({**environ, "DMS_PROJECT_ID": "p", "DMS_REGION": "cn-north-4", "DMS_AUTH_TOKEN": "t"})
+    assert settings.operator_namespace == "mq-ops"
+    assert settings.namespaced_accounts is namespaced
 
 
 def test_rendered_environment_carries_every_changed_value(helm: Helm) -> None:
@@ -133,6 +158,23 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"extraEnv": [{"name": "DMS_BATCH_MAX_SIZE", "value": "5"}]}, "/extraEnv/0/name"),
     ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "/metrics/serviceMonitor/interval"),
     ({"uninstallGuard": {"enable": False}}, "'enable'"),
+    ({"accounts": {"namespaced": "yes"}}, "/accounts/namespaced"),
+    ({"accounts": {"clusterSecretNames": ["Team_A"]}}, "/accounts/clusterSecretNames/0"),
+    ({"accounts": {"clusterSecretName": ["a"]}}, "'clusterSecretName'"),
+    (
+        {"accounts": {"defaultClusterAccount": {"create": True, "region": "cn-north-4", "projectId": "p"}}},
+        "/accounts/defaultClusterAccount/secretName",
+    ),
+    (
+        {"accounts": {"defaultClusterAccount": {"create": True, "region": "cn-north-4", "secretName": "s"}}},
+        "/accounts/defaultClusterAccount/projectId",
+    ),
+    ({"accounts": {"defaultClusterAccount": {"region": "North"}}}, "/accounts/defaultClusterAccount/region"),
+    ({"accounts": {"defaultClusterAccount": {"rateLimit": {"rps": 5}}}}, "/accounts/defaultClusterAccount/rateLimit"),
+    (
+        {"accounts": {"defaultClusterAccount": {"allowedNamespaces": ["Team_A"]}}},
+        "/accounts/defaultClusterAccount/allowedNamespaces/0",
+    ),
 ]
 
 
@@ -152,6 +194,16 @@ def test_good_values_of_every_kind_are_accepted(helm: Helm) -> None:
             "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s"}},
         }
     )
+
+
+@pytest.mark.parametrize(
+    "where", [{}, {"endpoint": "https://dms.example", "region": "cn-north-4"}], ids=["neither", "both"]
+)
+def test_the_default_account_needs_exactly_one_of_endpoint_and_region(helm: Helm, where: dict[str, str]) -> None:
+    # The CRD's CEL rule would refuse it at install; the chart says so before anything is applied.
+    account = {"create": True, "projectId": "p", "secretName": "s", **where}
+    error = helm.template_error({"accounts": {"defaultClusterAccount": account}})
+    assert "accounts.defaultClusterAccount" in error and "endpoint" in error and "region" in error, error
 
 
 CONTRADICTIONS: list[tuple[dict[str, Any], list[str]]] = [

@@ -18,7 +18,7 @@ from e2e.support import wait_for
 from instance_spec import SPEC
 from kube_testenv import ControlPlane, ManagedProcess
 
-from .kit import CR_PLURALS, GROUP, Helm, can_i, find, forbidden_lines, rocketmq_instance
+from .kit import ACCOUNT_PLURALS, CR_PLURALS, GROUP, Helm, can_i, find, forbidden_lines, rocketmq_instance
 from .release import Release, fast_values
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.e2e]
@@ -54,12 +54,23 @@ def test_helm_install_creates_the_crds_and_the_release(release: Release, control
     assert status["info"]["status"] == "deployed"
     for crd in (
         *CRS,
+        *ACCOUNT_CRDS,
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ):
         control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kinds = {d["kind"] for d in release.manifest()}
-    assert kinds == {"ServiceAccount", "Secret", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}
+    assert kinds == {
+        "ServiceAccount",
+        "Secret",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        # In the release namespace: the Secrets of ClusterRocketMQAccounts.
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+    }
 
 
 def test_restricted_pod_security_admits_every_pod_the_chart_would_start(
@@ -132,6 +143,8 @@ def test_operator_as_the_charts_service_account_creates_and_batch_deletes(
 
 # The operator's CRs: instances, topics and consumer groups, each served by Kopf the same way.
 CRS = [f"{plural}.{GROUP}" for plural in CR_PLURALS]
+ACCOUNT_CRDS = [f"{plural}.{GROUP}" for plural in ACCOUNT_PLURALS]
+NAMESPACED_ACCOUNTS, CLUSTER_ACCOUNTS = ACCOUNT_CRDS
 
 # Everything the operator does, and nothing else: (verb, resource, scope...).
 ALLOWED = [
@@ -145,6 +158,17 @@ ALLOWED = [
             ("patch", cr, "--subresource=status", "-n", "default"),
         )
     ],
+    # Accounts, served like the CRs: a finalizer while instances use one, handler progress, status.
+    ("list", NAMESPACED_ACCOUNTS, "--all-namespaces"),
+    ("watch", NAMESPACED_ACCOUNTS, "--all-namespaces"),
+    ("patch", NAMESPACED_ACCOUNTS, "-n", "default"),
+    ("patch", NAMESPACED_ACCOUNTS, "--subresource=status", "-n", "default"),
+    ("list", CLUSTER_ACCOUNTS),
+    ("watch", CLUSTER_ACCOUNTS),
+    ("patch", CLUSTER_ACCOUNTS),
+    ("patch", CLUSTER_ACCOUNTS, "--subresource=status"),
+    # ClusterRocketMQAccounts' credentials: get by name, in the operator's namespace.
+    ("get", "secrets", "-n", "{own}"),
     ("create", "events", "-n", "default"),
     # Connection Secrets (settings.connectionSecrets, on by default): is it ours and current (get),
     # write it (create; update only one it owns), remove the old one after a rename (delete).
@@ -175,6 +199,17 @@ DENIED = [
             ("delete", cr, "-n", "default"),
             ("deletecollection", cr, "-n", "default"),
             ("update", cr, "--subresource=status", "-n", "default"),
+        )
+    ],
+    # Accounts are the users' (or the chart's): never created, replaced or deleted by the operator.
+    *[
+        rule
+        for account, scope in ((NAMESPACED_ACCOUNTS, ("-n", "default")), (CLUSTER_ACCOUNTS, ()))
+        for rule in (
+            ("create", account, *scope),
+            ("update", account, *scope),
+            ("delete", account, *scope),
+            ("update", account, "--subresource=status", *scope),
         )
     ],
     # Objects it has no business with.
@@ -221,6 +256,8 @@ def release_without_connection_secrets(
 ) -> Iterator[Release]:
     values = fast_values(simulator)
     values["settings"]["connectionSecrets"] = False
+    # Cluster accounts' Secrets narrowed to one name, which is not the chart's credentials Secret.
+    values["accounts"] = {"clusterSecretNames": ["dms-team-a"]}
     installed = Release.install(cluster_helm, control_plane, values, "nosec")
     try:
         yield installed
@@ -243,7 +280,8 @@ def test_the_credentials_secret_is_readable_by_name_only_while_connection_secret
         f"--kubeconfig={as_operator}", "get", "secret", secret, "-n", release.namespace, check=False
     )
     assert by_name.returncode == 0
-    # ... never by listing; and with them off, no Secret is within reach at all.
+    # ... never by listing; and with them off, no Secret of a served namespace is within reach at all,
+    # and in its own namespace only those clusterSecretNames lists.
     listed = control_plane.kubectl(
         f"--kubeconfig={as_operator}", "get", "secrets", "-n", release.namespace, check=False
     )
@@ -255,5 +293,67 @@ def test_the_credentials_secret_is_readable_by_name_only_while_connection_secret
     assert denied.returncode != 0 and "Forbidden" in denied.stderr
     for verb in ("get", "create", "update", "delete", "list", "watch", "patch"):
         assert not can_i(control_plane, as_off, verb, "secrets", "-n", "default"), verb
+        assert not can_i(control_plane, as_off, verb, "secrets", "-n", off.namespace), verb
+    assert can_i(control_plane, as_off, "get", "secrets/dms-team-a", "-n", off.namespace)
+    assert not can_i(control_plane, as_off, "get", "secrets/dms-team-a", "-n", "default")
     # The rest of its rules are the same.
     assert can_i(control_plane, as_off, "patch", f"rocketmqinstances.{GROUP}", "--subresource=status", "-n", "default")
+
+
+@pytest.fixture(scope="module")
+def release_with_accounts(
+    cluster_helm: Helm, control_plane: ControlPlane, simulator: SimulatorProcess
+) -> Iterator[Release]:
+    values = fast_values(simulator)
+    values["settings"]["connectionSecrets"] = False
+    values["accounts"] = {
+        "namespaced": True,
+        "defaultClusterAccount": {
+            "create": True,
+            "region": "cn-north-4",
+            "projectId": simulator.project_id,
+            "secretName": "dms-shared",
+            "rateLimit": {"rps": 5, "burst": 10},
+            "allowedNamespaces": ["payments"],
+        },
+    }
+    installed = Release.install(cluster_helm, control_plane, values, "acct")
+    try:
+        yield installed
+    finally:
+        installed.uninstall_without_hooks()
+
+
+def test_namespaced_accounts_get_secrets_by_name_apart_from_connection_secrets(
+    release_with_accounts: Release, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    release = release_with_accounts
+    as_operator = release.kubeconfig_as_operator(tmp_path_factory.mktemp("acct") / "operator.kubeconfig")
+    # accounts.namespaced: get in every served namespace, with connection Secrets off; nothing more.
+    assert can_i(control_plane, as_operator, "get", "secrets", "-n", "default")
+    for verb in ("create", "update", "delete", "list", "watch", "patch"):
+        assert not can_i(control_plane, as_operator, verb, "secrets", "-n", "default"), verb
+    env = {e["name"]: e for e in release.deployment()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DMS_NAMESPACED_ACCOUNTS"]["value"] == "true"
+    assert release.runner(as_operator, "operator-0").environment({"env": [env["DMS_OPERATOR_NAMESPACE"]]}) == {
+        "DMS_OPERATOR_NAMESPACE": release.namespace
+    }
+
+
+def test_the_charts_cluster_account_is_accepted_by_the_api_server(
+    release_with_accounts: Release, control_plane: ControlPlane
+) -> None:
+    # The CRD's schema and CEL rules are the API server's to apply: the object got through them.
+    [account] = [d for d in release_with_accounts.manifest() if d["kind"] == "ClusterRocketMQAccount"]
+    stored = json.loads(
+        control_plane.kubectl("get", CLUSTER_ACCOUNTS, account["metadata"]["name"], "-o", "json").stdout
+    )
+    assert stored["spec"]["region"] == "cn-north-4"
+    assert stored["spec"]["credentials"]["keys"]["accessKey"] == "accessKey"
+    assert stored["spec"]["allowedNamespaces"] == ["payments"]
+    # Immutable identity: an upgrade that moves the account is refused, not applied.
+    moved = control_plane.kubectl(
+        "patch", CLUSTER_ACCOUNTS, account["metadata"]["name"], "--type=merge",
+        "-p", json.dumps({"spec": {"region": "cn-south-1"}}), check=False,
+    )  # fmt: skip
+    assert moved.returncode != 0 and "immutable" in moved.stderr

@@ -168,6 +168,16 @@ def test_roles_confine_the_service_account_to_the_listed_namespaces(
     assert can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/" + release.fullname, "-n", mine)
     assert not can_i(control_plane, as_operator, "patch", "kopfpeerings.kopf.dev/someone-else", "-n", mine)
     assert not can_i(control_plane, as_operator, "create", "events", "-n", other)
+    # Accounts: a namespace's in the listed ones only; cluster ones cluster-wide (cluster-scoped), with
+    # their Secrets and Events in the operator's own namespace, which is not a listed one here.
+    accounts = "rocketmqaccounts.dms.rocketmq-operator.io"
+    assert can_i(control_plane, as_operator, "list", accounts, "-n", mine)
+    assert not can_i(control_plane, as_operator, "list", accounts, "-n", other)
+    cluster_accounts = "clusterrocketmqaccounts.dms.rocketmq-operator.io"
+    assert can_i(control_plane, as_operator, "watch", cluster_accounts)
+    assert can_i(control_plane, as_operator, "patch", cluster_accounts, "--subresource=status")
+    assert can_i(control_plane, as_operator, "get", "secrets", "-n", release.namespace)
+    assert can_i(control_plane, as_operator, "create", "events", "-n", release.namespace)
     # Connection Secrets: in the served namespaces only, and never listed.
     assert can_i(control_plane, as_operator, "get", "secrets", "-n", mine)
     assert can_i(control_plane, as_operator, "create", "secrets", "-n", mine)

@@ -112,23 +112,33 @@ from the rendered manifest, so there is one place that says how the operator is 
 
 {{/* RBAC rules for the namespaced objects the operator works on (a Role per namespace, or the ClusterRole). */}}
 {{- define "rocketmq-operator.namespacedRules" -}}
-# Kopf watches the CRs (instances, their topics, consumer groups and users), adds and removes the
-# finalizer, and keeps handler progress in annotations.
+# Kopf watches the CRs (instances, their topics, consumer groups and users, and the namespace's
+# accounts), adds and removes the finalizer (on an account: while instances use it, so it is not
+# deleted under them), and keeps handler progress in annotations.
 - apiGroups: ["dms.rocketmq-operator.io"]
-  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers"]
+  resources: ["rocketmqinstances", "rocketmqtopics", "rocketmqconsumergroups", "rocketmqusers", "rocketmqaccounts"]
   verbs: ["list", "watch", "patch"]
-# Conditions, endpoints and per-object deletion results.
+# Conditions, endpoints and per-object deletion results; an account's: do its credentials work, who uses it.
 - apiGroups: ["dms.rocketmq-operator.io"]
   resources:
     - "rocketmqinstances/status"
     - "rocketmqtopics/status"
     - "rocketmqconsumergroups/status"
     - "rocketmqusers/status"
+    - "rocketmqaccounts/status"
   verbs: ["patch"]
 # An Event on the CR for every cloud-side transition.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.accounts.namespaced }}
+# Credentials of RocketMQAccounts (accounts.namespaced): get, by the name spec.credentials.secretName
+# gives, in the account's own namespace. Without it the account says Stalled (403 on its Secret), and so
+# do the instances using it. Apart from the connection Secrets rule: either may be off alone.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- if .Values.settings.connectionSecrets }}
 # Connection Secrets (spec.connectionSecret): get (metadata only: is it ours, is it current), create,
 # update (only one it owns), delete (the old one after a rename). No list or watch: it never looks at
@@ -152,6 +162,20 @@ from the rendered manifest, so there is one place that says how the operator is 
   verbs: ["patch"]
 {{- end }}
 
+{{- define "rocketmq-operator.defaultAccountName" -}}
+{{- default (include "rocketmq-operator.fullname" .) .Values.accounts.defaultClusterAccount.name -}}
+{{- end -}}
+
+{{/* Secrets ClusterRocketMQAccounts may name; empty: any in the release namespace. */}}
+{{- define "rocketmq-operator.clusterSecretNames" -}}
+{{- $names := .Values.accounts.clusterSecretNames }}
+{{- $account := .Values.accounts.defaultClusterAccount }}
+{{- if and $names $account.create }}
+{{- $names = append $names $account.secretName | uniq }}
+{{- end }}
+{{- with $names }}{{ toJson . }}{{ end }}
+{{- end -}}
+
 {{/* Rules between values that a JSON schema cannot state; the operator would refuse them at start-up. */}}
 {{- define "rocketmq-operator.validate" -}}
 {{- $s := .Values.settings }}
@@ -160,5 +184,9 @@ from the rendered manifest, so there is one place that says how the operator is 
 {{- end }}
 {{- if and $s.caFile $s.insecureSkipTlsVerify }}
 {{- fail "settings.caFile and settings.insecureSkipTlsVerify contradict each other: set one" }}
+{{- end }}
+{{- $a := .Values.accounts.defaultClusterAccount }}
+{{- if and $a.create (eq (empty $a.endpoint) (empty $a.region)) }}
+{{- fail "accounts.defaultClusterAccount: set exactly one of endpoint and region (the API server refuses the account otherwise)" }}
 {{- end }}
 {{- end -}}
