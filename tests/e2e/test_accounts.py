@@ -222,13 +222,19 @@ class TestTwoTeamsTwoProjects:
         ns_a = world["ns_a"]
         stack.cluster.kubectl("delete", "rocketmqaccount", "team-a", "-n", ns_a, "--wait=false")
         held = wait_for(
-            lambda: (o := get(stack, "rocketmqaccount", "team-a", ns_a)) and ready_reason(o) == "InUse" and o,
+            lambda: (
+                (o := get(stack, "rocketmqaccount", "team-a", ns_a))
+                and o.get("status", {}).get("deletingBlocked")
+                and o
+            ),
             timeout=30,
             what="the account in use held, saying so",
         )
-        message = condition(held, "Ready")["message"]  # type: ignore[index]
+        message = held["status"]["deletingBlocked"]
         assert "in use by 3" in message and f"{ns_a}/a-0" in message
         assert held["metadata"].get("deletionTimestamp")
+        assert is_true(held, "Ready")  # its credentials still serve its instances
+        assert any(e["reason"] == "InUse" for e in stack.cluster.events(ns_a, "team-a"))
 
     def test_a_refused_key_stalls_only_its_own_account_and_the_other_still_deletes(self, world: dict[str, Any]) -> None:
         stack: Stack = world["stack"]

@@ -174,6 +174,9 @@ class AccountStatus(StatusModel):
     used_by: list[str] | None = Field(
         default=None, description=f"The first {USED_BY_SHOWN} of them (namespace/name), sorted."
     )
+    deleting_blocked: str | None = Field(
+        default=None, description="Why the account's deletion waits: the RocketMQInstances still using it."
+    )
     conditions: list[Condition] | None = Field(
         default=None,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

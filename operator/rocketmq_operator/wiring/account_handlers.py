@@ -223,8 +223,7 @@ def _register_kind(
     @kopf.timer(**crs, id=f"{prefix}-observe", interval=poll, initial_delay=poll)
     async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         if body.get("metadata", {}).get("deletionTimestamp"):
-            # Its Secret may be gone already (a namespace teardown): what was read before still serves.
-            return
+            return  # the finalizer's retries follow the Secret from now on
         await step(body, patch, memo, kwargs)
 
     @kopf.on.delete(**crs, id=f"{prefix}-finalize")
@@ -234,14 +233,12 @@ def _register_kind(
         users: UsersIndex = kwargs["account_users"]
         usage = accounts.usage(users.get(str(key), ()))
         if usage.in_use:
+            # Still serving its instances' deletions: a changed Secret must still reach the client (a
+            # missing one takes nothing away, see wiring.accounts).
+            await step(body, patch, memo, kwargs)
             message = accounts.in_use_message(account.kind.value, account.metadata.name, usage)
-            verdict = Verdict(ready=False, reason="InUse", message=message, reconciling=True)
-            current = account.status.conditions
-            merged = conditions.merge(current, verdict.conditions(generation=account.metadata.generation, now=_now()))
-            if not conditions.same(current, merged):
-                patch.status["conditions"] = [c.to_wire() for c in merged]
-                patch.status["inUse"] = usage.in_use
-                patch.status["usedBy"] = usage.used_by
+            if account.status.deleting_blocked != message:
+                patch.status["deletingBlocked"] = message
                 kopf.event(body, type="Warning", reason="InUse", message=message)
             raise kopf.TemporaryError(message, delay=settings.verify_interval_seconds)
         registry_: Accounts = memo["accounts"]
