@@ -33,9 +33,9 @@ class Activity:
         self._active = asyncio.Event()
         if active:
             self._active.set()
-        self._on_change = on_change
+        self._listeners: list[Callable[[bool], None]] = []
         if on_change is not None:
-            on_change(active)
+            self.watch(on_change)
 
     @property
     def active(self) -> bool:
@@ -51,8 +51,18 @@ class Activity:
         else:
             self._active.clear()
             logger.info("paused: %s; no list, confirmation or sweep calls until this replica works again", why)
-        if self._on_change is not None:
-            self._on_change(active)
+        for listener in list(self._listeners):
+            listener(active)
+
+    def watch(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener`` with the state now and on every change (each account's metrics gauge:
+        the accounts share one activity, as they share one peering state)."""
+        self._listeners.append(listener)
+        listener(self.active)
+
+    def unwatch(self, listener: Callable[[bool], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     async def wait_active(self) -> None:
         await self._active.wait()

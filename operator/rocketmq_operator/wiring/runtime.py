@@ -93,6 +93,7 @@ class Runtime:
     child_batcher: ChildBatcher
     users: UserReconciler
     metrics_server: WSGIServer | None = None
+    _gauge: Callable[[bool], None] | None = None
 
     @classmethod
     async def start(
@@ -150,8 +151,13 @@ class Runtime:
         so their own deletions make no call (the wiring answers it from its index of instances).
         ``secrets``: where connection Secrets are written (``None``: nowhere; CRs asking say so).
         """
+        def gauge(on: bool) -> None:
+            metrics.active.set(1 if on else 0)
+
         if activity is None:
-            activity = Activity(active=active, on_change=lambda on: metrics.active.set(1 if on else 0))
+            activity = Activity(active=active, on_change=gauge)
+        else:
+            activity.watch(gauge)
         observer = Observer(
             client,
             interval=settings.poll_interval_seconds,
@@ -230,7 +236,7 @@ class Runtime:
             instances=observer.lookup,
             timing=Timing(settings.poll_interval_seconds, settings.verify_interval_seconds),
         )
-        return cls(
+        runtime = cls(
             settings,
             metrics,
             client,
@@ -247,6 +253,8 @@ class Runtime:
             child_batcher,
             users,
         )
+        runtime._gauge = gauge
+        return runtime
 
     def serve_metrics(self, port: int, host: str, *, registry: CollectorRegistry | None = None) -> None:
         """Prometheus' /metrics, served by prometheus_client on a thread of its own (it is not asyncio):
@@ -266,6 +274,8 @@ class Runtime:
         return [f for f in (self.observer.failure(), self.confirmer.failure(), self.sweeper.failure()) if f]
 
     async def aclose(self) -> None:
+        if self._gauge is not None:
+            self.activity.unwatch(self._gauge)  # a shared activity outlives this account
         await self.sweeper.aclose()
         await self.child_batcher.aclose()
         await self.child_observer.aclose()
