@@ -143,6 +143,17 @@ class TestTwoTeamsTwoProjects:
             what="team B's account Ready",
         )
         assert TEAM_A[2] in condition(a, "Ready")["message"]  # type: ignore[index]
+        # Both Secrets held while their accounts exist: a teardown cannot take them from under a restart.
+        held_a = wait_for(
+            lambda: (o := get(stack, "secret", "creds", ns_a)) and o["metadata"].get("finalizers") and o,
+            timeout=30,
+            what="team A's Secret held",
+        )
+        held_b = get(stack, "secret", "team-b-creds", OPERATOR_NAMESPACE)
+        assert held_a["metadata"]["finalizers"] == ["dms.rocketmq-operator.io/account-credentials"]
+        assert held_b is not None and held_b["metadata"]["finalizers"] == [
+            "dms.rocketmq-operator.io/account-credentials"
+        ]
         assert b["status"]["credentialsType"] == "AK/SK"
         for obj in (a, b):
             assert TEAM_A[1] not in json.dumps(obj) and TEAM_B[1] not in json.dumps(obj)
@@ -288,10 +299,52 @@ class TestTwoTeamsTwoProjects:
         assert sent_a == {ids[f"a-{i}"] for i in range(3)}
         assert sent_b == {ids["b-2"], ids["b-3"]}
 
-    def test_an_unused_cluster_account_is_deleted(self, world: dict[str, Any]) -> None:
+    def test_an_unused_cluster_account_is_deleted_and_lets_go_of_its_secret(self, world: dict[str, Any]) -> None:
         stack: Stack = world["stack"]
         name = f"{stack.prefix}-team-b"
         stack.cluster.kubectl("delete", "clusterrocketmqaccount", name, "--wait=false")
         wait_for(
             lambda: get(stack, "clusterrocketmqaccount", name) is None, timeout=30, what="the cluster account gone"
         )
+        released = get(stack, "secret", "team-b-creds", OPERATOR_NAMESPACE)
+        assert released is not None and not released["metadata"].get("finalizers")
+
+
+class TestATeardownAcrossAnOperatorRestart:
+    def test_the_held_secret_lets_a_restarted_operator_finish_the_teardown(self, world: dict[str, Any]) -> None:
+        """The namespace's Secret is deleted at once by the teardown; the operator, restarted meanwhile,
+        still reads it (held by its finalizer) and deletes the account's instances before letting go."""
+        stack: Stack = world["stack"]
+        ns = stack.namespace()
+        secret(stack, ns, "creds", TEAM_A[0], TEAM_A[1])
+        apply(
+            stack,
+            {
+                "apiVersion": GROUP,
+                "kind": "RocketMQAccount",
+                "metadata": {"name": "team-a", "namespace": ns},
+                "spec": {
+                    "endpoint": stack.simulator.url,
+                    "projectId": TEAM_A[2],
+                    "credentials": {"secretName": "creds"},
+                },
+            },
+        )
+        instance(stack, ns, "c-0", account_ref={"kind": "RocketMQAccount", "name": "team-a"})
+        instance_id = stack.cluster.wait_ready(ns, "c-0", timeout=120)["status"]["instanceId"]
+        wait_for(
+            lambda: (o := get(stack, "secret", "creds", ns)) and o["metadata"].get("finalizers"),
+            timeout=30,
+            what="the Secret held",
+        )
+        stack.operator.kill()
+        stack.cluster.kubectl("delete", "namespace", ns, "--wait=false")
+        wait_for(
+            lambda: (o := get(stack, "secret", "creds", ns)) and o["metadata"].get("deletionTimestamp"),
+            timeout=60,
+            what="the teardown to reach the Secret",
+        )
+        stack.operator.restart()
+        wait_for(lambda: ns not in stack.cluster.namespaces(), timeout=180, what="the namespace gone")
+        deletions = stack.deletions([instance_id])
+        assert deletions.get(instance_id), "the instance was deleted in the cloud, not left behind"

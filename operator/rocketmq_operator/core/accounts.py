@@ -19,10 +19,13 @@ from pydantic import SecretStr
 from rocketmq_operator.core import conditions
 from rocketmq_operator.core.account_resource import USED_BY_SHOWN, CredentialKeys
 from rocketmq_operator.core.conditions import Verdict
-from rocketmq_operator.core.resource import ANNOTATION_PREFIX, AccountKind, AccountRef, Condition
+from rocketmq_operator.core.resource import ANNOTATION_PREFIX, GROUP, AccountKind, AccountRef, Condition
 
 ACCOUNT_ANNOTATION = f"{ANNOTATION_PREFIX}/account"
 """On a Namespace: the ClusterRocketMQAccount its instances use when they name none."""
+CREDENTIALS_FINALIZER = f"{GROUP}/account-credentials"
+"""On an account's credentials Secret while the account exists: the Secret stays readable through a
+namespace teardown until the account's instances are deleted (``ports.secrets.AccountSecrets``)."""
 DEFAULT_LABEL = "default"
 """The operator's own account (``DMS_*``), as ``status.account`` and the metrics' ``account`` label say it."""
 
@@ -120,6 +123,8 @@ class AccountFacts:
     key: AccountKey
     allowed_namespaces: tuple[str, ...] | None = None
     deleting: bool = False
+    secret: tuple[str, str] = ("", "")
+    """The namespace and name of its credentials Secret."""
 
 
 def permitted(key: AccountKey, facts: AccountFacts | None, namespace: str) -> Refusal | None:

@@ -242,6 +242,8 @@ class SecretMeta:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     owner_uids: tuple[str, ...]
+    finalizers: tuple[str, ...] = ()
+    deleting: bool = False
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> SecretMeta:
@@ -252,6 +254,8 @@ class SecretMeta:
             labels=dict(metadata.get("labels") or {}),
             annotations=dict(metadata.get("annotations") or {}),
             owner_uids=tuple(str(ref.get("uid", "")) for ref in metadata.get("ownerReferences") or ()),
+            finalizers=tuple(str(f) for f in metadata.get("finalizers") or ()),
+            deleting=bool(metadata.get("deletionTimestamp")),
         )
 
 

@@ -81,3 +81,23 @@ class SecretStore(Protocol):
     async def delete(self, namespace: str, name: str, *, uid: str) -> None:
         """Delete it, only if it is still the object with ``uid``; gone already counts as done."""
         ...
+
+
+class AccountSecrets(Protocol):
+    """What the account handlers do with credentials Secrets: read their keys, and hold them.
+
+    Why hold: a namespace teardown deletes an account's Secret at once, while the account (kept by its
+    finalizer) still has instances to delete. An operator that restarts then could not read the
+    credentials again, and the teardown would hang with instances left in the cloud. A finalizer on the
+    Secret keeps it readable until the account no longer needs it.
+    """
+
+    async def read_keys(self, namespace: str, name: str, keys: Sequence[str]) -> SecretKeys | None: ...
+
+    async def hold(self, namespace: str, name: str, finalizer: str) -> None:
+        """Add ``finalizer`` to the Secret (a Secret being deleted cannot take a new one: the API server refuses)."""
+        ...
+
+    async def release(self, namespace: str, name: str, finalizer: str) -> None:
+        """Remove ``finalizer`` from the Secret; a Secret that is gone counts as released."""
+        ...

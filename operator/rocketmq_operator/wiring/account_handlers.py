@@ -35,7 +35,7 @@ from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, AccountKind, AccountRef
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports import errors
-from rocketmq_operator.ports.secrets import SecretApiError, SecretStore
+from rocketmq_operator.ports.secrets import AccountSecrets, SecretApiError
 from rocketmq_operator.wiring import bodies
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
@@ -144,10 +144,18 @@ def refuse(
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     poll = settings.poll_interval_seconds
 
+    def secret_of(spec: Mapping[str, Any], namespace: str) -> tuple[str, str]:
+        credentials = spec.get("credentials")
+        name = credentials.get("secretName") if isinstance(credentials, Mapping) else None
+        return (namespace, str(name or ""))
+
     @kopf.index(GROUP, VERSION, ACCOUNT_PLURAL, id="account_facts", registry=registry)
-    def account_facts(namespace: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> dict[str, AccountFacts]:
+    def account_facts(
+        namespace: str | None, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+    ) -> dict[str, AccountFacts]:
         key = accounts.namespaced(namespace or "", name)
-        return {str(key): AccountFacts(key, None, bool(meta.get("deletionTimestamp")))}
+        deleting = bool(meta.get("deletionTimestamp"))
+        return {str(key): AccountFacts(key, None, deleting, secret_of(spec, namespace or ""))}
 
     @kopf.index(GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL, id="cluster_account_facts", registry=registry)
     def cluster_account_facts(
@@ -160,6 +168,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
                 key,
                 tuple(str(n) for n in allowed) if isinstance(allowed, list) else None,
                 bool(meta.get("deletionTimestamp")),
+                secret_of(spec, operator_namespace(settings)),
             )
         }
 
@@ -241,14 +250,32 @@ def _register_kind(
                 patch.status["deletingBlocked"] = message
                 kopf.event(body, type="Warning", reason="InUse", message=message)
             raise kopf.TemporaryError(message, delay=settings.verify_interval_seconds)
+        secret = (secret_namespace(account), account.spec.credentials.secret_name)
+        if not _shared(kwargs, key, secret):
+            store: AccountSecrets = memo["account_secrets"]
+            try:
+                await store.release(*secret, accounts.CREDENTIALS_FINALIZER)
+            except SecretApiError as exc:
+                raise kopf.TemporaryError(f"Secret {secret[0]}/{secret[1]}: {exc}", delay=poll) from None
         registry_: Accounts = memo["accounts"]
         await registry_.remove(key)
+
+
+def _shared(kwargs: Mapping[str, Any], key: AccountKey, secret: tuple[str, str]) -> bool:
+    """Whether another account, not being deleted, uses the same Secret (it keeps the hold)."""
+    for index_id in ("account_facts", "cluster_account_facts"):
+        index: FactsIndex = kwargs[index_id]
+        for found in index.values():
+            for facts in found:
+                if facts.key != key and facts.secret == secret and not facts.deleting:
+                    return True
+    return False
 
 
 class AccountSync:
     """One pass over one account: Secret → runtime → verification → status."""
 
-    def __init__(self, registry: Accounts, secrets: SecretStore, settings: OperatorSettings) -> None:
+    def __init__(self, registry: Accounts, secrets: AccountSecrets, settings: OperatorSettings) -> None:
         self._accounts = registry
         self._secrets = secrets
         self._settings = settings
@@ -314,6 +341,13 @@ class AccountSync:
         credentials = accounts.credentials_from(secret, read.values, spec.credentials.keys)
         if isinstance(credentials, Refusal):
             return Verdict(ready=False, reason=credentials.reason, message=credentials.message, stalled=True)
+        if accounts.CREDENTIALS_FINALIZER not in read.meta.finalizers and not read.meta.deleting:
+            try:
+                await self._secrets.hold(namespace, spec.credentials.secret_name, accounts.CREDENTIALS_FINALIZER)
+            except SecretApiError as exc:
+                # Not fatal now (the credentials are read); it matters only if the operator restarts
+                # during a teardown. Said in the log, tried again next pass.
+                logger.warning("account %s: could not hold Secret %s: %s", key, secret, exc)
         version = accounts.secret_version(read.meta.uid, read.meta.resource_version)
         status.credentials_version = version
         status.credentials_type = credentials.description
@@ -334,7 +368,7 @@ class AccountSync:
         except ValueError as exc:  # an unreadable CA bundle
             return Verdict(ready=False, reason="InvalidCABundle", message=f"spec.caBundle: {exc}", stalled=True)
         known = self._accounts.verdict(key)
-        if previous == source and known is not None and known.ready:
+        if previous is not None and previous.same_account(source) and known is not None and known.ready:
             return known
         verdict = await self._verify(runtime, spec.project_id, spec.url, secret, credentials.description)
         self._accounts.remember(key, verdict)

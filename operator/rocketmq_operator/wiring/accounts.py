@@ -44,6 +44,10 @@ class AccountSource:
     burst: int
     cluster_id: str | None
 
+    def same_account(self, other: AccountSource) -> bool:
+        """Everything but the Secret's version alike: what was verified still holds."""
+        return replace(self, credentials_version="") == replace(other, credentials_version="")
+
     def settings(self, base: OperatorSettings) -> OperatorSettings:
         """The operator's settings with this account's place, limits and cluster id."""
         return base.model_copy(
@@ -159,11 +163,9 @@ class Accounts:
             logger.info("account %s: client for project %s at %s", key, source.project_id, source.endpoint)
             return runtime
         previous = entry.source
-        if (previous.credentials_version, previous.ca_bundle, previous.credentials) != (
-            source.credentials_version,
-            source.ca_bundle,
-            source.credentials,
-        ):
+        # By value, not by the Secret's resourceVersion: a new version with the same keys (a label, our
+        # own finalizer) needs no new connections.
+        if (previous.ca_bundle, previous.credentials) != (source.ca_bundle, source.credentials):
             timeout = self._settings.request_timeout_seconds
             http = dms_client.build_http(
                 endpoint=source.endpoint,
@@ -176,7 +178,7 @@ class Accounts:
             logger.info("account %s: new credentials (Secret version %s)", key, source.credentials_version)
         if (previous.rate, previous.burst) != (source.rate, source.burst) and entry.client.bucket is not None:
             entry.client.bucket.retune(source.rate, source.burst)
-        if entry.source != source:
+        if not entry.source.same_account(source):
             entry.verdict = None
         entry.source = replace(source)
         return entry.runtime

@@ -151,6 +151,7 @@ class Runtime:
         so their own deletions make no call (the wiring answers it from its index of instances).
         ``secrets``: where connection Secrets are written (``None``: nowhere; CRs asking say so).
         """
+
         def gauge(on: bool) -> None:
             metrics.active.set(1 if on else 0)
 

@@ -80,6 +80,14 @@ class KubeSecrets:
         del body, data  # nothing else of the Secret is kept
         return SecretKeys(meta=meta, values=values)
 
+    async def hold(self, namespace: str, name: str, finalizer: str) -> None:
+        # A strategic merge patch adds to metadata.finalizers (merge by value) without a read first.
+        await self._request("PATCH", namespace, name, body={"metadata": {"finalizers": [finalizer]}}, strategic=True)
+
+    async def release(self, namespace: str, name: str, finalizer: str) -> None:
+        body = {"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}
+        await self._request("PATCH", namespace, name, body=body, strategic=True)
+
     async def create(self, namespace: str, body: Mapping[str, Any]) -> None:
         await self._request("POST", namespace, None, body=body)
 
@@ -93,7 +101,13 @@ class KubeSecrets:
         del status  # 404 (gone already) counts as done
 
     async def _request(
-        self, method: str, namespace: str, name: str | None, *, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        namespace: str,
+        name: str | None,
+        *,
+        body: Mapping[str, Any] | None = None,
+        strategic: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         endpoint = self._endpoint()
         if endpoint is None:
@@ -102,7 +116,8 @@ class KubeSecrets:
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
         if name is not None:
             path += f"/{quote(name, safe='')}"
-        params = {"fieldManager": FIELD_MANAGER} if method in ("POST", "PUT") else None
+        params = {"fieldManager": FIELD_MANAGER} if method in ("POST", "PUT", "PATCH") else None
+        headers = {"Content-Type": "application/strategic-merge-patch+json"} if strategic else None
         shown = name if name is not None else (body or {}).get("metadata", {}).get("name")
         what = f"{method} secret {namespace}/{shown}"
         try:
@@ -110,7 +125,9 @@ class KubeSecrets:
                 method,
                 server.rstrip("/") + path,
                 params=params,
-                json=body,
+                data=json.dumps(body).encode() if body is not None and headers else None,
+                json=body if not headers else None,
+                headers=headers,
                 timeout=self._timeout,
             ) as response:
                 status = response.status
@@ -123,7 +140,7 @@ class KubeSecrets:
             parsed = {}
         if not isinstance(parsed, dict):
             parsed = {}
-        if status < 300 or (status == 404 and method in ("GET", "DELETE")):
+        if status < 300 or (status == 404 and method in ("GET", "DELETE", "PATCH")):
             return status, parsed
         # A Status object: its message says why (it never echoes a Secret's data).
         reason = parsed.get("message") or parsed.get("reason") or text[:200]
