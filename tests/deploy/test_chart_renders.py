@@ -150,13 +150,13 @@ def test_connection_secrets_get_one_rule_without_list_or_watch_and_none_when_tur
     for doc in off:
         if doc["kind"] in ("Role", "ClusterRole") and doc["metadata"]["name"] == FULLNAME:
             assert not [r for r in doc["rules"] if "secrets" in r["resources"]]
-    # The cluster accounts' rule is not this switch's: it stays, and stays get-only.
-    assert _secret_rules(off, CLUSTER_ACCOUNTS) == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    # The cluster accounts' rule is not this switch's: it stays (get, and patch for the Secret's finalizer).
+    assert _secret_rules(off, CLUSTER_ACCOUNTS) == [ACCOUNT_SECRET_RULE]
     assert {"name": "DMS_CONNECTION_SECRETS", "value": "false"} in container(find(off, "Deployment"))["env"]
 
 
 CLUSTER_ACCOUNTS = f"{FULLNAME}-cluster-accounts"
-ACCOUNT_SECRET_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+ACCOUNT_SECRET_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"]}
 
 
 def _secret_rules(docs: list[dict[str, Any]], name: str, kind: str = "Role") -> list[dict[str, Any]]:

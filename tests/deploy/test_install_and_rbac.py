@@ -167,8 +167,10 @@ ALLOWED = [
     ("watch", CLUSTER_ACCOUNTS),
     ("patch", CLUSTER_ACCOUNTS),
     ("patch", CLUSTER_ACCOUNTS, "--subresource=status"),
-    # ClusterRocketMQAccounts' credentials: get by name, in the operator's namespace.
+    # ClusterRocketMQAccounts' credentials: get by name, in the operator's namespace, and patch (the
+    # finalizer that keeps the Secret readable until the account's instances are deleted).
     ("get", "secrets", "-n", "{own}"),
+    ("patch", "secrets", "-n", "{own}"),
     ("create", "events", "-n", "default"),
     # Connection Secrets (settings.connectionSecrets, on by default): is it ours and current (get),
     # write it (create; update only one it owns), remove the old one after a rename (delete).
@@ -181,8 +183,8 @@ ALLOWED = [
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
 DENIED = [
-    # Secrets: never listed or watched (it looks only at the names CRs give), never patched, never
-    # deleted in bulk (credentials arrive as environment variables).
+    # Secrets: never listed or watched (it looks only at the names CRs give), never patched outside its
+    # own namespace unless namespaced accounts are on, never deleted in bulk.
     ("list", "secrets", "--all-namespaces"),
     ("list", "secrets", "-n", "default"),
     ("watch", "secrets", "-n", "kube-system"),
@@ -329,9 +331,11 @@ def test_namespaced_accounts_get_secrets_by_name_apart_from_connection_secrets(
 ) -> None:
     release = release_with_accounts
     as_operator = release.kubeconfig_as_operator(tmp_path_factory.mktemp("acct") / "operator.kubeconfig")
-    # accounts.namespaced: get in every served namespace, with connection Secrets off; nothing more.
+    # accounts.namespaced: get (and patch, for the finalizer that holds an account's Secret) in every
+    # served namespace, with connection Secrets off; nothing more.
     assert can_i(control_plane, as_operator, "get", "secrets", "-n", "default")
-    for verb in ("create", "update", "delete", "list", "watch", "patch"):
+    assert can_i(control_plane, as_operator, "patch", "secrets", "-n", "default")
+    for verb in ("create", "update", "delete", "list", "watch"):
         assert not can_i(control_plane, as_operator, verb, "secrets", "-n", "default"), verb
     env = {e["name"]: e for e in release.deployment()["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DMS_NAMESPACED_ACCOUNTS"]["value"] == "true"

@@ -134,10 +134,12 @@ from the rendered manifest, so there is one place that says how the operator is 
 {{- if .Values.accounts.namespaced }}
 # Credentials of RocketMQAccounts (accounts.namespaced): get, by the name spec.credentials.secretName
 # gives, in the account's own namespace. Without it the account says Stalled (403 on its Secret), and so
-# do the instances using it. Apart from the connection Secrets rule: either may be off alone.
+# do the instances using it. patch: the operator's finalizer on that Secret while the account exists (a
+# namespace teardown deletes the Secret first; the account's instances still need it). Apart from the
+# connection Secrets rule: either may be off alone.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "patch"]
 {{- end }}
 {{- if .Values.settings.connectionSecrets }}
 # Connection Secrets (spec.connectionSecret): get (metadata only: is it ours, is it current), create,
