@@ -346,3 +346,32 @@ class TestNamespacedAccountsDisabled:
 
         assert conditions(patch)["Ready"][1] == "Verified"
         assert world.started == [SHARED]
+
+
+class TestACaBundleThatHoldsNoCertificate:
+    async def test_stalls_the_account_before_any_runtime_is_made(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK})
+
+        patch, _, _ = await world.run(team_account(caBundle="not a certificate"), TEAM, "team-a")
+
+        found = conditions(patch)
+        assert found["Ready"][:2] == ("False", "InvalidCABundle")
+        assert found["Stalled"][0] == "True"
+        assert found["Ready"][2].startswith("spec.caBundle: ")
+        assert world.registry.get(TEAM) is None
+        assert world.verifications(TEAM) == 0
+
+    async def test_given_later_keeps_the_runtime_and_its_last_good_trust(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK})
+        _, _, account = await world.run(team_account(), TEAM, "team-a")
+        runtime = world.registry.get(TEAM)
+        body = account.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body["spec"]["caBundle"] = "not a certificate"
+
+        patch, _, _ = await world.run(RocketMQAccount.from_body(body), TEAM, "team-a")
+
+        assert conditions(patch)["Ready"][1] == "InvalidCABundle"
+        assert world.registry.get(TEAM) is runtime
+        source = world.registry.source(TEAM)
+        assert source is not None and source.ca_bundle is None
+        assert world.verifications(TEAM) == 1
