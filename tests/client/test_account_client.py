@@ -265,11 +265,15 @@ class TestACaBundleAsPemText:
         [
             "not a certificate",
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            " \n",
         ],
     )
     def test_that_holds_no_certificate_is_refused_clearly(self, pem: str) -> None:
         with pytest.raises(ValueError, match="the CA bundle holds no PEM certificate this process can read"):
+            dms_client.tls_verification(ca_data=pem)
+
+    @pytest.mark.parametrize("pem", ["", " \n"])
+    def test_that_is_empty_is_refused_rather_than_trusting_the_public_roots(self, pem: str) -> None:
+        with pytest.raises(ValueError, match="the CA bundle is empty"):
             dms_client.tls_verification(ca_data=pem)
 
     def test_cannot_come_with_a_ca_file_too_or_without_verification(self) -> None:

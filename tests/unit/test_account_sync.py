@@ -43,6 +43,7 @@ class FakeSecrets:
     secrets: dict[tuple[str, str], tuple[str, str, dict[str, str]]] = field(default_factory=dict)
     reads: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
     refuse: SecretApiError | None = None
+    finalizers: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def put(self, namespace: str, name: str, data: dict[str, str], *, uid: str = "s-1", version: str = "1") -> None:
         self.secrets[(namespace, name)] = (uid, version, data)
@@ -52,7 +53,30 @@ class FakeSecrets:
         if found is None:
             return None
         uid, version, _ = found
-        return SecretMeta.from_metadata({"name": name, "uid": uid, "resourceVersion": version})
+        return SecretMeta.from_metadata(
+            {
+                "name": name,
+                "uid": uid,
+                "resourceVersion": version,
+                "finalizers": list(self.finalizers.get((namespace, name), [])),
+            }
+        )
+
+    async def hold(self, namespace: str, name: str, finalizer: str) -> None:
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            return
+        held = self.finalizers.setdefault((namespace, name), [])
+        if finalizer not in held:
+            held.append(finalizer)
+            uid, version, data = found
+            # As the API server does: any change of the object is a new resourceVersion.
+            self.secrets[(namespace, name)] = (uid, f"{version}+held", data)
+
+    async def release(self, namespace: str, name: str, finalizer: str) -> None:
+        held = self.finalizers.get((namespace, name), [])
+        if finalizer in held:
+            held.remove(finalizer)
 
     async def get(self, namespace: str, name: str) -> SecretMeta | None:
         return self._meta(namespace, name)
@@ -260,6 +284,25 @@ class TestCredentialsThatWork:
         patch, _, _ = await world.run(account, TEAM, "team-a", users=["team-a/x"])
 
         assert (patch["inUse"], patch["usedBy"]) == (1, ["team-a/x"])
+
+
+class TestTheSecretIsHeld:
+    """A namespace teardown deletes the Secret at once; held, it stays readable for a restarted operator."""
+
+    async def test_by_the_accounts_finalizer_after_the_first_read(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK}, version="17")
+        await world.run(team_account(), TEAM, "team-a")
+        assert world.secrets.finalizers[("team-a", "creds")] == [accounts.CREDENTIALS_FINALIZER]
+
+    async def test_and_the_new_version_holding_it_makes_is_not_a_new_credential(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK}, version="17")
+        _, _, account = await world.run(team_account(), TEAM, "team-a")
+
+        patch, events, _ = await world.run(account, TEAM, "team-a")
+
+        assert patch["credentialsVersion"] == "s-1/17+held"
+        assert world.verifications(TEAM) == 1, "same keys: nothing to verify again"
+        assert events == []
 
 
 class TestCredentialsTheCloudRefuses:

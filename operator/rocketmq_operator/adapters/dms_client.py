@@ -249,7 +249,7 @@ class DmsClient:
         were the old credentials.
         """
         old, self._http = self._http, http
-        self._gate = retrying.CredentialGate(clock=self._clock)
+        self._gate.accepted()  # open, keeping its timings
         if self._owns_http and old is not http:
             if self._in_flight.get(old, 0):
                 self._retired.add(old)
@@ -604,6 +604,9 @@ def tls_verification(
     if ca_file is not None and ca_data is not None:
         raise ValueError("give ca_file or ca_data, not both")
     if ca_data is not None:
+        if not ca_data.strip():
+            # ssl would take "" as no bundle at all and trust the public roots: the opposite of asked.
+            raise ValueError("the CA bundle is empty")
         try:
             return ssl.create_default_context(cadata=ca_data)
         except (ssl.SSLError, ValueError) as exc:

@@ -126,6 +126,7 @@ class AccountSpec(CamelModel):
     credentials: Credentials
     ca_bundle: str | None = Field(
         default=None,
+        min_length=1,
         max_length=65536,
         description="PEM certificates to trust instead of the public roots (a private endpoint's CA).",
     )
