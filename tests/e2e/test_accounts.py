@@ -178,6 +178,19 @@ class TestTwoTeamsTwoProjects:
         principals = {c["principal"] for c in creates}
         assert {TEAM_A[2], TEAM_B[2]} <= projects
         assert {TEAM_A[0], TEAM_B[0]} <= principals
+        # One exposition, every series labelled with its account.
+        metrics = stack.operator.metrics()
+        for label in (f"RocketMQAccount/{ns_a}/team-a", f"ClusterRocketMQAccount/{stack.prefix}-team-b", "default"):
+            assert f'account="{label}"' in metrics, label
+        created = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("rocketmq_operator_cloud_api_calls_total{")
+            and f'account="RocketMQAccount/{ns_a}/team-a"' in line
+            and 'operation="create"' in line
+            and 'outcome="ok"' in line
+        ]
+        assert created and float(created[0].rsplit(" ", 1)[1]) == 3.0, created
         for name, instance_id in ids.items():
             found = stack.sim_instance(instance_id)
             assert found is not None
