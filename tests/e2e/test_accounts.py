@@ -289,6 +289,24 @@ class TestTwoTeamsTwoProjects:
             stack.cluster.wait_ready(ns_a, f"a-{i}", timeout=60)
         assert stack.operator.process.poll() is None  # the same process throughout
 
+    def test_an_operator_restart_does_not_flip_ready_instances_while_their_accounts_are_read_again(
+        self, world: dict[str, Any]
+    ) -> None:
+        stack: Stack = world["stack"]
+        ns_a = world["ns_a"]
+        made = f"account RocketMQAccount/{ns_a}/team-a: client for project"
+        before = stack.operator.log().count(made)  # the log goes on across restarts
+        stack.operator.restart()
+        # Instances resume as soon as kopf lists them, possibly before their account's first pass.
+        wait_for(
+            lambda: stack.operator.log().count(made) > before,
+            timeout=60,
+            what="team A's account read again after the restart",
+        )
+        for i in range(3):
+            assert is_true(stack.cluster.wait_ready(ns_a, f"a-{i}", timeout=30), "Ready")
+        assert not [e for e in stack.cluster.events(ns_a) if e["reason"] == "AccountNotReady"]
+
     def test_a_teardown_of_both_namespaces_sends_one_batch_per_account(self, world: dict[str, Any]) -> None:
         stack: Stack = world["stack"]
         ns_a, ns_b, ids = world["ns_a"], world["ns_b"], world["ids"]

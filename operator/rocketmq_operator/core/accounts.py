@@ -91,6 +91,9 @@ class Refusal:
 
     reason: str
     message: str
+    transient: bool = False
+    """Likely over in seconds (the account's first pass after a start has not run yet): a resource
+    that is Ready waits quietly rather than flip to Stalled and back on every operator restart."""
 
 
 def choose(

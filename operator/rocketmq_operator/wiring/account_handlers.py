@@ -34,6 +34,7 @@ from rocketmq_operator.core.accounts import AccountFacts, AccountKey, Refusal
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, AccountKind, AccountRef
 from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.vocabulary import ConditionType
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.secrets import AccountSecrets, SecretApiError
 from rocketmq_operator.wiring import bodies
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
+TRANSIENT_RETRY_SECONDS = 2.0
 FactsIndex = kopf.Index[str, AccountFacts]
 UsersIndex = kopf.Index[str, str]
 
@@ -117,6 +119,7 @@ def route_key(memo: kopf.Memo, kwargs: Mapping[str, Any], key: AccountKey, names
             "AccountNotReady",
             f"{key.kind.value if key.kind else 'account'} {key.name}: its credentials have not been read yet "
             "(its own status says why)",
+            transient=True,
         )
     return Routed(key, runtime)
 
@@ -128,7 +131,13 @@ def refuse(
     patch: kopf.Patch,
     body: kopf.Body,
 ) -> None:
-    """Stalled with the refusal's reason; one Warning when it is new."""
+    """Stalled with the refusal's reason; one Warning when it is new.
+
+    A transient refusal of a resource that is Ready writes nothing: it raises a retry a moment later
+    instead (after a start, the instances' handlers can run before their accounts' first pass)."""
+    ready = conditions.find(current, ConditionType.READY)
+    if refusal.transient and ready is not None and ready.status == "True":
+        raise kopf.TemporaryError(f"waiting for the account: {refusal.message}", delay=TRANSIENT_RETRY_SECONDS)
     written = accounts.refused(current, generation, refusal, now=_now())
     if written is None:
         return
