@@ -128,7 +128,9 @@ def test_owner_tags_that_failed_after_the_create_are_restored_later(stack: Stack
 
 
 def remembered_crs(stack: Stack) -> float:
-    found = re.search(r"^rocketmq_operator_remembered_crs (\S+)$", stack.operator.metrics(), re.MULTILINE)
+    found = re.search(
+        r'^rocketmq_operator_remembered_crs\{account="default"\} (\S+)$', stack.operator.metrics(), re.MULTILINE
+    )
     assert found is not None, "the operator exports rocketmq_operator_remembered_crs"
     return float(found.group(1))
 

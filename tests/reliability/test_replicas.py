@@ -50,7 +50,7 @@ class Replicas:
 
 def working(process: OperatorProcess) -> float | None:
     """The replica's ``rocketmq_operator_active`` gauge (1: works, 0: waits)."""
-    found = re.search(r"^rocketmq_operator_active (\S+)$", process.metrics(), re.MULTILINE)
+    found = re.search(r'^rocketmq_operator_active\{account="default"\} (\S+)$', process.metrics(), re.MULTILINE)
     return float(found.group(1)) if found else None
 
 
