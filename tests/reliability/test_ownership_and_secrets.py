@@ -339,6 +339,8 @@ def test_acl_user_keys_stay_in_secrets_through_rotation_generation_and_refusals(
     )
 
 
+ACCOUNTS, CLUSTER_ACCOUNTS = "rocketmqaccounts", "clusterrocketmqaccounts"
+
 # A real AK/SK Authorization header always ends in a 64-hex-digit signature (tests of the simulator's
 # parser name malformed headers such as "SDK-HMAC-SHA256 Access=AK, Signature=abc" in their ids).
 AUTHORIZATION = re.compile(r"Signature=[0-9a-fA-F]{64}(?![0-9a-fA-F])")
@@ -362,6 +364,8 @@ def _texts(control_plane: ControlPlane, api: client.ApiClient) -> dict[str, str]
         (USERS, "RocketMQUsers"),
         (TOPICS, "RocketMQTopics"),
         (GROUPS, "RocketMQConsumerGroups"),
+        (ACCOUNTS, "RocketMQAccounts"),
+        (CLUSTER_ACCOUNTS, "ClusterRocketMQAccounts"),
     ):
         crs = custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]
         found[kind] = "\n".join(str(cr) for cr in crs)
@@ -375,11 +379,13 @@ def _texts(control_plane: ControlPlane, api: client.ApiClient) -> dict[str, str]
     area="Ownership and secrets",
     injected="runs last in the session: every secret key, IAM token and security token handed to any "
     "operator of the session (the suite's random ones and the e2e default), every ACL user key of the "
-    "session (referenced, rotated, generated, refused), and the signature of an AK/SK Authorization header "
-    "(64 hex digits)",
+    "session (referenced, rotated, generated, refused), every account key of the session (the right ones "
+    "and the refused ones of a RocketMQAccount and a ClusterRocketMQAccount), and the signature of an AK/SK "
+    "Authorization header (64 hex digits)",
     checked="none appears in any operator or simulator log, the control plane's logs, any Event, any "
-    "RocketMQInstance, RocketMQUser, RocketMQTopic or RocketMQConsumerGroup left in the cluster (specs, "
-    "statuses, conditions, error messages) or the captured output of every test",
+    "RocketMQInstance, RocketMQUser, RocketMQTopic, RocketMQConsumerGroup, RocketMQAccount or "
+    "ClusterRocketMQAccount left in the cluster (specs, statuses, conditions, error messages) or the "
+    "captured output of every test",
 )
 def test_no_secret_appears_in_anything_the_run_produced(
     rel_cluster: Cluster, control_plane: ControlPlane, kube_api_client: client.ApiClient, evidence: Evidence
@@ -399,6 +405,9 @@ def test_no_secret_appears_in_anything_the_run_produced(
     size = sum(len(t) for t in texts.values())
     evidence(f"{len(wanted)} secrets and the Authorization header shape searched in {len(texts)} sources")
     evidence(
-        f"{len(logs)} log files, {texts['events'].count(chr(10)) + 1} events, every CR of the four kinds, "
+        f"{len(logs)} log files, {texts['events'].count(chr(10)) + 1} events, every CR of the six kinds "
+        f"({texts['RocketMQAccounts'].count(chr(10)) + bool(texts['RocketMQAccounts'])} RocketMQAccounts, "
+        f"{texts['ClusterRocketMQAccounts'].count(chr(10)) + bool(texts['ClusterRocketMQAccounts'])} "
+        "ClusterRocketMQAccounts), "
         f"{size / 1e6:.1f} MB: 0 hits"
     )
