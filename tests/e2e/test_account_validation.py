@@ -151,16 +151,8 @@ INVALID_CREATES: list[Any] = [
         {**BASE, "credentials": {"secretName": "team-a-creds", "keys": {"secretKey": ""}}},
         "spec.credentials.keys.secretKey",
     ),
-    pytest.param(
-        "rate limit of zero",
-        {**BASE, "rateLimit": {"rps": 0, "burst": 5}},
-        "spec.rateLimit.rps",
-        # The CRD says minimum 0.01, but the API server decodes a whole number (0, 0.0) as an integer and
-        # compares it with the minimum truncated to an integer (0): 0 is stored, and the operator's model
-        # (ge=0.01) then refuses the account for good. Reported; strict, so the fix makes this fail here.
-        marks=pytest.mark.xfail(strict=True, reason="the API server stores rps 0 despite minimum 0.01"),
-    ),
-    ("rate limit below the minimum", {**BASE, "rateLimit": {"rps": 0.005, "burst": 5}}, "spec.rateLimit.rps"),
+    ("rate limit of zero", {**BASE, "rateLimit": {"rps": 0, "burst": 5}}, "spec.rateLimit.rps"),
+    ("rate limit of zero as a decimal", {**BASE, "rateLimit": {"rps": 0.0, "burst": 5}}, "spec.rateLimit.rps"),
     ("negative rate limit", {**BASE, "rateLimit": {"rps": -1, "burst": 5}}, "spec.rateLimit.rps"),
     ("rate limit too high", {**BASE, "rateLimit": {"rps": 10001, "burst": 5}}, "spec.rateLimit.rps"),
     ("burst of zero", {**BASE, "rateLimit": {"rps": 5, "burst": 0}}, "spec.rateLimit.burst"),
@@ -188,6 +180,7 @@ def test_invalid_account_is_refused_with_the_field_named(
 INVALID_ALLOWED_NAMESPACES: list[tuple[str, list[Any]]] = [
     ("an empty name", ["team-a", ""]),
     ("a name longer than a namespace's", ["n" * 64]),
+    ("a name no namespace can have", ["Team_A"]),
     ("not a list of strings", [{"name": "team-a"}]),
     ("more than 1000", [f"team-{i}" for i in range(1001)]),
 ]

@@ -113,10 +113,13 @@ class TestTheAccountKindsSchemas:
         assert "allowedNamespaces" not in _spec(crdgen.ACCOUNT)["properties"]
 
     @pytest.mark.parametrize("kind", ACCOUNT_KINDS)
-    def test_the_rate_limit_has_inclusive_bounds(self, kind: crdgen.KindSpec) -> None:
+    def test_the_rate_limit_is_positive_and_the_burst_at_least_one(self, kind: crdgen.KindSpec) -> None:
         rate = _spec(kind)["properties"]["rateLimit"]["properties"]
 
-        assert rate["rps"]["type"] == "number" and rate["rps"]["minimum"] > 0
+        # Above zero, exclusively: an inclusive decimal minimum let a whole 0 through (the API server
+        # compared the integer 0 with the minimum truncated to an integer).
+        assert rate["rps"]["type"] == "number"
+        assert (rate["rps"]["minimum"], rate["rps"]["exclusiveMinimum"]) == (0, True)
         assert rate["burst"]["type"] == "integer" and rate["burst"]["minimum"] == 1
 
 

@@ -39,6 +39,9 @@ CLUSTER_ACCOUNT_SHORT_NAMES: tuple[str, ...] = ()
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+)+$"
 ENDPOINT_PATTERN = r"^https?://[^/\s]+(/[^\s]*)?$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""Kubernetes' namespace name rule (a DNS-1123 label)."""
+NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)]
 USED_BY_SHOWN = 10
 """How many of the CRs using an account its status names (the count is always whole)."""
 
@@ -78,7 +81,7 @@ class Credentials(CamelModel):
 class RateLimit(CamelModel):
     model_config = ConfigDict(frozen=True)
 
-    rps: float = Field(ge=0.01, le=10000, description="Requests per second this operator sends for the account.")
+    rps: float = Field(gt=0, le=10000, description="Requests per second this operator sends for the account.")
     burst: int = Field(ge=1, le=10000, description="Requests it may send at once after a quiet spell.")
 
 
@@ -153,7 +156,7 @@ class RocketMQAccountSpec(AccountSpec):
 
 
 class ClusterRocketMQAccountSpec(AccountSpec):
-    allowed_namespaces: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(
+    allowed_namespaces: list[NamespaceName] | None = Field(
         default=None,
         max_length=1000,
         description="The namespaces whose resources may use this account (by spec.accountRef or the namespace "

@@ -52,6 +52,13 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             node = merged
     if "default" in node and node["default"] is None:
         del node["default"]
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # JSON Schema 2020 (pydantic's gt/lt) gives the bound itself; OpenAPI v3 (Kubernetes) a boolean
+        # beside minimum/maximum, and refuses a CRD with the number.
+        value = node.get(exclusive)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            node[bound] = value
+            node[exclusive] = True
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "enum" in node and "type" not in node:
