@@ -61,7 +61,7 @@ FOREIGN: list[dict[str, Any]] = [
 
 def _sweeps(stack: Stack) -> float:
     for line in stack.operator.metrics().splitlines():
-        if line.startswith('rocketmq_operator_sweeps_total{mode="owned",account="default"}'):
+        if line.startswith('rocketmq_operator_sweeps_total{account="default",mode="owned"}'):
             return float(line.split()[-1])
     return 0.0
 
