@@ -102,9 +102,9 @@ class DeletionFlow:
         step = decisions.decide_deletion(accepted, choice, look)
         if not isinstance(step, decisions.Release):
             return
-        accepted_events = [e for e in result.events if e.reason == Reason.DELETE_ACCEPTED]
+        # The acceptance's Event folds into the release's: one Event for the whole deletion.
+        said = "; ".join(e.message for e in result.events if e.reason == Reason.DELETE_ACCEPTED)
         result.events = [e for e in result.events if e.reason != Reason.DELETE_ACCEPTED]
-        said = "; ".join(e.message for e in accepted_events)
         result.released = True
         result.requeue_after = None
         result.event(EventType.NORMAL, step.reason, f"{step.message} ({said})" if said else step.message)

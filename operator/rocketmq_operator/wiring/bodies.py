@@ -24,10 +24,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _unmanaged(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body as plain data without ``metadata.managedFields``: no model reads it, and copying it on
+    every parse took 5.5 % of the operator's CPU in a 1,000-CR teardown (bench/results/profile)."""
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "metadata" and isinstance(value, Mapping):
+            out[key] = {str(k): plain(v) for k, v in value.items() if k != "managedFields"}
+        else:
+            out[str(key)] = plain(value)
+    return out
+
+
 def parse(read: Callable[[Any], T], body: Mapping[str, Any]) -> T:
     """The body as a model; one the model refuses fails the handler for good, naming the fields."""
     try:
-        return read(plain(body))
+        return read(_unmanaged(body))
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise kopf.PermanentError(f"the resource does not match the operator's schema: {problems}") from None
