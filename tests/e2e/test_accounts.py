@@ -13,20 +13,11 @@ from typing import Any
 
 import pytest
 
+from instance_spec import SPEC
+
 from .conftest import FAST_SIMULATOR
 from .support import Cluster, Stack, condition, is_true, wait_for
 
-SPEC: dict[str, Any] = {
-    "engineVersion": "4.8.0",
-    "productId": "c6.4u8g.cluster",
-    "storageSpecCode": "dms.physical.storage.high.v2",
-    "storageSpace": 300,
-    "brokerNum": 1,
-    "vpcId": "vpc-1",
-    "subnetId": "subnet-1",
-    "securityGroupId": "sg-1",
-    "availableZones": ["az-1"],
-}
 TEAM_A = ("AKTEAMA0000000000001", "team-a-secret-key-0001", "project-team-a")
 TEAM_B = ("AKTEAMB0000000000002", "team-b-secret-key-0002", "project-team-b")
 GROUP = "dms.rocketmq-operator.io/v1alpha1"
@@ -79,6 +70,18 @@ def get(stack: Stack, kind: str, name: str, namespace: str | None = None) -> dic
     return json.loads(out) if out.strip() else None
 
 
+def namespaced_account(stack: Stack, namespace: str, name: str, project: str, *, secret: str) -> None:
+    apply(
+        stack,
+        {
+            "apiVersion": GROUP,
+            "kind": "RocketMQAccount",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"endpoint": stack.simulator.url, "projectId": project, "credentials": {"secretName": secret}},
+        },
+    )
+
+
 def instance(stack: Stack, namespace: str, name: str, *, account_ref: dict[str, str] | None = None) -> None:
     spec = {**SPEC, **({"accountRef": account_ref} if account_ref else {})}
     apply(
@@ -105,19 +108,7 @@ class TestTwoTeamsTwoProjects:
         world.update(ns_a=ns_a, ns_b=ns_b)
         secret(stack, ns_a, "creds", TEAM_A[0], TEAM_A[1])
         secret(stack, OPERATOR_NAMESPACE, "team-b-creds", TEAM_B[0], TEAM_B[1])
-        apply(
-            stack,
-            {
-                "apiVersion": GROUP,
-                "kind": "RocketMQAccount",
-                "metadata": {"name": "team-a", "namespace": ns_a},
-                "spec": {
-                    "endpoint": stack.simulator.url,
-                    "projectId": TEAM_A[2],
-                    "credentials": {"secretName": "creds"},
-                },
-            },
-        )
+        namespaced_account(stack, ns_a, "team-a", TEAM_A[2], secret="creds")
         apply(
             stack,
             {
@@ -201,19 +192,7 @@ class TestTwoTeamsTwoProjects:
     ) -> None:
         stack: Stack = world["stack"]
         ns_a, ns_b = world["ns_a"], world["ns_b"]
-        apply(
-            stack,
-            {
-                "apiVersion": GROUP,
-                "kind": "RocketMQAccount",
-                "metadata": {"name": "theirs", "namespace": ns_b},
-                "spec": {
-                    "endpoint": stack.simulator.url,
-                    "projectId": TEAM_B[2],
-                    "credentials": {"secretName": "nope"},
-                },
-            },
-        )
+        namespaced_account(stack, ns_b, "theirs", TEAM_B[2], secret="nope")
         since = last_seq(stack)
         instance(stack, ns_a, "sneaky", account_ref={"kind": "RocketMQAccount", "name": "theirs"})
         instance(
@@ -348,19 +327,7 @@ class TestATeardownAcrossAnOperatorRestart:
         stack: Stack = world["stack"]
         ns = stack.namespace()
         secret(stack, ns, "creds", TEAM_A[0], TEAM_A[1])
-        apply(
-            stack,
-            {
-                "apiVersion": GROUP,
-                "kind": "RocketMQAccount",
-                "metadata": {"name": "team-a", "namespace": ns},
-                "spec": {
-                    "endpoint": stack.simulator.url,
-                    "projectId": TEAM_A[2],
-                    "credentials": {"secretName": "creds"},
-                },
-            },
-        )
+        namespaced_account(stack, ns, "team-a", TEAM_A[2], secret="creds")
         instance(stack, ns, "c-0", account_ref={"kind": "RocketMQAccount", "name": "team-a"})
         instance_id = stack.cluster.wait_ready(ns, "c-0", timeout=120)["status"]["instanceId"]
         wait_for(

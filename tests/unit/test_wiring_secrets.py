@@ -21,7 +21,13 @@ SECRET = {
         "labels": {"app.kubernetes.io/managed-by": "rocketmq-operator"},
         "ownerReferences": [{"uid": "cr-1"}],
     },
-    "data": {"PASSWORD": "c2VjcmV0"},
+    "data": {
+        "PASSWORD": "c2VjcmV0",
+        # " AK-1\n" and "SK-1\n": credentials as kubectl create secret --from-file leaves them
+        "accessKey": "IEFLLTEK",
+        "secretKey": "U0stMQo=",
+        "broken": "not base64!",
+    },
 }
 
 
@@ -31,7 +37,15 @@ async def server() -> AsyncIterator[tuple[KubeSecrets, list[dict[str, Any]]]]:
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.text()
-        seen.append({"method": request.method, "path": request.path, "query": dict(request.query), "body": body})
+        seen.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "body": body,
+                "type": request.content_type,
+            }
+        )
         name = request.match_info.get("name")
         if name == "missing":
             return web.json_response({"kind": "Status", "reason": "NotFound", "message": "not found"}, status=404)
@@ -117,3 +131,37 @@ async def test_read_key_takes_one_key_into_a_secret_str(server: tuple[KubeSecret
     assert lacking is not None and lacking.value is None
     assert await store.read_key("team-a", "missing", "PASSWORD") is None
     assert [call["method"] for call in seen] == ["GET", "GET", "GET"]
+
+
+async def test_read_keys_takes_the_keys_asked_for_trimmed_and_nothing_else(
+    server: tuple[KubeSecrets, list[dict[str, Any]]],
+) -> None:
+    store, _seen = server
+    found = await store.read_keys("team-a", "orders-rocketmq", ["accessKey", "secretKey", "broken", "absent"])
+    assert found is not None
+    assert {k: v.get_secret_value() for k, v in found.values.items()} == {"accessKey": "AK-1", "secretKey": "SK-1"}
+    assert "PASSWORD" not in found.values, "a key not asked for is never read"
+    assert await store.read_keys("team-a", "missing", ["accessKey"]) is None
+    # A user's key is the user's: read_key keeps it as stored.
+    kept = await store.read_key("team-a", "orders-rocketmq", "accessKey")
+    assert kept is not None and kept.value is not None and kept.value.get_secret_value() == " AK-1\n"
+
+
+async def test_hold_and_release_patch_only_the_finalizer(server: tuple[KubeSecrets, list[dict[str, Any]]]) -> None:
+    store, seen = server
+    await store.hold("team-a", "creds", "dms.rocketmq-operator.io/account-credentials")
+    await store.release("team-a", "creds", "dms.rocketmq-operator.io/account-credentials")
+    await store.release("team-a", "missing", "dms.rocketmq-operator.io/account-credentials")  # gone: released
+    held, released, _gone = seen
+    assert (held["method"], held["path"], held["type"]) == (
+        "PATCH",
+        "/api/v1/namespaces/team-a/secrets/creds",
+        "application/strategic-merge-patch+json",
+    )
+    assert json.loads(held["body"]) == {"metadata": {"finalizers": ["dms.rocketmq-operator.io/account-credentials"]}}
+    assert json.loads(released["body"]) == {
+        "metadata": {"$deleteFromPrimitiveList/finalizers": ["dms.rocketmq-operator.io/account-credentials"]}
+    }
+    with pytest.raises(SecretApiError) as refused:
+        await store.hold("forbidden", "creds", "dms.rocketmq-operator.io/account-credentials")
+    assert refused.value.forbidden

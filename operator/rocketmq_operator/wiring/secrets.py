@@ -46,23 +46,17 @@ class KubeSecrets:
         return SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
 
     async def read_key(self, namespace: str, name: str, key: str) -> SecretKey | None:
-        status, body = await self._request("GET", namespace, name)
-        if status == 404:
+        # Exactly as stored: a user's secret key is the user's, whitespace and all.
+        found = await self._read(namespace, name, (key,), strip=False)
+        if found is None:
             return None
-        metadata = body.get("metadata")
-        meta = SecretMeta.from_metadata(metadata if isinstance(metadata, Mapping) else {})
-        data = body.get("data")
-        raw = data.get(key) if isinstance(data, Mapping) else None
-        del body, data  # nothing else of the Secret is kept
-        value: SecretStr | None = None
-        if isinstance(raw, str):
-            try:
-                value = SecretStr(base64.b64decode(raw, validate=True).decode("utf-8"))
-            except (binascii.Error, UnicodeDecodeError):
-                value = None
-        return SecretKey(meta=meta, value=value)
+        return SecretKey(meta=found.meta, value=found.values.get(key))
 
     async def read_keys(self, namespace: str, name: str, keys: Sequence[str]) -> SecretKeys | None:
+        # Credentials without surrounding whitespace: a Secret made with --from-file ends in a newline.
+        return await self._read(namespace, name, keys, strip=True)
+
+    async def _read(self, namespace: str, name: str, keys: Sequence[str], *, strip: bool) -> SecretKeys | None:
         status, body = await self._request("GET", namespace, name)
         if status == 404:
             return None
@@ -72,11 +66,13 @@ class KubeSecrets:
         values: dict[str, SecretStr] = {}
         for key in keys:
             raw = data.get(key) if isinstance(data, Mapping) else None
-            if isinstance(raw, str):
-                try:
-                    values[key] = SecretStr(base64.b64decode(raw, validate=True).decode("utf-8").strip())
-                except (binascii.Error, UnicodeDecodeError):
-                    continue  # an unreadable key counts as absent; the message names keys, never values
+            if not isinstance(raw, str):
+                continue
+            try:
+                text = base64.b64decode(raw, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue  # an unreadable key counts as absent; messages name keys, never values
+            values[key] = SecretStr(text.strip() if strip else text)
         del body, data  # nothing else of the Secret is kept
         return SecretKeys(meta=meta, values=values)
 
