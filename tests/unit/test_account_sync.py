@@ -305,6 +305,36 @@ class TestTheSecretIsHeld:
         assert events == []
 
 
+class TestARenamedSecret:
+    async def test_is_let_go_and_the_new_one_held(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK})
+        world.secrets.put("team-a", "creds-2", {"accessKey": AK, "secretKey": SK})
+        patch, _, account = await world.run(team_account(), TEAM, "team-a")
+        assert patch["credentialsSecret"] == "team-a/creds"
+
+        renamed = RocketMQAccount.from_body(
+            account_body("team-account", namespace="team-a", secret="creds-2") | {"status": account.status.to_wire()}
+        )
+        patch, _, _ = await world.run(renamed, TEAM, "team-a")
+
+        assert patch["credentialsSecret"] == "team-a/creds-2"
+        assert world.secrets.finalizers[("team-a", "creds")] == [], "the old Secret can be deleted again"
+        assert world.secrets.finalizers[("team-a", "creds-2")] == [accounts.CREDENTIALS_FINALIZER]
+
+    async def test_another_account_still_naming_it_keeps_it_held(self, world: World) -> None:
+        world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK})
+        world.secrets.put("team-a", "creds-2", {"accessKey": AK, "secretKey": SK})
+        _, _, account = await world.run(team_account(), TEAM, "team-a")
+        renamed = RocketMQAccount.from_body(
+            account_body("team-account", namespace="team-a", secret="creds-2") | {"status": account.status.to_wire()}
+        )
+        sync = AccountSync(
+            world.registry, world.secrets, world.settings, shared=lambda secret: secret == ("team-a", "creds")
+        )
+        await sync.run(renamed, TEAM, "team-a", [])
+        assert world.secrets.finalizers[("team-a", "creds")] == [accounts.CREDENTIALS_FINALIZER]
+
+
 class TestCredentialsTheCloudRefuses:
     async def test_stall_the_account_with_auth_failed_and_no_secret_value(self, world: World) -> None:
         world.secrets.put("team-a", "creds", {"accessKey": AK, "secretKey": SK, "securityToken": "STS-VALUE"})

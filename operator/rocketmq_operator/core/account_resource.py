@@ -173,6 +173,11 @@ class AccountStatus(StatusModel):
         description="uid/resourceVersion of the Secret whose credentials were last tried (never the credentials).",
     )
     credentials_type: str | None = Field(default=None, description="AK/SK, AK/SK with security token, or token.")
+    credentials_secret: str | None = Field(
+        default=None,
+        description="namespace/name of the Secret the operator holds (its finalizer) for this account; a "
+        "Secret the account no longer names is let go.",
+    )
     verified_at: str | None = None
     in_use: int | None = Field(default=None, description="How many RocketMQInstances use this account.")
     used_by: list[str] | None = Field(

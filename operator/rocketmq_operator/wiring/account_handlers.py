@@ -225,7 +225,9 @@ def _register_kind(
         account = bodies.parse(parse, body)
         key = key_of(account)
         users: UsersIndex = kwargs["account_users"]
-        sync = AccountSync(memo["accounts"], memo["account_secrets"], settings)
+        sync = AccountSync(
+            memo["accounts"], memo["account_secrets"], settings, shared=lambda secret: _shared(kwargs, key, secret)
+        )
         status, events = await sync.run(account, key, secret_namespace(account), list(users.get(str(key), ())))
         for field, value in status.items():
             patch.status[field] = value
@@ -284,10 +286,19 @@ def _shared(kwargs: Mapping[str, Any], key: AccountKey, secret: tuple[str, str])
 class AccountSync:
     """One pass over one account: Secret → runtime → verification → status."""
 
-    def __init__(self, registry: Accounts, secrets: AccountSecrets, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        registry: Accounts,
+        secrets: AccountSecrets,
+        settings: OperatorSettings,
+        *,
+        shared: Callable[[tuple[str, str]], bool] = lambda _secret: False,
+    ) -> None:
         self._accounts = registry
         self._secrets = secrets
         self._settings = settings
+        self._shared = shared
+        """Whether another account, not being deleted, names that Secret (it keeps the hold)."""
 
     async def run(
         self, account: AnyAccount, key: AccountKey, namespace: str, users: list[str]
@@ -298,6 +309,7 @@ class AccountSync:
         status.used_by = usage.used_by
         status.endpoint = account.spec.url
         verdict = await self._verdict(account, key, namespace, status)
+        await self._let_go_of_a_renamed_secret(account, key, status)
         generation = account.metadata.generation or None
         status.observed_generation = generation
         now = _now()
@@ -313,6 +325,20 @@ class AccountSync:
         wire = status.to_patch()
         current = account.status.to_wire()
         return {field: value for field, value in wire.items() if current.get(field) != value}, events
+
+    async def _let_go_of_a_renamed_secret(self, account: AnyAccount, key: AccountKey, status: AccountStatus) -> None:
+        """The Secret held before spec.credentials.secretName changed: released, or it could never be deleted."""
+        before = account.status.credentials_secret
+        if not before or status.credentials_secret is None or before == status.credentials_secret:
+            return
+        namespace, _, name = before.partition("/")
+        if self._shared((namespace, name)):
+            return
+        try:
+            await self._secrets.release(namespace, name, accounts.CREDENTIALS_FINALIZER)
+        except SecretApiError as exc:
+            status.credentials_secret = before  # tried again next pass
+            logger.warning("account %s: could not let go of Secret %s: %s", key, before, exc)
 
     async def _verdict(self, account: AnyAccount, key: AccountKey, namespace: str, status: AccountStatus) -> Verdict:
         spec = account.spec
@@ -350,13 +376,17 @@ class AccountSync:
         credentials = accounts.credentials_from(secret, read.values, spec.credentials.keys)
         if isinstance(credentials, Refusal):
             return Verdict(ready=False, reason=credentials.reason, message=credentials.message, stalled=True)
-        if accounts.CREDENTIALS_FINALIZER not in read.meta.finalizers and not read.meta.deleting:
+        held = accounts.CREDENTIALS_FINALIZER in read.meta.finalizers
+        if not held and not read.meta.deleting:
             try:
                 await self._secrets.hold(namespace, spec.credentials.secret_name, accounts.CREDENTIALS_FINALIZER)
+                held = True
             except SecretApiError as exc:
                 # Not fatal now (the credentials are read); it matters only if the operator restarts
                 # during a teardown. Said in the log, tried again next pass.
                 logger.warning("account %s: could not hold Secret %s: %s", key, secret, exc)
+        if held:
+            status.credentials_secret = secret
         version = accounts.secret_version(read.meta.uid, read.meta.resource_version)
         status.credentials_version = version
         status.credentials_type = credentials.description
