@@ -175,6 +175,24 @@ class TestCreating:
             assert "creation" not in later.patch or later.patch["creation"] is None
 
     @virtual_time
+    async def test_a_stale_body_gets_the_instance_id_written_again_in_case_the_first_write_was_lost(
+        self,
+    ) -> None:
+        async with world() as w:
+            prepared = applied(cr(), await w.reconciler.prepare(cr()))
+            instance_id = (await w.reconciler.reconcile(prepared)).patch["instanceId"]
+            # The patch that recorded the id never reached the API server (lost while it restarted):
+            # the body keeps the marker, and a pass that left the id out would leave the CR Ready
+            # without one, for good.
+            while_running = None
+            for _ in range(5):
+                while_running = await w.reconciler.reconcile(prepared)
+            assert while_running is not None
+            assert while_running.patch["instanceId"] == instance_id
+            assert while_running.patch["creation"] is None
+            assert len(w.cloud.calls_of("create_instance")) == 1
+
+    @virtual_time
     async def test_a_create_repeated_after_a_crash_adopts_instead_of_making_a_second(self) -> None:
         async with world() as w:
             resource = applied(cr(), await w.reconciler.prepare(cr()))

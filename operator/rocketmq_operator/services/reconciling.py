@@ -161,9 +161,29 @@ class Reconciler:
 
     async def reconcile(self, cr: RocketMQInstance) -> StepResult:
         async with self._memory.step(cr):
-            result = await self._reconcile(self._with_remembered_create(cr))
+            seen = self._with_remembered_create(cr)
+            result = await self._reconcile(seen)
+            self._reassert_create(cr, seen, result)
             self._remember_create(cr, result)
             return result
+
+    @staticmethod
+    def _reassert_create(body: RocketMQInstance, seen: RocketMQInstance, result: StepResult) -> None:
+        """Write again the instance id that the body lacks and this process remembers writing.
+
+        The pass decided on ``seen`` (the body with what this process wrote), so its patch leaves out
+        what ``seen`` already has. If the write that recorded the id never reached the API server (a
+        patch lost while the API server restarts), the CR would go Ready with no instance id, for
+        good; writing it again costs a write only while a body lags behind, and is idempotent.
+        """
+        if body.status.instance_id is not None or seen.status.instance_id is None:
+            return
+        if not result.sets("instance_id"):
+            result.status.instance_id = seen.status.instance_id
+            if not result.sets("instance_name") and seen.status.instance_name is not None:
+                result.status.instance_name = seen.status.instance_name
+        if body.status.creation is not None and not result.sets("creation"):
+            result.status.creation = None
 
     async def _reconcile(self, cr: RocketMQInstance) -> StepResult:
         instance_id = cr.status.instance_id
