@@ -126,10 +126,6 @@ class Accounts:
         if entry is not None:
             entry.verdict = verdict
 
-    def cluster_id(self, key: AccountKey) -> str | None:
-        entry = self._entries.get(key)
-        return entry.source.cluster_id if entry is not None else None
-
     def runtimes(self) -> Iterator[tuple[str, Runtime]]:
         yield accounts.DEFAULT_LABEL, self._default
         for key, entry in sorted(self._entries.items()):
@@ -180,7 +176,7 @@ class Accounts:
             entry.client.bucket.retune(source.rate, source.burst)
         if not entry.source.same_account(source):
             entry.verdict = None
-        entry.source = replace(source)
+        entry.source = source
         return entry.runtime
 
     async def remove(self, key: AccountKey) -> None:

@@ -225,7 +225,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ns_info: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         parents = child_handlers.parents_from(kwargs, opts)
 
-        secrets = KubeSecrets(lambda: memo.get("api_endpoint")) if opts.connection_secrets else None
+        kube_secrets = KubeSecrets(lambda: memo.get("api_endpoint"))
+        secrets = kube_secrets if opts.connection_secrets else None
         default: Runtime = await Runtime.start(
             opts,
             cluster_id=lambda: cluster_id_of(options, ns_info),
@@ -242,7 +243,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ) -> Runtime:
             return await Runtime.start(
                 source.settings(opts),
-                cluster_id=lambda: source.cluster_id or cluster_id_of(options, ns_info),
+                # The registry's latest source, not this first one: a later spec.clusterId must reach
+                # the running services (``source`` serves until the registry holds the account).
+                cluster_id=lambda: (registry_.source(key) or source).cluster_id or cluster_id_of(options, ns_info),
                 known_ids=parents.known_ids,
                 withhold=parents.withholds,
                 secrets=secrets,
@@ -252,7 +255,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
         memo["accounts"] = registry_ = Accounts(opts, default=default, start=start_account)
         # Account Secrets are read (by name) even with connection Secrets off: no account works without.
-        memo["account_secrets"] = KubeSecrets(lambda: memo.get("api_endpoint"))
+        memo["account_secrets"] = kube_secrets
         if options.metrics_port is not None:
             default.serve_metrics(
                 options.metrics_port, options.metrics_host, registry=registry_by_account(registry_.metrics)
