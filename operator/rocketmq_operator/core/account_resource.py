@@ -14,7 +14,7 @@ cluster id may change; a change of the Secret is picked up within a poll interva
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -198,13 +198,14 @@ class _Account(BaseModel):
     metadata: Metadata
     status: AccountStatus = Field(default_factory=AccountStatus)
 
+    @classmethod
+    def from_body(cls, body: Any) -> Self:
+        """As the API server returned it: status fields this version does not know are dropped."""
+        return cls.model_validate(body, context={READ_BACK: True})
+
 
 class RocketMQAccount(_Account):
     spec: RocketMQAccountSpec
-
-    @classmethod
-    def from_body(cls, body: Any) -> RocketMQAccount:
-        return cls.model_validate(body, context={READ_BACK: True})
 
     @property
     def kind(self) -> AccountKind:
@@ -213,10 +214,6 @@ class RocketMQAccount(_Account):
 
 class ClusterRocketMQAccount(_Account):
     spec: ClusterRocketMQAccountSpec
-
-    @classmethod
-    def from_body(cls, body: Any) -> ClusterRocketMQAccount:
-        return cls.model_validate(body, context={READ_BACK: True})
 
     @property
     def kind(self) -> AccountKind:
