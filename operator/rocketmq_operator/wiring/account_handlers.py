@@ -223,7 +223,16 @@ def _register_kind(
 
     async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> None:
         account = bodies.parse(parse, body)
-        key = key_of(account)
+        await sync_one(account, key_of(account), body, patch, memo, kwargs)
+
+    async def sync_one(
+        account: AnyAccount,
+        key: AccountKey,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        kwargs: Mapping[str, Any],
+    ) -> None:
         users: UsersIndex = kwargs["account_users"]
         sync = AccountSync(
             memo["accounts"], memo["account_secrets"], settings, shared=lambda secret: _shared(kwargs, key, secret)
@@ -255,7 +264,7 @@ def _register_kind(
         if usage.in_use:
             # Still serving its instances' deletions: a changed Secret must still reach the client (a
             # missing one takes nothing away, see wiring.accounts).
-            await step(body, patch, memo, kwargs)
+            await sync_one(account, key, body, patch, memo, kwargs)
             message = accounts.in_use_message(account.kind.value, account.metadata.name, usage)
             if account.status.deleting_blocked != message:
                 patch.status["deletingBlocked"] = message
