@@ -34,7 +34,7 @@ from rocketmq_operator.core.resource import (
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
-from rocketmq_operator.wiring import account_handlers, bodies, child_handlers, namespaces, peering
+from rocketmq_operator.wiring import account_handlers, bodies, child_handlers, namespaces, peering, toggles
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
@@ -387,6 +387,7 @@ def _now() -> float:
 async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) -> None:
     """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
     registry = build_registry(options)
+    toggles.install()  # kopf's index pre-population, linear in the CRs listed at start
     if options.namespaces:
         namespaces.install()  # serve terminating namespaces after a restart, too
     memo = kopf.Memo()
