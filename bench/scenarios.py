@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -114,6 +115,10 @@ def steady_state(stack: Stack, namespace: str, operator_settings: dict[str, str]
     }
 
 
+def _progress(line: str) -> None:
+    print(f"bench:   {line}", file=sys.stderr, flush=True)
+
+
 def teardown(
     stack: Stack,
     *,
@@ -139,6 +144,10 @@ def teardown(
     result.create_peak_rss_mib = process_usage(operator.process.pid or 0).peak_rss_mib
     operator.stop()
     stack.operators.remove(operator)
+    # Said as it happens: a big run that is stopped by hand still leaves its create figures in the log.
+    _progress(
+        f"{n} CRs Ready in {result.seconds_to_ready:.1f}s, create operator RSS {result.create_peak_rss_mib:.0f} MiB"
+    )
 
     if steady_intervals:
         result.steady_state = {
@@ -147,6 +156,8 @@ def teardown(
             )
             for strategy in steady_strategies
         }
+        for strategy, steady in result.steady_state.items():
+            _progress(f"steady state ({strategy}): {steady['calls_per_interval']:.1f} cloud calls per interval")
 
     instance_of = {item["metadata"]["name"]: item["status"]["instanceId"] for item in stack.items(namespace)}
     # The teardown itself: the cloud answers with latency, takes time to delete, maybe throttles.
