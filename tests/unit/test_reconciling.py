@@ -770,3 +770,29 @@ class TestForgettingACrThatIsGone:
             w.memory.forget(cr().metadata.uid)
             w.memory.forget("never-seen")
             assert not w.memory.tracks(cr().metadata.uid)
+
+
+class TestAnOperatorThatJustStarted:
+    """Before the first list walk has ended, a pass waits for it rather than ask show per CR."""
+
+    @virtual_time
+    async def test_passes_over_many_crs_wait_for_the_first_walk_with_no_show_call(self) -> None:
+        fake = FakeCloud(latency=0.5)
+        crs = [cr(uid=f"uid-{i}", status={"instanceId": f"i-{i}"}) for i in range(120)]
+        fake.add(*(view(f"i-{i}", tags=owner_tags(mine, "cluster-1")) for i, mine in enumerate(crs)))
+        async with world(fake) as w:
+            steps = await asyncio.gather(*(w.reconciler.reconcile(mine) for mine in crs))
+        assert {call.operation for call in fake.calls} == {"list_instances"}
+        assert len(fake.calls_of("list_instances")) >= 3, "the walk took pages, and the passes waited for them"
+        readiness = {{c["type"]: c for c in step.patch["conditions"]}["Ready"]["status"] for step in steps}
+        assert readiness == {"True"}
+
+    @virtual_time
+    async def test_a_first_walk_that_fails_says_why_without_a_show_call(self) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        fake.call_errors["list_instances"] = [errors.ServerError("busy", status=503)] * 100
+        async with world(fake) as w:
+            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
+        assert fake.calls_of("show_instance") == [], "no show per CR while listing fails"
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "CloudServerError"
