@@ -90,6 +90,33 @@ def apiserver_writes(control_plane: ControlPlane) -> Counter[tuple[str, str, str
     return counts
 
 
+def apiserver_patch_latency(control_plane: ControlPlane) -> dict[str, tuple[float, int]]:
+    """apiserver_request_duration_seconds (sum, count) of RocketMQInstance PATCHes, by subresource."""
+    text = control_plane.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    totals: dict[str, tuple[float, int]] = {}
+    for line in text.splitlines():
+        if not line.startswith(
+            ("apiserver_request_duration_seconds_sum{", "apiserver_request_duration_seconds_count{")
+        ):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if labels.get("verb") != "PATCH" or labels.get("resource") != "rocketmqinstances":
+            continue
+        key = labels.get("subresource") or "object"
+        seconds, count = totals.get(key, (0.0, 0))
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("apiserver_request_duration_seconds_sum{"):
+            totals[key] = (seconds + value, count)
+        else:
+            totals[key] = (seconds, count + int(value))
+    return totals
+
+
+def cpu_seconds(processes: dict[str, int]) -> dict[str, float]:
+    """CPU time so far of each named live process (pid), from /proc."""
+    return {name: process_usage(pid).cpu_seconds for name, pid in processes.items() if pid}
+
+
 class Watcher:
     """Every watch event of RocketMQInstances (or another ``plural``) in one namespace, with its arrival time."""
 

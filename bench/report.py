@@ -103,10 +103,47 @@ def _teardowns(results: dict[str, Any]) -> list[str]:
                 )
     lines += _by_operation(results)
     lines += _proof_targets(results)
+    lines += _release_breakdown(results)
     lines += _targets(results)
     lines += _targets_16(results)
     lines += _steady(results)
     lines += _writes(results)
+    return lines
+
+
+def _release_breakdown(results: dict[str, Any]) -> list[str]:
+    """Where a forced release's time goes: to the operator's proof, then to the CR gone; what was busy."""
+    runs = [t for t in results["teardowns"] if t.get("release_after_proof")]
+    if not runs:
+        return []
+    names = sorted({name for t in runs for name in t["deletion_cpu_seconds"] if name != "window"})
+    lines = [
+        "",
+        "## Where a forced release's time goes",
+        "",
+        "From the cloud finishing a deletion to the operator's proof (its first show answered 404), then from "
+        "the proof to the CR gone (the per-CR status PATCH and the finalizer's PATCH at the API server). CPU: "
+        "seconds each process used from `kubectl delete` to the last CR gone, out of the window's length times "
+        "the machine's cores. PATCH latency: the API server's mean for the CRs' PATCHes in that window.",
+        "",
+        "| N | run | gone → CR released p50/p95 (s) | proof → CR released p50/p95 (s) | window (s) | "
+        + " | ".join(f"CPU {name} (s)" for name in names)
+        + " | PATCH latency object/status (ms) |",
+        "|---|---|---|---|---|" + "---|" * len(names) + "---|",
+    ]
+    for t in runs:
+        g, p, cpu, lat = (
+            t["release_after_cloud_gone"],
+            t["release_after_proof"],
+            t["deletion_cpu_seconds"],
+            t["deletion_patch_latency_ms"],
+        )
+        lines.append(
+            f"| {t['n']} | {t['label']} | {_fmt(g['p50'], 2)}/{_fmt(g['p95'], 2)} | "
+            f"{_fmt(p['p50'], 2)}/{_fmt(p['p95'], 2)} | {_fmt(cpu['window'])} | "
+            + " | ".join(_fmt(cpu.get(name, float("nan"))) for name in names)
+            + f" | {_fmt(lat.get('object', float('nan')))}/{_fmt(lat.get('status', float('nan')))} |"
+        )
     return lines
 
 

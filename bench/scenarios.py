@@ -14,8 +14,10 @@ from .harness import (
     ChildDeletionPoller,
     Stack,
     Watcher,
+    apiserver_patch_latency,
     apiserver_writes,
     calls_by_operation,
+    cpu_seconds,
     epoch,
     process_usage,
     summary,
@@ -69,6 +71,13 @@ class Teardown:
     create_peak_rss_mib: float = 0.0
     """The operator that created the N CRs and saw them Ready."""
     operator_cpu_seconds: float = 0.0
+    release_after_proof: dict[str, float] = field(default_factory=dict)
+    """Forced deletions: from the operator's first show answered 404 (its proof) to the CR gone."""
+    deletion_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU each process used from ``kubectl delete`` to the last CR gone, and that window's length:
+    on a 2-core machine, what was busy while the finalizers came off."""
+    deletion_patch_latency_ms: dict[str, float] = field(default_factory=dict)
+    """The API server's mean latency of the CRs' PATCHes (object, status) in the same window."""
     remaining: list[tuple[float, int]] = field(default_factory=list)
     steady_state: dict[str, Any] = field(default_factory=dict)
 
@@ -169,9 +178,16 @@ def teardown(
     seq = stack.last_seq()
     watcher = Watcher(stack.api, namespace).start()
     writes_at_delete = apiserver_writes(stack.control_plane)
+    latency_at_delete = apiserver_patch_latency(stack.control_plane)
+    busy = {p.name: p.pid or 0 for p in (*stack.control_plane.processes, stack.sim.process)}
+    busy["operator"] = operator.process.pid or 0
+    cpu_at_delete = cpu_seconds(busy)
     t0 = time.time()
     stack.delete_all(namespace)
     stack.wait_empty(namespace, timeout=600 + n * 2.0)
+    cpu_at_empty = cpu_seconds(busy)
+    window = time.time() - t0
+    latency_at_empty = apiserver_patch_latency(stack.control_plane)
     time.sleep(1.0)
     watcher.stop()
     usage = process_usage(operator.process.pid or 0)
@@ -211,6 +227,27 @@ def teardown(
             after_gone.append(deleted - finished)
     result.release_after_deletion_requested = summary(after_request)
     result.release_after_cloud_gone = summary(after_gone)
+    # The operator's proof of a forced deletion is its first show answered 404: what comes after it is
+    # the operator's and the API server's (the per-CR result, the finalizer's removal).
+    proved: dict[str, float] = {}
+    for call in calls:
+        if call["operation"] == "show" and call.get("status") == 404:
+            proved.setdefault(call["path"].rstrip("/").rsplit("/", 1)[-1], call["time"])
+    after_proof = [
+        deleted - proved[instance_of[name]]
+        for name, deleted in watcher.deleted_at.items()
+        if instance_of.get(name) in proved
+    ]
+    result.release_after_proof = summary(after_proof) if after_proof else {}
+    result.deletion_cpu_seconds = {
+        **{name: round(cpu_at_empty[name] - cpu_at_delete.get(name, 0.0), 1) for name in cpu_at_empty},
+        "window": round(window, 1),
+    }
+    result.deletion_patch_latency_ms = {
+        sub: round(1000 * (seconds - latency_at_delete.get(sub, (0.0, 0))[0]) / count_delta, 1)
+        for sub, (seconds, count) in latency_at_empty.items()
+        if (count_delta := count - latency_at_delete.get(sub, (0.0, 0))[1]) > 0
+    }
 
     delta = writes_after - writes_before
     cr_writes = {k: v for k, v in delta.items() if k[0] == "rocketmqinstances"}
