@@ -154,6 +154,18 @@ class TestCreating:
             assert [e.reason for e in [*prepared.events, *step.events]] == ["Created"]
 
     @virtual_time
+    async def test_the_creating_pass_says_what_the_next_pass_would_so_that_one_writes_nothing(self) -> None:
+        async with world() as w:  # the fake cloud's instances stay CREATING
+            prepared = applied(cr(), await w.reconciler.prepare(cr()))
+            created = await w.reconciler.reconcile(prepared)
+            ready = {c["type"]: c for c in created.patch["conditions"]}["Ready"]
+            assert ready["message"] == f"instance {created.patch['instanceId']} is CREATING"
+            await asyncio.sleep(SETTINGS.poll_interval_seconds)
+            await w.observer.snapshot_after(loop_clock(), timeout=5)
+            still_creating = await w.reconciler.reconcile(applied(prepared, created))
+            assert still_creating.patch == {}
+
+    @virtual_time
     async def test_a_stale_body_after_the_marker_does_not_write_another(self) -> None:
         async with world() as w:
             first = await w.reconciler.prepare(cr())

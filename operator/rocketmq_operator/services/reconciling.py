@@ -205,6 +205,8 @@ class Reconciler:
             view = await self._act(cr, action, seen, result) or view
         except errors.CloudError as exc:
             return self._failed(cr, action, exc, view)
+        if isinstance(action, decisions.Create) and view is not None:
+            action = self._after_create(cr, action, view, result)
         if view is not None and self._owner_tags_due(cr, view):
             await self._ensure_owner_tags(cr, view.instance_id, result, restoring=True)
         if seen.state == Presence.ABSENT:
@@ -217,6 +219,19 @@ class Reconciler:
         if (cr.status.failed_instance_ids or []) != original_failed and not result.sets("failed_instance_ids"):
             result.status.failed_instance_ids = cr.status.failed_instance_ids
         return result
+
+    @staticmethod
+    def _after_create(
+        cr: RocketMQInstance, action: decisions.Create, view: cloud.InstanceView, result: StepResult
+    ) -> decisions.Action:
+        """What the conditions say once the instance exists: what the next pass would say of the show
+        just taken ("instance <id> is CREATING"), not "creating instance <name>". Otherwise that pass
+        finds its message changed and writes a PATCH for it alone (1 CR in 50 at 1,000 CRs)."""
+        if not result.status.instance_id:
+            return action
+        created = cr.status.model_copy(update={"instance_id": result.status.instance_id, "creation": None})
+        after = decisions.decide(cr.model_copy(update={"status": created}), Seen.present(view))
+        return after if isinstance(after, decisions.Observe) else action
 
     def _stalled(self, cr: RocketMQInstance, action: decisions.Action) -> bool:
         """Don't repeat a request that failed terminally, or one whose retry is not due, until the spec
