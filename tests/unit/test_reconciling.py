@@ -671,6 +671,20 @@ class TestASnapshotOlderThanTwoPollIntervals:
         assert fake.calls_of("show_instance") == []
 
     @virtual_time
+    async def test_is_counted_from_the_end_of_a_walk_that_took_longer_than_an_interval(self) -> None:
+        fake = FakeCloud(latency=4.0)  # 3 pages: a walk takes 12 s, the interval is 10 s
+        crs = [cr(uid=f"uid-{i}", status={"instanceId": f"i-{i}"}) for i in range(120)]
+        fake.add(*(view(f"i-{i}", tags=owner_tags(mine, "cluster-1")) for i, mine in enumerate(crs)))
+        async with world(fake) as w:
+            first = await w.observer.snapshot_after(0, timeout=30)
+            assert first is not None and first.finished_at - first.started_at >= SETTINGS.poll_interval_seconds
+            await asyncio.sleep(first.started_at + 2 * SETTINGS.poll_interval_seconds + 1 - loop_clock())
+            assert w.observer.latest() is first, "the next walk has not ended yet"
+            step = await w.reconciler.reconcile(crs[0])
+        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Available"
+        assert fake.calls_of("show_instance") == []
+
+    @virtual_time
     async def test_then_a_show_answers_when_the_observer_loop_died(self) -> None:
         fake = FakeCloud()
         fake.add(view("i-1"))

@@ -157,8 +157,9 @@ class Observer(SupervisedService):
 
         Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``. While
         walks fail, the last snapshot is still used for a while (one failed walk is no news), but
-        not after a terminal failure, nor once it is ``STALE_INTERVALS`` intervals old, whatever
-        the reason (walks failing, the loop dead or stuck, a walk throttled to a crawl): then the
+        not after a terminal failure, nor once ``STALE_INTERVALS`` intervals have passed since its
+        walk ended, whatever the reason (walks failing, the loop dead or stuck, a walk throttled to
+        a crawl): then the
         answer is ``Unknown``, with the error if walks fail, so every CR says why it cannot be
         observed, and a reconciler that wants an answer asks show rather than act on old data.
         """
@@ -166,7 +167,10 @@ class Observer(SupervisedService):
         error = self._last_error
         if snapshot is None:
             return Observation(Presence.UNKNOWN, None, None, error=error)
-        stale = self._clock() - snapshot.started_at > STALE_INTERVALS * self._interval
+        # Counted from the walk's end: at 10,000 instances a walk is 200 pages (the API's limit is
+        # 50) and can take longer than the interval. Counted from its start, a snapshot could go
+        # stale before the next walk ended, and every CR's pass would then ask show instead.
+        stale = self._clock() - snapshot.finished_at > STALE_INTERVALS * self._interval
         if stale or (error is not None and error.terminal):
             return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
