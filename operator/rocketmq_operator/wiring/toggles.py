@@ -10,7 +10,8 @@ CRs sent no cloud call in 20 minutes, 69% of its CPU in ``ToggleSet.make_toggle`
 
 The fix keeps, per set, the number of its toggles that are off, so ``is_on`` is O(1) for ``all`` and
 ``any`` (the only functions kopf uses; any other falls back to kopf's scan), and an add or a drop
-notifies only when it changes the set's overall state. A toggle's own ``turn_to`` still notifies
+notifies only when it changes the set's overall state (for ``all``; an ``any`` set, kopf's pause, still
+notifies on each, see ``_settled``). A toggle's own ``turn_to`` still notifies
 every waiter, as kopf does, since it wakes waiters on that toggle too. The set stays kopf's class (a
 subclass replaces ``aiotoggles.ToggleSet``, which kopf looks up at run time), so nothing else changes.
 ``install`` refuses, at start-up, a kopf minor release other than the one this was written for, and a
@@ -86,7 +87,11 @@ class CountedToggleSet(aiotoggles.ToggleSet):
             self._settled(before)
 
     def _settled(self, before: bool) -> None:
-        if self.is_on() != before:
+        # Only the ``all`` set (index pre-population, one toggle per object) is quiet on adds and
+        # drops that change nothing. The ``any`` set is kopf's pause, with a toggle per peering
+        # object: ``wiring.peering`` waits on its condition for which toggles exist, not only for
+        # its state, and there are a handful of them.
+        if self._fn is not all or self.is_on() != before:
             self._condition.notify_all()
 
 
