@@ -479,3 +479,64 @@ def plot_topics(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_scale(results: list[dict[str, Any]], path: Path) -> None:
+    """Forced teardowns without a rate limit, against N (runs of several files merged): cloud calls and
+    time to the last CR gone, batched and one call per CR; and the operator's writes per CR by kind."""
+    runs = [t for r in results for t in r["teardowns"] if t["label"] in ("batched", "baseline")]
+    if not runs:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (calls, writes) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=120)
+    for label, style in (("batched", "o-"), ("baseline", "s--")):
+        mine = sorted((t for t in runs if t["label"] == label), key=lambda t: t["n"])
+        if not mine:
+            continue
+        ns = [t["n"] for t in mine]
+        calls.plot(ns, [t["total_calls"] for t in mine], style, label=f"{label}: cloud calls")
+        calls.plot(ns, [t["wall_seconds"] for t in mine], style, alpha=0.5, label=f"{label}: s to the last CR gone")
+    calls.set_xscale("log")
+    calls.set_yscale("log")
+    calls.set_xlabel("CRs deleted at once (N)")
+    calls.set_title("Forced teardown, no cloud rate limit")
+    calls.grid(True, alpha=0.3, which="both")
+    calls.legend(fontsize=8)
+    batched = sorted((t for t in runs if t["label"] == "batched"), key=lambda t: t["n"])
+    kinds = [("PATCH status", "status PATCH"), ("PATCH object", "object PATCH (finalizer)")]
+    bottom = [0.0] * len(batched)
+    xs = [str(t["n"]) for t in batched]
+    for key, name in kinds:
+        ys = [t["writes_per_cr_by_kind"].get(key, 0.0) for t in batched]
+        writes.bar(xs, ys, bottom=bottom, label=name)
+        bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
+    events = [t["event_writes_per_cr"] for t in batched]
+    writes.bar(xs, events, bottom=bottom, label="Event")
+    writes.axhline(8, color="grey", linestyle=":", label="issue 16 target (N=1,000)")
+    writes.set_xlabel("N (batched)")
+    writes.set_ylabel("operator writes per CR over its life")
+    writes.set_title("API-server writes per CR, by kind")
+    writes.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    """``python bench/report.py results.json [more.json ...] --out scale.png``: the scale plot of several runs."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    plot_scale([json.loads(path.read_text()) for path in args.results], args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -148,6 +148,7 @@ def main() -> int:
     (args.out / "results.md").write_text(report.markdown(results))
     report.plot(results, args.out / "teardown-under-rate-limit.png")
     report.plot_topics(results, args.out / "topic-teardown.png")
+    report.plot_scale([results], args.out / "scale.png")
     print((args.out / "results.md").read_text())
     return 0
 
