@@ -21,13 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubernetes import client
 
 from bench.harness import Stack
 from bench.scenarios import FORCED, teardown
-from devstack import SimulatorProcess
-from devstack.__main__ import install_crd
-from kube_testenv import ControlPlane
 
 POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -80,15 +76,7 @@ def main() -> None:
     (work / "policy.yaml").write_text(POLICY)
     log = work / "audit.log"
     flags = [f"--audit-policy-file={work / 'policy.yaml'}", f"--audit-log-path={log}", "--audit-log-maxsize=1000"]
-    control_plane = ControlPlane(log_dir=work / "controlplane", use_existing=False, apiserver_args=flags).start()
-    install_crd(control_plane)
-    api_client = control_plane.api_client()
-    stack = Stack(control_plane, client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), work)
-    stack.simulator = SimulatorProcess(
-        log_path=work / "dms-simulator.log",
-        extra_args=["--create-seconds", "1", "--delete-seconds", "1", "--quota", "1000000"],
-    )
-    stack.simulator.start()
+    stack = Stack.start(work, apiserver_args=flags)
     try:
         run = teardown(
             stack,

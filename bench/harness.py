@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,9 +217,11 @@ class Stack:
     operators: list[OperatorProcess] = field(default_factory=list)
 
     @classmethod
-    def start(cls, logs: Path) -> Stack:
+    def start(cls, logs: Path, *, apiserver_args: Sequence[str] = ()) -> Stack:
         logs.mkdir(parents=True, exist_ok=True)
-        control_plane = ControlPlane(log_dir=logs / "controlplane", use_existing=False).start()
+        control_plane = ControlPlane(
+            log_dir=logs / "controlplane", use_existing=False, apiserver_args=apiserver_args
+        ).start()
         install_crd(control_plane)
         api_client = control_plane.api_client()
         stack = cls(control_plane, client.CustomObjectsApi(api_client), client.CoreV1Api(api_client), logs)
