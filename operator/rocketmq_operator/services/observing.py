@@ -159,9 +159,9 @@ class Observer(SupervisedService):
         walks fail, the last snapshot is still used for a while (one failed walk is no news), but
         not after a terminal failure, nor once ``STALE_INTERVALS`` intervals have passed since its
         walk ended, whatever the reason (walks failing, the loop dead or stuck, a walk throttled to
-        a crawl): then the
-        answer is ``Unknown``, with the error if walks fail, so every CR says why it cannot be
-        observed, and a reconciler that wants an answer asks show rather than act on old data.
+        a crawl): then the answer is ``Unknown``, with the error if walks fail, so every CR says why
+        it cannot be observed, and a reconciler that wants an answer asks show rather than act on
+        old data.
         """
         snapshot = self._latest
         error = self._last_error
