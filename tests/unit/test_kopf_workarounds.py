@@ -8,9 +8,9 @@ from types import ModuleType
 
 import pytest
 
-from rocketmq_operator.wiring import namespaces, peering, toggles
+from rocketmq_operator.wiring import lean_watch, namespaces, peering, toggles
 
-WORKAROUNDS = [namespaces, peering, toggles]
+WORKAROUNDS = [lean_watch, namespaces, peering, toggles]
 
 
 @pytest.mark.parametrize("workaround", WORKAROUNDS, ids=lambda module: module.__name__.rsplit(".", 1)[-1])

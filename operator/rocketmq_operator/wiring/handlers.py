@@ -34,7 +34,15 @@ from rocketmq_operator.core.resource import (
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
-from rocketmq_operator.wiring import account_handlers, bodies, child_handlers, namespaces, peering, toggles
+from rocketmq_operator.wiring import (
+    account_handlers,
+    bodies,
+    child_handlers,
+    lean_watch,
+    namespaces,
+    peering,
+    toggles,
+)
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
@@ -388,6 +396,7 @@ async def run(options: RunOptions, *, stop_flag: asyncio.Event | None = None) ->
     """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
     registry = build_registry(options)
     toggles.install()  # kopf's index pre-population, linear in the CRs listed at start
+    lean_watch.install()  # no managedFields in the bodies kopf keeps and copies
     if options.namespaces:
         namespaces.install()  # serve terminating namespaces after a restart, too
     memo = kopf.Memo()

@@ -1,0 +1,83 @@
+"""Watch events reach kopf without ``metadata.managedFields``: nothing reads them, and kopf keeps a
+body per object with a timer and deep-copies it on every patch. Everything else passes through."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kopf._cogs.clients import watching
+
+from rocketmq_operator.wiring import lean_watch
+
+MANAGED = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}] * 20
+
+
+def event(name: str, kind: str = "MODIFIED") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "object": {
+            "metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "7", "managedFields": MANAGED},
+            "spec": {"a": 1},
+            "status": {"b": [1, 2]},
+        },
+    }
+
+
+class Recorded:
+    """A stand-in for kopf's watch stream, recording its arguments and whether it was closed."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+        self.kwargs: dict[str, Any] = {}
+        self.closed = False
+
+    async def __call__(self, **kwargs: Any) -> AsyncIterator[Any]:
+        self.kwargs = kwargs
+        try:
+            for item in self.events:
+                yield item
+        finally:
+            self.closed = True
+
+
+class TestEventsLoseOnlyManagedFields:
+    async def test_each_object_arrives_without_managed_fields_and_otherwise_unchanged(self) -> None:
+        events = [event("a", "ADDED"), event("b"), event("a", "DELETED")]
+        expected = copy.deepcopy(events)
+        for item in expected:
+            del item["object"]["metadata"]["managedFields"]
+        stream = Recorded(events)
+        seen = [item async for item in lean_watch.lean(stream)(settings="s", resource="r", namespace=None)]
+        assert seen == expected
+        assert stream.kwargs == {"settings": "s", "resource": "r", "namespace": None}
+
+    async def test_bookmarks_and_bodies_without_metadata_pass_through(self) -> None:
+        odd: list[Any] = [
+            watching.Bookmark.LISTED,
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+            {"type": "ERROR", "object": {"code": 410}},
+            {"type": "MODIFIED", "object": {"metadata": None}},
+        ]
+        stream = Recorded(copy.deepcopy(odd))
+        seen = [item async for item in lean_watch.lean(stream)()]
+        assert seen == odd
+
+
+class TestTheWrappedStream:
+    async def test_closing_the_lean_stream_closes_kopfs(self) -> None:
+        stream = Recorded([event("a"), event("b"), event("c")])
+        lean = lean_watch.lean(stream)()
+        assert (await anext(lean))["object"]["metadata"]["name"] == "a"
+        await lean.aclose()  # as kopf's watcher does when it is cancelled
+        assert stream.closed
+
+    def test_install_puts_the_lean_stream_where_kopfs_queueing_finds_it(self) -> None:
+        original = watching.infinite_watch
+        try:
+            lean_watch.install()
+            lean_watch.install()  # twice: still one wrapper around kopf's own
+            assert watching.infinite_watch.__wrapped__ is lean_watch._ORIGINAL  # type: ignore[attr-defined]
+        finally:
+            watching.infinite_watch = original  # type: ignore[assignment]
