@@ -145,6 +145,28 @@ class TestOneWalk:
         assert registry.get_sample_value("rocketmq_operator_observed_instances") == 7
         assert registry.get_sample_value("rocketmq_operator_observer_snapshots_total", {"outcome": "consistent"}) == 1
 
+    async def test_an_unchanged_instance_keeps_the_last_walks_view_and_a_changed_one_gets_the_new(self) -> None:
+        # The wire gives a new object per walk; only one copy of an unchanged view stays held.
+        fake = FakeCloud()
+        fake.add_running(120)
+        listed = fake.list_instances
+
+        async def as_parsed_anew(query: cloud.ListQuery) -> cloud.ListInstancesResponse:
+            return (await listed(query)).model_copy(deep=True)
+
+        fake.list_instances = as_parsed_anew  # type: ignore[method-assign]
+        changed = next(iter(fake.instances))
+        async with running(fake, interval=10.0) as observer:
+            first = await observer.snapshot_after(FIRST, timeout=5)
+            assert first is not None
+            fake.instances[changed] = fake.instances[changed].model_copy(update={"status": cloud.RESTARTING})
+            second = await observer.snapshot_after(first.started_at + 1, timeout=15)
+
+        assert second is not None and second is not first
+        assert second.instances[changed].status == cloud.RESTARTING
+        same = [i for i in second.instances if i != changed]
+        assert len(same) == 119 and all(second.instances[i] is first.instances[i] for i in same)
+
 
 class TestTheCloudChangingDuringAWalk:
     @virtual_time

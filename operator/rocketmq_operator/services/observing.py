@@ -276,6 +276,10 @@ class Observer(SupervisedService):
     async def _walk(self, started_at: float) -> Snapshot:
         page_size = self._page_size
         collected: dict[str, cloud.InstanceView] = {}
+        # An instance unchanged since the last walk keeps that walk's view: the new parse is dropped
+        # with its page, so one copy of each view is held, not two (the snapshot and the walk that
+        # replaces it). Views were the largest part of the operator's heap after the CR bodies.
+        previous = self._latest.instances if self._latest is not None else {}
         chain = _Chain()
         counts: list[int] = []
         doubts: list[str] = []
@@ -288,7 +292,8 @@ class Observer(SupervisedService):
             items = list(page.instances)
             counts.append(page.instance_num)
             for item in items:
-                collected[item.instance_id] = item
+                known = previous.get(item.instance_id)
+                collected[item.instance_id] = known if known == item else item
             if offset == 0 and len(items) < page_size:
                 # The whole list at one moment (a walk's first page, or a step back after mass
                 # deletions): whatever lived through the walk is on it.
