@@ -104,6 +104,7 @@ def _teardowns(results: dict[str, Any]) -> list[str]:
     lines += _by_operation(results)
     lines += _proof_targets(results)
     lines += _release_breakdown(results)
+    lines += _shows(results)
     lines += _targets(results)
     lines += _targets_16(results)
     lines += _steady(results)
@@ -143,6 +144,30 @@ def _release_breakdown(results: dict[str, Any]) -> list[str]:
             f"{_fmt(p['p50'], 2)}/{_fmt(p['p95'], 2)} | {_fmt(cpu['window'])} | "
             + " | ".join(_fmt(cpu.get(name, float("nan"))) for name in names)
             + f" | {_fmt(lat.get('object', float('nan')))}/{_fmt(lat.get('status', float('nan')))} |"
+        )
+    return lines
+
+
+def _shows(results: dict[str, Any]) -> list[str]:
+    """Who asked show in each forced teardown, and what it was told: per CR."""
+    runs = [t for t in results["teardowns"] if t.get("shows_by_answer")]
+    if not runs:
+        return []
+    keys = sorted({key for t in runs for key in t["shows_by_answer"]})
+    lines = [
+        "",
+        "## Show calls per CR in a teardown, by when and what they were told",
+        "",
+        "Before acceptance: a deletion pass's look at an instance the list walk could not vouch for. After: the "
+        "confirmer's looks (200: still deleting, 404: the proof). Any other status is an error or a throttle.",
+        "",
+        "| N | run | " + " | ".join(keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for t in runs:
+        counts = t["shows_by_answer"]
+        lines.append(
+            f"| {t['n']} | {t['label']} | " + " | ".join(_fmt(counts.get(key, 0) / t["n"], 2) for key in keys) + " |"
         )
     return lines
 

@@ -58,6 +58,10 @@ class Teardown:
     release_after_cloud_gone: dict[str, float] = field(default_factory=dict)
     """From the moment the simulator's record says the deletion ended (gone or binned)."""
     confirmation_calls: int = 0
+    shows_by_answer: dict[str, int] = field(default_factory=dict)
+    """The teardown's show calls by when they went out (before the batch call that carried the
+    instance, or after) and what they got back: which part of the operator asked (a pass's look before
+    submitting, or the confirmer's looks after), and how many looks still found the instance."""
     """Show and recycle-bin list calls: what it cost to prove the deletions finished."""
     early_releases: int = 0
     """CRs whose DELETED event came before the cloud finished (must be 0)."""
@@ -239,6 +243,7 @@ def teardown(
         if instance_of.get(name) in proved
     ]
     result.release_after_proof = summary(after_proof) if after_proof else {}
+    result.shows_by_answer = shows_by_answer(calls)
     result.deletion_cpu_seconds = {
         **{name: round(cpu_at_empty[name] - cpu_at_delete.get(name, 0.0), 1) for name in cpu_at_empty},
         "window": round(window, 1),
@@ -268,6 +273,23 @@ def teardown(
     ordered = sorted(gone)
     result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(ordered)]
     return result
+
+
+def shows_by_answer(calls: list[dict[str, Any]]) -> dict[str, int]:
+    """Show calls counted as ``before acceptance`` or ``after acceptance``, then the answer's status."""
+    accepted: dict[str, float] = {}
+    for call in calls:
+        if call["operation"] == "batch_action" and call.get("status") == 200:
+            for instance_id in call["instance_ids"]:
+                accepted.setdefault(instance_id, call["time"])
+    counts: dict[str, int] = {}
+    for call in calls:
+        if call["operation"] != "show":
+            continue
+        at = accepted.get(call["path"].rstrip("/").rsplit("/", 1)[-1])
+        key = f"{'before' if at is None or call['time'] < at else 'after'} acceptance, {call.get('status')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 @dataclass
