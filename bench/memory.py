@@ -3,6 +3,7 @@ Python allocations that make it, by source line, from inside the real operator p
 
     python bench/memory.py --n 2000
     python bench/memory.py --n 2000 --trace          # slower: every allocation is traced
+    python bench/memory.py --n 10000 --census        # objects by type at each point, cheap
 
 The life is the bench's (``bench.scenarios.teardown``, batched, forced): one operator creates the N
 CRs and sees them Ready, then a fresh one (as after a restart or a rollout) takes over and tears them
@@ -11,12 +12,15 @@ With ``--trace`` the operator runs with ``PYTHONTRACEMALLOC=1`` and ``bench/memt
 whose ``sitecustomize`` dumps a tracemalloc snapshot on SIGUSR1; the script prints what was allocated
 and is still held at each point against the operator's start, by line, and the traced peak. Traced
 figures are Python allocations only; tracing itself adds to the resident memory, so compare resident
-figures only between runs without ``--trace``.
+figures only between runs without ``--trace``. ``--census`` instead counts the objects the garbage
+collector tracks, by type, with their shallow sizes (SIGUSR2): what holds the memory, not who
+allocated it, at a cost a 10,000-CR run can bear.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -38,10 +42,12 @@ SITE_PACKAGES = re.compile(r".*/site-packages/|.*/lib/python3\.\d+/")
 class Probe:
     """The resident memory of one operator process, and its tracemalloc snapshots when traced."""
 
-    def __init__(self, pid: int, snapshots: Path | None) -> None:
+    def __init__(self, pid: int, snapshots: Path | None, census: Path | None) -> None:
         self.pid = pid
         self.snapshots = snapshots
+        self.census_path = census
         self.base: tracemalloc.Snapshot | None = None
+        self.base_census: dict[str, list[int]] | None = None
 
     def resident(self) -> tuple[float, float]:
         status = Path(f"/proc/{self.pid}/status").read_text()
@@ -51,6 +57,8 @@ class Probe:
     def point(self, label: str, *, top: int) -> None:
         rss, hwm = self.resident()
         print(f"\n== {label}: operator RSS {rss:.0f} MiB now, {hwm:.0f} MiB peak", flush=True)
+        if self.census_path is not None:
+            self.census(top=top)
         if self.snapshots is None:
             return
         path = self.snapshots / "operator.snap"
@@ -76,20 +84,48 @@ class Probe:
             where = SITE_PACKAGES.sub("", frame.filename)
             print(f"   {stat.size_diff / 2**20:7.1f} MiB {stat.count_diff:9d} blocks  {where}:{frame.lineno}")
 
+    def census(self, *, top: int) -> None:
+        assert self.census_path is not None
+        self.census_path.unlink(missing_ok=True)
+        os.kill(self.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 600
+        while not self.census_path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the operator wrote no census")
+            time.sleep(0.5)
+        census: dict[str, list[int]] = json.loads(self.census_path.read_text())
+        if self.base_census is None:
+            self.base_census = census
+            return
+        base = self.base_census
+        grown = {
+            name: (count - base.get(name, [0, 0])[0], size - base.get(name, [0, 0])[1])
+            for name, (count, size) in census.items()
+        }
+        total = sum(size for _count, size in grown.values())
+        print(f"   objects tracked by the GC, shallow size, grown since the start: {total / 2**20:.1f} MiB; top {top}:")
+        for name, (count, size) in sorted(grown.items(), key=lambda item: -item[1][1])[:top]:
+            print(f"   {size / 2**20:7.1f} MiB {count:9d} objects  {name}")
 
-def operator_probe(stack: Stack, name: str, settings: dict[str, str], work: Path, trace: bool) -> Probe:
+
+def operator_probe(
+    stack: Stack, name: str, settings: dict[str, str], work: Path, *, trace: bool, census: bool
+) -> Probe:
     extra = {}
+    if trace or census:
+        extra = {"PYTHONPATH": str(MEMTRACE), "MEMTRACE_PATH": str(work / "operator.snap")}
     if trace:
-        extra = {"PYTHONTRACEMALLOC": "1", "PYTHONPATH": str(MEMTRACE), "MEMTRACE_PATH": str(work / "operator.snap")}
+        extra["PYTHONTRACEMALLOC"] = "1"
     operator = stack.operator(name, {**settings, **extra})
-    return Probe(operator.process.pid or 0, work if trace else None)
+    return Probe(operator.process.pid or 0, work if trace else None, work / "operator.snap.census" if census else None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--trace", action="store_true", help="trace the operator's allocations (slower)")
-    parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace")
+    parser.add_argument("--census", action="store_true", help="count the operator's objects by type (cheap)")
+    parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace or --census")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
@@ -99,21 +135,23 @@ def main() -> None:
             _prepare_cloud(stack)
             settings = _settings(50, client_rps=200.0)
             namespace = stack.namespace("bench-memory")
-            probe = operator_probe(stack, "create", settings, work, args.trace)
+            probe = operator_probe(stack, "create", settings, work, trace=args.trace, census=args.census)
             probe.point("creating operator, started, no CRs", top=args.top)
             stack.create_crs(namespace, args.n, force_delete=True)
+            probe.point(f"creating operator, {args.n} CRs just created (it is busy with them)", top=args.top)
             ready = stack.wait_ready(namespace, args.n, timeout=300 + args.n * 1.5)
             print(f"\n{args.n} CRs Ready in {ready:.0f}s", flush=True)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)  # a timer pass over every CR
             probe.point(f"creating operator, {args.n} CRs Ready, one poll interval later", top=args.top)
             stack.operators.pop().stop()
 
-            probe = operator_probe(stack, "teardown", settings, work, args.trace)
+            probe = operator_probe(stack, "teardown", settings, work, trace=args.trace, census=args.census)
             probe.point("restarted operator, started", top=args.top)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)
             probe.point(f"restarted operator, {args.n} CRs resumed, one poll interval later", top=args.top)
             started = time.monotonic()
             stack.delete_all(namespace)
+            probe.point(f"restarted operator, {args.n} CRs just deleted (it is busy with them)", top=args.top)
             stack.wait_empty(namespace, timeout=600 + args.n * 2.0)
             print(f"\n{args.n} CRs deleted and released in {time.monotonic() - started:.0f}s", flush=True)
             probe.point("restarted operator, every CR released", top=args.top)
