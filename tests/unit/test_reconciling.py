@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from instance_spec import SPEC
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_UID_TAG, owner_tags
@@ -814,63 +812,6 @@ class TestAnOperatorThatJustStarted:
         assert len(fake.calls_of("list_instances")) >= 3, "the walk took pages, and the passes waited for them"
         readiness = {{c["type"]: c for c in step.patch["conditions"]}["Ready"]["status"] for step in steps}
         assert readiness == {"True"}
-
-    @virtual_time
-    async def test_a_first_walk_longer_than_a_snapshot_is_trusted_is_waited_for_while_it_reads_pages(self) -> None:
-        # At 10,000 CRs the first walk of a restarted operator took 3 minutes; giving up on it after
-        # a fixed wait cost a show per CR, queued ahead of the walk's next page.
-        patience = 2 * SETTINGS.poll_interval_seconds
-        fake = FakeCloud(latency=patience * 0.8)  # 3 pages, each nearly as long as a pass would wait
-        crs = [cr(uid=f"uid-{i}", status={"instanceId": f"i-{i}"}) for i in range(120)]
-        fake.add(*(view(f"i-{i}", tags=owner_tags(mine, "cluster-1")) for i, mine in enumerate(crs)))
-        async with world(fake) as w:
-            steps = await asyncio.gather(*(w.reconciler.reconcile(mine) for mine in crs))
-            first = w.observer.latest()
-        assert first is not None and first.finished_at - first.started_at > patience
-        assert {call.operation for call in fake.calls} == {"list_instances"}
-        readiness = {{c["type"]: c for c in step.patch["conditions"]}["Ready"]["status"] for step in steps}
-        assert readiness == {"True"}
-
-    @virtual_time
-    async def test_crs_deleted_before_the_first_walk_ended_wait_for_it_then_go_out_in_one_batch(self) -> None:
-        patience = 2 * SETTINGS.poll_interval_seconds
-        fake = FakeCloud(latency=patience * 0.8)
-        crs = [cr(uid=f"uid-{i}", status={"instanceId": f"i-{i}"}, deleting=True) for i in range(40)]
-        fake.add(*(view(f"i-{i}", tags=owner_tags(mine, "cluster-1")) for i, mine in enumerate(crs)))
-        fake.add_running(80, prefix="other-")  # 3 pages in all
-        async with world(fake) as w:
-            await asyncio.gather(
-                *(
-                    w.deletions.finalize(mine, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-                    for mine in crs
-                )
-            )
-        shows_before_the_batch = [
-            call
-            for call in fake.calls
-            if call.operation == "show_instance" and call.at < fake.calls_of("delete_many")[0].at
-        ]
-        assert shows_before_the_batch == [], "no show per CR while the first walk is still reading pages"
-        assert len(fake.calls_of("delete_many")) == 1
-
-    @virtual_time
-    async def test_a_first_walk_that_stops_reading_pages_is_given_up_on_and_show_answers(self) -> None:
-        fake = FakeCloud()
-        fake.add(view("i-1"))
-        stalled = asyncio.Event()
-
-        async def never(_query: cloud.ListQuery) -> cloud.ListInstancesResponse:
-            await stalled.wait()
-            raise AssertionError("unreachable")
-
-        fake.list_instances = never  # type: ignore[method-assign]
-        async with world(fake) as w:
-            started = loop_clock()
-            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
-            waited = loop_clock() - started
-        assert [call.ids for call in fake.calls_of("show_instance")] == [("i-1",)]
-        assert waited == pytest.approx(2 * SETTINGS.poll_interval_seconds, abs=1.0)
-        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["status"] == "True"
 
     @virtual_time
     async def test_a_first_walk_that_fails_says_why_without_a_show_call(self) -> None:

@@ -155,11 +155,6 @@ class DeletionFlow:
                 instance_id, accepted_at=since, force=cr.spec.force_delete, timeout=wait
             )
         observation = self._observer.lookup(instance_id)
-        if observation.instance is None and self._observer.latest() is None:
-            # Deleted right after a start, before the first walk ended: wait for that walk (as the
-            # other passes do) rather than show, which at 10,000 CRs would queue ahead of its pages.
-            await self._observer.first_walk(patience=observing.STALE_INTERVALS * self._settings.poll_interval_seconds)
-            observation = self._observer.lookup(instance_id)
         if observation.instance is not None and observation.observed_at is not None:
             return evidence.from_status(observation.instance, at=observation.observed_at)
         look = await self._confirmer.look(instance_id)

@@ -87,12 +87,11 @@ class FreshViews:
         return to_seen(observation)
 
     async def _first_walk(self) -> bool:
-        """Wait for the observer's first walk to end, if it has none yet, for as long as the walk
-        makes progress (a page at least as often as a snapshot is trusted); whether it waited (the
-        walk may have failed or stalled: the caller looks again)."""
+        """Wait (at most as long as a snapshot is trusted) for the observer's first walk to end, if it
+        has none yet; whether it waited (the walk may have failed: the caller looks again)."""
         if self._strategy == ObserveStrategy.SHOW or self._observer.latest() is not None:
             return False
-        await self._observer.first_walk(patience=self._max_age)
+        await self._observer.snapshot_after(0.0, timeout=self._max_age)
         return True
 
     async def show(self, instance_id: str) -> cloud.InstanceView | None:

@@ -128,7 +128,6 @@ class Observer(SupervisedService):
         self._not_before = -math.inf  # loop time; set after a failed walk
         self._failures = 0
         self._random = random.Random()
-        self._pages_read = 0  # list calls answered, over every walk: a walk under way makes progress
 
     async def start(self) -> None:
         """Start the background loop: a walk at once, then one every ``interval``."""
@@ -146,24 +145,6 @@ class Observer(SupervisedService):
                 future.set_result(None)
 
     def latest(self) -> Snapshot | None:
-        return self._latest
-
-    async def first_walk(self, *, patience: float) -> Snapshot | None:
-        """The first snapshot, waiting for the first walk for as long as it reads a page at least every
-        ``patience`` seconds; ``None`` if that walk failed or stalled, or the observer closed.
-
-        At 10,000 instances the first walk is 200 pages, and an operator restarted during a mass
-        deletion took 3 minutes over it (its pages queue behind everything else the cloud is asked).
-        A pass that gave up on it after a fixed wait asked show instead: 2 shows per CR (20,001 of
-        them) before the deletions went out, each queued ahead of the walk's next page.
-        """
-        while self._latest is None and not self._closed:
-            pages = self._pages_read
-            snapshot = await self.snapshot_after(0.0, timeout=patience)
-            if snapshot is not None:
-                return snapshot
-            if self._last_error is not None or self._pages_read == pages:
-                return None
         return self._latest
 
     @property
@@ -308,7 +289,6 @@ class Observer(SupervisedService):
         while True:
             page = await self._client.list_instances(cloud.ListQuery(limit=page_size, offset=offset))
             calls += 1
-            self._pages_read += 1
             items = list(page.instances)
             counts.append(page.instance_num)
             for item in items:
