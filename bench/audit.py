@@ -2,7 +2,7 @@
 
     python bench/audit.py --n 1000
 
-Runs ``bench.scenarios.teardown`` (batched, forced, no cloud rate limit) on a control plane whose
+Runs ``bench.scenarios.batched_forced_teardown`` (batched, forced, no cloud rate limit) on a control plane whose
 API server writes an audit log of every write to RocketMQInstances and Events, then counts, per CR,
 its writes and the shape of each (the verb, the subresource, the keys of the body two levels deep),
 so that a write more than expected can be named: which pass wrote what. Prints the shapes by count,
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from bench.harness import Stack
-from bench.scenarios import FORCED, teardown
+from bench.scenarios import batched_forced_teardown
 
 POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -78,16 +78,7 @@ def main() -> None:
     flags = [f"--audit-policy-file={work / 'policy.yaml'}", f"--audit-log-path={log}", "--audit-log-maxsize=1000"]
     stack = Stack.start(work, apiserver_args=flags)
     try:
-        run = teardown(
-            stack,
-            label="audit",
-            n=args.n,
-            batch_size=50,
-            cloud_rate_limit_rps=None,
-            latency_ms=50.0,
-            delete_seconds=10.0,
-            deletion=FORCED,
-        )
+        run = batched_forced_teardown(stack, label="audit", n=args.n)
     finally:
         stack.stop()
     print(

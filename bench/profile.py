@@ -2,7 +2,7 @@
 
     python bench/profile.py --n 1000 --out bench/results/profile
 
-Runs the bench's forced, batched teardown of N CRs (``bench.scenarios.teardown``) with py-spy
+Runs the bench's forced, batched teardown of N CRs (``bench.scenarios.batched_forced_teardown``) with py-spy
 sampling each operator process (the one that creates the CRs and the one that deletes them), and
 writes, per phase, the raw collapsed stacks (``<phase>.txt``, for flame graph tools) and
 ``top-frames.md``: the frames with the most samples, by their own time and by their total time.
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Stack
-from bench.scenarios import FORCED, teardown
+from bench.scenarios import batched_forced_teardown
 from devstack import OperatorProcess
 
 
@@ -71,16 +71,7 @@ def main() -> int:
     Stack.operator = spied  # type: ignore[method-assign]
     stack = Stack.start(Path("bench/.logs/profile").absolute())
     try:
-        run = teardown(
-            stack,
-            label="batched",
-            n=args.n,
-            batch_size=50,
-            cloud_rate_limit_rps=None,
-            latency_ms=50.0,
-            delete_seconds=10.0,
-            deletion=FORCED,
-        )
+        run = batched_forced_teardown(stack, label="batched", n=args.n)
     finally:
         stack.stop()
     lines = [f"# Where the operator's CPU goes: {args.n} CRs created, then deleted together (batched, forced)", ""]

@@ -58,11 +58,11 @@ class Teardown:
     release_after_cloud_gone: dict[str, float] = field(default_factory=dict)
     """From the moment the simulator's record says the deletion ended (gone or binned)."""
     confirmation_calls: int = 0
+    """Show and recycle-bin list calls: what it cost to prove the deletions finished."""
     shows_by_answer: dict[str, int] = field(default_factory=dict)
     """The teardown's show calls by when they went out (before the batch call that carried the
     instance, or after) and what they got back: which part of the operator asked (a pass's look before
     submitting, or the confirmer's looks after), and how many looks still found the instance."""
-    """Show and recycle-bin list calls: what it cost to prove the deletions finished."""
     early_releases: int = 0
     """CRs whose DELETED event came before the cloud finished (must be 0)."""
     writes_per_cr: float = 0.0
@@ -273,6 +273,21 @@ def teardown(
     ordered = sorted(gone)
     result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(ordered)]
     return result
+
+
+def batched_forced_teardown(stack: Stack, *, label: str, n: int) -> Teardown:
+    """``make bench``'s batched forced run without a cloud rate limit: batch size 50, 50 ms per call,
+    10 s to delete; the one that ``bench/audit.py`` and ``bench/profile.py`` look inside."""
+    return teardown(
+        stack,
+        label=label,
+        n=n,
+        batch_size=50,
+        cloud_rate_limit_rps=None,
+        latency_ms=50.0,
+        delete_seconds=10.0,
+        deletion=FORCED,
+    )
 
 
 def shows_by_answer(calls: list[dict[str, Any]]) -> dict[str, int]:
