@@ -1,4 +1,5 @@
-"""The per-account token bucket: steady rate, bursts, FIFO waiting, and the shared 429 pause."""
+"""The per-account token bucket: steady rate, bursts, FIFO waiting (a call serving many first), and the
+shared 429 pause."""
 
 from __future__ import annotations
 
@@ -63,6 +64,22 @@ async def test_concurrent_callers_are_served_in_arrival_order() -> None:
 
     assert order == [0, 1, 2, 3, 4]
     assert clock.now - 1000.0 == pytest.approx(4.0)  # one per second after the first
+
+
+async def test_a_caller_that_goes_first_is_served_before_the_callers_already_waiting() -> None:
+    bucket = TokenBucket(20.0, 1)  # the loop's clock: the page arrives while show-1 sleeps 50 ms
+    order: list[str] = []
+
+    async def caller(name: str, *, first: bool = False) -> None:
+        await bucket.acquire(first=first)
+        order.append(name)
+
+    waiting = [asyncio.create_task(caller(f"show-{n}")) for n in range(4)]
+    await asyncio.sleep(0)
+    await asyncio.gather(*waiting, caller("page", first=True))
+
+    # show-0 had the token, show-1 was already asleep for the next one; the page went after it.
+    assert order == ["show-0", "show-1", "page", "show-2", "show-3"]
 
 
 async def test_pause_holds_every_caller_until_it_ends() -> None:

@@ -27,6 +27,7 @@ import httpx
 import pydantic
 
 from rocketmq_operator.adapters import failures, retrying, signing
+from rocketmq_operator.adapters.lanes import Lanes
 from rocketmq_operator.adapters.ratelimit import TokenBucket
 from rocketmq_operator.adapters.retrying import RetryPolicy, Safety
 from rocketmq_operator.core import cloud
@@ -45,37 +46,43 @@ ResultT = TypeVar("ResultT")
 
 @dataclass(frozen=True)
 class Operation:
-    """One kind of call: its name in metrics and logs, and what repeating it may do."""
+    """One kind of call: its name in metrics and logs, and what repeating it may do.
+
+    ``serves_many``: its answer serves many CRs (a page of a list, a batch). It goes ahead of the
+    calls that serve one in the account's queues (``lanes``): a list page queued behind thousands of
+    shows left the snapshot stale, and every CR then asked show itself.
+    """
 
     name: str
     safety: Safety
+    serves_many: bool = False
 
 
 CREATE: Final = Operation("create", Safety.UNSAFE)
 SHOW: Final = Operation("show", Safety.READ)
-LIST: Final = Operation("list", Safety.READ)
+LIST: Final = Operation("list", Safety.READ, serves_many=True)
 UPDATE: Final = Operation("update", Safety.UNSAFE)
 DELETE: Final = Operation("delete", Safety.IDEMPOTENT)
-BATCH_DELETE: Final = Operation("batch_delete", Safety.IDEMPOTENT)
-DELETE_ALL_FAILED: Final = Operation("delete_all_failed", Safety.IDEMPOTENT)
+BATCH_DELETE: Final = Operation("batch_delete", Safety.IDEMPOTENT, serves_many=True)
+DELETE_ALL_FAILED: Final = Operation("delete_all_failed", Safety.IDEMPOTENT, serves_many=True)
 RESIZE: Final = Operation("resize", Safety.UNSAFE)
 RESTART: Final = Operation("restart", Safety.UNSAFE)
 TAGS_CREATE: Final = Operation("tags_create", Safety.UNSAFE)
 TAGS_DELETE: Final = Operation("tags_delete", Safety.UNSAFE)
 TAGS_LIST: Final = Operation("tags_list", Safety.READ)
-RECYCLE_LIST: Final = Operation("recycle_list", Safety.READ)
+RECYCLE_LIST: Final = Operation("recycle_list", Safety.READ, serves_many=True)
 RECYCLE_RESTORE: Final = Operation("recycle_restore", Safety.UNSAFE)
 TOPIC_CREATE: Final = Operation("topic_create", Safety.UNSAFE)
-TOPIC_LIST: Final = Operation("topic_list", Safety.READ)
+TOPIC_LIST: Final = Operation("topic_list", Safety.READ, serves_many=True)
 TOPIC_UPDATE: Final = Operation("topic_update", Safety.UNSAFE)
-TOPIC_BATCH_DELETE: Final = Operation("topic_batch_delete", Safety.IDEMPOTENT)
+TOPIC_BATCH_DELETE: Final = Operation("topic_batch_delete", Safety.IDEMPOTENT, serves_many=True)
 GROUP_CREATE: Final = Operation("group_create", Safety.UNSAFE)
-GROUP_LIST: Final = Operation("group_list", Safety.READ)
+GROUP_LIST: Final = Operation("group_list", Safety.READ, serves_many=True)
 GROUP_UPDATE: Final = Operation("group_update", Safety.UNSAFE)
-GROUP_BATCH_DELETE: Final = Operation("group_batch_delete", Safety.IDEMPOTENT)
+GROUP_BATCH_DELETE: Final = Operation("group_batch_delete", Safety.IDEMPOTENT, serves_many=True)
 TASK_SHOW: Final = Operation("task_show", Safety.READ)
 USER_CREATE: Final = Operation("user_create", Safety.UNSAFE)
-USER_LIST: Final = Operation("user_list", Safety.READ)
+USER_LIST: Final = Operation("user_list", Safety.READ, serves_many=True)
 USER_UPDATE: Final = Operation("user_update", Safety.IDEMPOTENT)
 USER_DELETE: Final = Operation("user_delete", Safety.IDEMPOTENT)
 
@@ -191,9 +198,9 @@ class DmsClient:
         self._http = http
         # httpcore's pool rescans every queued request against every connection each time one
         # finishes: with a thousand CRs asking at once that quadratic scan took 70 % of the
-        # operator's CPU and stalled it for minutes. Requests wait here instead, in a FIFO queue
-        # no longer than the pool is wide.
-        self._slots = asyncio.Semaphore(connections or CONNECTIONS)
+        # operator's CPU and stalled it for minutes. Requests wait here instead, in arrival order
+        # (calls that serve many CRs first), for a pool no wider than this.
+        self._slots = Lanes(connections or CONNECTIONS)
         self._account = account
         self._retry = retry or RetryPolicy()
         self._bucket = bucket
@@ -281,7 +288,7 @@ class DmsClient:
         parse: Callable[[httpx.Response], ResultT],
     ) -> ResultT:
         with failures.translating(operation.name):
-            async with self._slots:
+            async with self._slots.hold(first=operation.serves_many):
                 http = self._http
                 self._in_flight[http] = self._in_flight.get(http, 0) + 1
                 try:
@@ -324,7 +331,7 @@ class DmsClient:
             attempt += 1
             self._gate.check(operation.name)
             if self._bucket is not None:
-                await self._bucket.acquire()
+                await self._bucket.acquire(first=operation.serves_many)
             sent = self._clock()
             try:
                 result = await self._attempt(operation, method, path, params, content, parse)

@@ -14,8 +14,9 @@ over the last seconds, at most once per throttling episode, and the rate then do
 ``recovery_seconds`` without a 429, up to the configured one. The account's traffic settles just
 below its real limit instead of oscillating around the configured one.
 
-Waiters are served first come, first served (one ``asyncio.Lock`` held across the wait), which also
-means only one coroutine sleeps at a time. The clock and the sleep are injectable (loop time by
+Waiters are served first come, first served (one place, ``lanes.Lanes(1)``, held across the wait),
+which also means only one coroutine sleeps at a time; a caller that asks to go ``first`` (a call
+that serves many CRs) goes before every waiter that did not. The clock and the sleep are injectable (loop time by
 default), so tests run on a fake clock without real sleeping.
 """
 
@@ -25,6 +26,8 @@ import asyncio
 import collections
 import math
 from collections.abc import Awaitable, Callable
+
+from rocketmq_operator.adapters.lanes import Lanes
 
 _MEASURE_SECONDS = 2.0
 """The window over which the rate really sent is measured when a 429 arrives."""
@@ -71,7 +74,7 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp: float | None = None  # when _tokens was last brought up to date
         self._paused_until = float("-inf")
-        self._lock = asyncio.Lock()
+        self._turn = Lanes(1)
         self._sent: collections.deque[float] = collections.deque()  # acquisition times, last few seconds
         self._lowered_to: float | None = None  # the rate a 429 set, while recovering from it
         self._lowered_at = float("-inf")  # when that rate took effect (the end of its pause)
@@ -154,9 +157,9 @@ class TokenBucket:
             self._tokens = 1.0
             self._stamp = until
 
-    async def acquire(self) -> None:
-        """Wait until this caller may send one request."""
-        async with self._lock:
+    async def acquire(self, *, first: bool = False) -> None:
+        """Wait until this caller may send one request; ``first``: before every caller that is not."""
+        async with self._turn.hold(first=first):
             while True:
                 now = self._clock()
                 if now < self._paused_until:
