@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 _START = time.time()
@@ -21,7 +22,7 @@ _lock = threading.Lock()
 
 
 def _caller(skip: int = 2) -> str:
-    frame = sys._getframe(skip)
+    frame: FrameType | None = sys._getframe(skip)
     chain: list[str] = []
     while frame is not None and len(chain) < 6:
         module = frame.f_globals.get("__name__", "")
