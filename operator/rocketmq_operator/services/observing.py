@@ -157,23 +157,20 @@ class Observer(SupervisedService):
 
         Absence is reported only from a consistent snapshot; otherwise it is ``Unknown``. While
         walks fail, the last snapshot is still used for a while (one failed walk is no news), but
-        not after a terminal failure, nor once ``STALE_INTERVALS`` intervals (or as many times its
-        walk's length, if longer) have passed since its walk ended, whatever the reason (walks
-        failing, the loop dead or stuck, a walk throttled to a crawl): then the answer is
-        ``Unknown``, with the error if walks fail, so every CR says why it cannot be observed, and a
-        reconciler that wants an answer asks show rather than act on old data.
+        not after a terminal failure, nor once ``STALE_INTERVALS`` intervals have passed since its
+        walk ended, whatever the reason (walks failing, the loop dead or stuck, a walk throttled to
+        a crawl): then the answer is ``Unknown``, with the error if walks fail, so every CR says why
+        it cannot be observed, and a reconciler that wants an answer asks show rather than act on
+        old data.
         """
         snapshot = self._latest
         error = self._last_error
         if snapshot is None:
             return Observation(Presence.UNKNOWN, None, None, error=error)
-        # Counted from the walk's end, and as two walks as long as that one if walks take longer
-        # than an interval: at 10,000 instances a walk is 200 pages (the API's limit is 50), and in
-        # a 10,000-CR teardown, behind a queue of calls, one took about 87 s. A shorter limit made
-        # every CR's pass ask show between walks (2 shows per CR were measured), and those shows
-        # slowed the walks further. A walk that stops for good is still caught, two walks late.
-        walk = snapshot.finished_at - snapshot.started_at
-        stale = self._clock() - snapshot.finished_at > STALE_INTERVALS * max(self._interval, walk)
+        # Counted from the walk's end: at 10,000 instances a walk is 200 pages (the API's limit is
+        # 50) and can take longer than the interval. Counted from its start, a snapshot could go
+        # stale before the next walk ended, and every CR's pass would then ask show instead.
+        stale = self._clock() - snapshot.finished_at > STALE_INTERVALS * self._interval
         if stale or (error is not None and error.terminal):
             return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
