@@ -178,9 +178,6 @@ class Runtime:
             verify_interval=settings.verify_interval_seconds,
             max_gap=max(settings.poll_interval_seconds, settings.verify_interval_seconds),
             listed=observer.lookup,
-            # The whole pool: its looks no longer delay a list page or a batch (they go first), and
-            # at 8 at once, 1,000 proofs took 6 s at the cloud's 50 ms a call.
-            concurrency=dms_client.CONNECTIONS,
             metrics=metrics,
             activity=activity,
         )
