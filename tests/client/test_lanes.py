@@ -26,43 +26,32 @@ async def test_places_are_taken_at_once_while_free() -> None:
     assert third.done()
 
 
-async def test_a_first_lane_waiter_goes_before_every_second_lane_waiter() -> None:
+async def _served(*arrivals: list[str]) -> list[str]:
+    """The order in which waiters got a one-place lane held meanwhile; each list arrives after the
+    one before it has queued. Names starting with "page" ask for the first lane."""
     lanes = Lanes(1)
     order: list[str] = []
     await lanes.acquire()
 
-    async def waiter(name: str, *, first: bool) -> None:
-        async with lanes.hold(first=first):
+    async def waiter(name: str) -> None:
+        async with lanes.hold(first=name.startswith("page")):
             order.append(name)
 
-    tasks = [asyncio.create_task(waiter(f"show-{i}", first=False)) for i in range(3)]
-    await _settle()
-    tasks.append(asyncio.create_task(waiter("page", first=True)))
-    await _settle()
+    tasks: list[asyncio.Task[None]] = []
+    for names in arrivals:
+        tasks += [asyncio.create_task(waiter(name)) for name in names]
+        await _settle()
     lanes.release()
     await asyncio.gather(*tasks)
+    return order
 
-    assert order == ["page", "show-0", "show-1", "show-2"]
+
+async def test_a_first_lane_waiter_goes_before_every_second_lane_waiter() -> None:
+    assert await _served(["show-0", "show-1", "show-2"], ["page"]) == ["page", "show-0", "show-1", "show-2"]
 
 
 async def test_each_lane_is_served_in_arrival_order() -> None:
-    lanes = Lanes(1)
-    order: list[str] = []
-    await lanes.acquire()
-
-    async def waiter(name: str, *, first: bool) -> None:
-        async with lanes.hold(first=first):
-            order.append(name)
-
-    tasks = [
-        asyncio.create_task(waiter(name, first=name.startswith("page")))
-        for name in ("show-a", "page-1", "show-b", "page-2")
-    ]
-    await _settle()
-    lanes.release()
-    await asyncio.gather(*tasks)
-
-    assert order == ["page-1", "page-2", "show-a", "show-b"]
+    assert await _served(["show-a", "page-1", "show-b", "page-2"]) == ["page-1", "page-2", "show-a", "show-b"]
 
 
 async def test_a_waiter_cancelled_while_queued_leaves_no_place_behind_it() -> None:
