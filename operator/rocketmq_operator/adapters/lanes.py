@@ -44,15 +44,14 @@ class Lanes:
             self._free -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._first if first else self._second
-        queue.append(future)
+        (self._first if first else self._second).append(future)
         try:
             await future
         except asyncio.CancelledError:
+            # Handed the place just as it was cancelled: pass it on, not lose it. A future cancelled
+            # while still queued stays there: release skips it, and _waiting drops it from the head.
             if future.done() and not future.cancelled():
-                self.release()  # handed the place just as it was cancelled: pass it on, not lose it
-            elif future in queue:
-                queue.remove(future)  # or a free place would wait behind a waiter that is gone
+                self.release()
             raise
 
     @staticmethod

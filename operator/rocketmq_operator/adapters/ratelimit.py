@@ -16,8 +16,8 @@ below its real limit instead of oscillating around the configured one.
 
 Waiters are served first come, first served (one place, ``lanes.Lanes(1)``, held across the wait),
 which also means only one coroutine sleeps at a time; a caller that asks to go ``first`` (a call
-that serves many CRs) goes before every waiter that did not. The clock and the sleep are injectable (loop time by
-default), so tests run on a fake clock without real sleeping.
+that serves many CRs) goes before every waiter that did not. The clock and the sleep are injectable
+(loop time by default), so tests run on a fake clock without real sleeping.
 """
 
 from __future__ import annotations
