@@ -15,6 +15,8 @@ from rocketmq_operator.adapters.signing import AkSkCredentials
 from rocketmq_operator.core import cloud as cloud_model
 from rocketmq_operator.ports.protocol import Account
 
+SHOW_BODY = json.dumps({"instance_id": IID1, "name": "mq", "status": "RUNNING", "engine": "reliability"}).encode()
+
 
 class SlowCloud:
     """Answers every show after a moment, and counts how many requests it holds at once."""
@@ -30,8 +32,7 @@ class SlowCloud:
         await asyncio.sleep(0.002)
         self.in_flight -= 1
         self.served += 1
-        body = {"instance_id": IID1, "name": "mq", "status": "RUNNING", "engine": "reliability"}
-        return httpx.Response(200, content=json.dumps(body).encode())
+        return httpx.Response(200, content=SHOW_BODY)
 
 
 async def test_no_more_requests_are_in_flight_than_the_pool_has_connections() -> None:
@@ -70,8 +71,7 @@ class GatedCloud:
         await self.gate.wait()
         if request.url.path.endswith("/instances"):
             return httpx.Response(200, content=b'{"instances": [], "instance_num": 0}')
-        body = {"instance_id": IID1, "name": "mq", "status": "RUNNING", "engine": "reliability"}
-        return httpx.Response(200, content=json.dumps(body).encode())
+        return httpx.Response(200, content=SHOW_BODY)
 
 
 async def test_a_list_page_goes_ahead_of_the_shows_waiting_for_a_connection() -> None:
@@ -97,8 +97,7 @@ async def test_a_batch_goes_ahead_of_the_shows_waiting_for_the_rate_limit() -> N
         sent.append("batch" if request.url.path.endswith("/action") else "show")
         if request.url.path.endswith("/action"):
             return httpx.Response(200, content=b'{"results": []}')
-        body = {"instance_id": IID1, "name": "mq", "status": "RUNNING", "engine": "reliability"}
-        return httpx.Response(200, content=json.dumps(body).encode())
+        return httpx.Response(200, content=SHOW_BODY)
 
     http = httpx.AsyncClient(base_url=ENDPOINT, transport=httpx.MockTransport(answer))
     client = dms_client.DmsClient(http, account=Account(endpoint=ENDPOINT, project_id=PID), bucket=bucket)
