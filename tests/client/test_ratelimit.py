@@ -193,17 +193,57 @@ async def test_a_429_after_the_pause_ended_is_a_new_episode() -> None:
     assert bucket.current_rate() == pytest.approx(5.0 / 2, rel=0.05)
 
 
-async def test_the_rate_doubles_back_every_recovery_period_up_to_the_configured_one() -> None:
+async def test_the_rate_doubles_back_to_the_one_that_drew_the_429_then_probes_slowly_beyond_it() -> None:
     clock = FakeClock()
     bucket = TokenBucket(8.0, 8, clock=clock, sleep=clock.sleep, recovery_seconds=10.0)
     await _send(bucket, 8)
-    bucket.throttled(2.0)  # 8 sent in the window: 4/s, halved to 2/s from t=1002
+    bucket.throttled(2.0)  # 8 sent in the window: 4/s drew the 429, halved to 2/s from t=1002
     assert bucket.current_rate() == pytest.approx(2.0)
 
-    assert bucket.current_rate(1012.0) == pytest.approx(4.0)
-    assert bucket.current_rate(1017.0) == pytest.approx(4.0 * 2**0.5)
-    assert bucket.current_rate(1022.0) == pytest.approx(8.0)
-    assert bucket.current_rate(1100.0) == pytest.approx(8.0)  # never above the configured rate
+    assert bucket.current_rate(1007.0) == pytest.approx(2.0 * 2**0.5)
+    assert bucket.current_rate(1012.0) == pytest.approx(4.0)  # back at the ceiling after one period
+    assert bucket.current_rate(1022.0) == pytest.approx(4.4)  # 10% above it after the next
+    assert bucket.current_rate(1032.0) == pytest.approx(5.2)  # then the excess doubles: 30%
+    assert bucket.current_rate(1042.0) == pytest.approx(6.8)  # 70%
+    assert bucket.current_rate(1052.0) == pytest.approx(8.0)  # never above the configured rate
+    assert bucket.current_rate(1100.0) == pytest.approx(8.0)
+
+
+async def test_while_slowed_down_a_quiet_spell_saves_up_one_second_of_calls_not_a_burst() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(20.0, 20, clock=clock, sleep=clock.sleep, recovery_seconds=10.0)
+    await _send(bucket, 20)
+    bucket.throttled(1.0)  # 20 sent: 10/s drew the 429, halved to 5/s from t=1001
+    clock.now = 1003.0  # nothing to send for 2 s; the rate has recovered to 5 * 2**0.2 = 5.7/s
+
+    at_once = 0
+    for _ in range(12):
+        await bucket.acquire()
+        at_once += clock.now == 1003.0
+
+    assert at_once == 5  # one second's worth at 5.7/s, not the 12 that the burst of 20 would let go
+
+
+async def test_under_a_steady_limit_the_account_settles_below_it() -> None:
+    # The gateway's own bucket: 4/s, 4 at once; the operator is configured for 20/s, 20 at once,
+    # and always has work. Every call counts, the refused ones too.
+    clock = FakeClock()
+    bucket = TokenBucket(20.0, 20, clock=clock, sleep=clock.sleep, recovery_seconds=10.0)
+    limit, gateway, stamp, start = 4.0, 4.0, clock.now, clock.now
+    sent: list[float] = []
+    while clock.now < start + 300.0:
+        await bucket.acquire()
+        gateway = min(limit, gateway + (clock.now - stamp) * limit)
+        stamp = clock.now
+        sent.append(clock.now)
+        if gateway >= 1.0:
+            gateway -= 1.0
+        else:
+            bucket.throttled(1.0)
+
+    settled = len([t for t in sent if t >= start + 10.0]) / (clock.now - start - 10.0)
+    # 3.52/s; doubling straight past the ceiling, as this bucket once did, averaged 3.67/s
+    assert limit * 0.75 < settled < limit * 0.9
 
 
 async def test_the_rate_never_goes_below_min_rate() -> None:
@@ -236,5 +276,6 @@ async def test_the_bucket_says_it_is_slowed_down_until_the_rate_is_back() -> Non
     bucket.throttled(1.0)
 
     assert bucket.slowed_down()  # paused
-    assert bucket.slowed_down(1011.0)  # recovering: 4/s of 8/s
-    assert not bucket.slowed_down(1021.0)  # back to 8/s
+    assert bucket.slowed_down(1011.0)  # back at the 4/s that drew the 429, of 8/s
+    assert bucket.slowed_down(1031.0)  # probing past it: 5.2/s
+    assert not bucket.slowed_down(1046.0)  # back to 8/s

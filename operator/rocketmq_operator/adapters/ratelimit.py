@@ -9,10 +9,18 @@ afterwards traffic resumes with a single token rather than with a stampede of sa
 A pause alone is not enough when the account's real limit is below the configured rate: after
 every pause the bucket would again send faster than the gateway allows, collect another round of
 429s, pause again, and so on for as long as the work lasts. So a 429 (``throttled``) also *lowers
-the rate* (AIMD, as TCP and the AWS SDKs' adaptive mode do): to half of what was really being sent
-over the last seconds, at most once per throttling episode, and the rate then doubles back every
-``recovery_seconds`` without a 429, up to the configured one. The account's traffic settles just
-below its real limit instead of oscillating around the configured one.
+the rate*: to half of what was really being sent over the last seconds, at most once per
+throttling episode. Without another 429 the rate then doubles back every ``recovery_seconds``, but
+only up to the rate that drew the 429 (the ceiling); beyond it, it probes: 10% above the ceiling
+one period later, then the excess doubles each period, up to the configured rate. That is CUBIC's
+shape (TCP's, and the AWS SDKs' adaptive mode's): fast back to the last known limit, slow near it,
+faster again away from it. And while slowed down, a quiet spell saves up at most one second's
+calls, not the whole ``burst``, which would go out at once at a pace the 429 has just refused.
+
+Measured: the reliability suite's 429 storm (gateway 4/s, burst 4; operator 20/s, burst 20) on a
+loaded machine sent 3.81, 3.92 and 4.20 requests/s after its first 10 s when the rate doubled
+straight past the ceiling and the burst refilled in full; 3.06 to 3.43 in five runs with both
+changes.
 
 Waiters are served first come, first served (one place, ``lanes.Lanes(1)``, held across the wait),
 which also means only one coroutine sleeps at a time; a caller that asks to go ``first`` (a call
@@ -32,6 +40,9 @@ from rocketmq_operator.adapters.lanes import Lanes
 _MEASURE_SECONDS = 2.0
 """The window over which the rate really sent is measured when a 429 arrives."""
 
+_PROBE = 0.1
+"""How far above the ceiling the rate is one recovery period after reaching it, as its fraction."""
+
 
 def _loop_time() -> float:
     return asyncio.get_running_loop().time()
@@ -46,7 +57,8 @@ class TokenBucket:
         clock: monotonic seconds; the running loop's ``time()`` by default.
         sleep: how to wait; ``asyncio.sleep`` by default.
         min_rate: the least a 429 may lower the rate to.
-        recovery_seconds: after a 429 lowered it, the rate doubles this often, up to ``rate``.
+        recovery_seconds: after a 429 lowered it, the rate doubles this often, up to the ceiling
+            (the rate that drew the 429); beyond it the excess starts at 10% and doubles this often.
     """
 
     def __init__(
@@ -77,6 +89,7 @@ class TokenBucket:
         self._turn = Lanes(1)
         self._sent: collections.deque[float] = collections.deque()  # acquisition times, last few seconds
         self._lowered_to: float | None = None  # the rate a 429 set, while recovering from it
+        self._ceiling = float("inf")  # the rate that drew that 429
         self._lowered_at = float("-inf")  # when that rate took effect (the end of its pause)
 
     def __repr__(self) -> str:
@@ -96,8 +109,12 @@ class TokenBucket:
         if self._lowered_to is None:
             return self.rate
         at = self._clock() if now is None else now
-        doublings = max(0.0, at - self._lowered_at) / self._recovery
-        recovered = self._lowered_to * math.pow(2.0, min(doublings, 64.0))
+        periods = min(max(0.0, at - self._lowered_at) / self._recovery, 64.0)
+        to_ceiling = math.log2(max(1.0, self._ceiling / self._lowered_to))
+        if periods <= to_ceiling:
+            recovered = self._lowered_to * math.pow(2.0, periods)
+        else:
+            recovered = self._ceiling * (1.0 + _PROBE * (math.pow(2.0, periods - to_ceiling) - 1.0))
         if recovered >= self.rate:
             self._lowered_to = None
             return self.rate
@@ -117,7 +134,11 @@ class TokenBucket:
         if self._stamp is None:
             self._stamp = now
         elif now > self._stamp:
-            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.current_rate(now))
+            rate = self.current_rate(now)
+            # While slowed down, a quiet spell saves up at most one second's calls: a full burst
+            # after it would go out at the very pace the 429 said the account cannot take.
+            room = float(self.burst) if self._lowered_to is None else max(1.0, min(float(self.burst), rate))
+            self._tokens = min(room, self._tokens + (now - self._stamp) * rate)
             self._stamp = now
 
     def _forget_sent_before(self, now: float) -> None:
@@ -134,7 +155,8 @@ class TokenBucket:
         Only the first 429 of an episode lowers the rate (the others were sent at the same pace
         and arrive while the pause is already in force): to half the rate really sent over the
         last ``_MEASURE_SECONDS``, never below ``min_rate``. The lowered rate starts when the pause
-        ends and doubles every ``recovery_seconds`` without another 429.
+        ends and doubles every ``recovery_seconds`` without another 429 up to ``base``, then probes
+        beyond it (see the module's docstring).
         """
         now = self._clock()
         new_episode = now >= self._paused_until
@@ -144,6 +166,7 @@ class TokenBucket:
         sent = self._sent_rate(now)
         base = min(self.current_rate(now), sent) if sent > 0 else self.current_rate(now)
         self._lowered_to = max(self._min_rate, base / 2.0)
+        self._ceiling = max(self._lowered_to, base)
         self._lowered_at = self._paused_until
 
     def pause(self, seconds: float) -> None:
