@@ -8,6 +8,7 @@ of each call and can change between the pages of one walk.
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -38,9 +39,16 @@ async def running(
     min_gap: float = 1.0,
     page_size: int = 50,
     metrics: Metrics | None = None,
+    pages_at_once: int = observing.PAGES_AT_ONCE,
 ) -> AsyncIterator[observing.Observer]:
     observer = observing.Observer(
-        fake, interval=interval, min_gap=min_gap, page_size=page_size, metrics=metrics, clock=loop_clock
+        fake,
+        interval=interval,
+        min_gap=min_gap,
+        page_size=page_size,
+        metrics=metrics,
+        clock=loop_clock,
+        pages_at_once=pages_at_once,
     )
     await observer.start()
     try:
@@ -168,6 +176,45 @@ class TestOneWalk:
         assert len(same) == 119 and all(second.instances[i] is first.instances[i] for i in same)
 
 
+class TestPagesAskedForAtOnce:
+    @pytest.mark.parametrize(("pages_at_once", "seconds"), [(1, 21.0), (8, 4.0)])
+    @virtual_time
+    async def test_a_walk_of_1000_asks_for_up_to_8_pages_at_once_and_reads_them_in_list_order(
+        self, pages_at_once: int, seconds: float
+    ) -> None:
+        fake = FakeCloud(latency=1.0)  # every call takes a second
+        ids = fake.add_running(1000)
+
+        async with running(fake, pages_at_once=pages_at_once) as observer:
+            snapshot = await observer.snapshot_after(FIRST, timeout=60)
+
+        assert snapshot is not None
+        assert list(snapshot.instances) == ids
+        assert snapshot.consistent
+        assert snapshot.calls == 21  # no page asked for that the count did not call for
+        assert snapshot.finished_at - snapshot.started_at == pytest.approx(seconds)
+        in_flight = collections.Counter(call.at for call in fake.calls_of("list_instances"))
+        assert max(in_flight.values()) == pages_at_once
+
+    @virtual_time
+    async def test_a_page_failing_ahead_of_its_turn_fails_the_walk_and_no_page_is_left_asking(self) -> None:
+        fake = FakeCloud(latency=1.0)
+        fake.add_running(1000)
+
+        def fail_at_98(query: cloud.ListQuery) -> None:
+            if query.offset == 98:
+                raise errors.TransportError("connection reset")
+
+        fake.before_list = fail_at_98
+        async with running(fake) as observer:
+            assert await observer.snapshot_after(FIRST, timeout=5) is None
+            error = last_error_of(observer)
+            asking = [task for task in asyncio.all_tasks() if "list_instances" in repr(task.get_coro())]
+
+        assert isinstance(error, errors.TransportError)
+        assert asking == []  # the pages beyond 98 were cancelled with the walk
+
+
 class TestTheCloudChangingDuringAWalk:
     @virtual_time
     async def test_deletions_before_the_offset_are_repaired_by_stepping_back_and_nothing_is_skipped(
@@ -180,7 +227,7 @@ class TestTheCloudChangingDuringAWalk:
         # 0 again, which bridges the gap, and goes on after the page it stepped back from.
         fake.before_list = once(lambda: fake.remove(ids[0], ids[1]), at_offset=49)
 
-        async with running(fake) as observer:
+        async with running(fake, pages_at_once=1) as observer:  # the order of calls, one at a time
             snapshot = await observer.snapshot_after(FIRST, timeout=5)
 
         assert snapshot is not None
@@ -210,7 +257,7 @@ class TestTheCloudChangingDuringAWalk:
         ids = fake.add_running(400)
         fake.before_list = once(lambda: fake.remove(*ids[3:]), at_offset=49)
 
-        async with running(fake) as observer:
+        async with running(fake, pages_at_once=1) as observer:
             snapshot = await observer.snapshot_after(FIRST, timeout=5)
             seen = observer.lookup(ids[200])
 
@@ -228,7 +275,7 @@ class TestTheCloudChangingDuringAWalk:
         fake.before_list = once(lambda: fake.remove(*ids[:60]), at_offset=98)
 
         metrics = Metrics()
-        async with running(fake, metrics=metrics) as observer:
+        async with running(fake, metrics=metrics, pages_at_once=1) as observer:
             snapshot = await observer.snapshot_after(FIRST, timeout=5)
 
         assert snapshot is not None
@@ -345,8 +392,11 @@ class TestTheCloudChangingDuringAWalk:
         assert snapshot.consistent
         assert "i-zzz-last" in snapshot.instances
 
+    @pytest.mark.parametrize("pages_at_once", [1, observing.PAGES_AT_ONCE])
     @virtual_time
-    async def test_a_consistent_snapshot_never_misses_an_instance_that_lived_through_the_walk(self) -> None:
+    async def test_a_consistent_snapshot_never_misses_an_instance_that_lived_through_the_walk(
+        self, pages_at_once: int
+    ) -> None:
         consistent = 0
         for seed in range(60):
             rng = random.Random(seed)
@@ -355,7 +405,7 @@ class TestTheCloudChangingDuringAWalk:
             start = set(fake.instances)
             fake.before_list = _churn(fake, rng)
 
-            async with running(fake) as observer:
+            async with running(fake, pages_at_once=pages_at_once) as observer:
                 snapshot = await observer.snapshot_after(FIRST, timeout=5)
 
             assert snapshot is not None

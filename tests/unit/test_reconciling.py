@@ -672,7 +672,7 @@ class TestASnapshotOlderThanTwoPollIntervals:
 
     @virtual_time
     async def test_is_counted_from_the_end_of_a_walk_that_took_longer_than_an_interval(self) -> None:
-        fake = FakeCloud(latency=4.0)  # 3 pages: a walk takes 12 s, the interval is 10 s
+        fake = FakeCloud(latency=6.0)  # 3 pages, the last two at once: a walk takes 12 s, the interval 10 s
         crs = [cr(uid=f"uid-{i}", status={"instanceId": f"i-{i}"}) for i in range(120)]
         fake.add(*(view(f"i-{i}", tags=owner_tags(mine, "cluster-1")) for i, mine in enumerate(crs)))
         async with world(fake) as w:

@@ -17,6 +17,14 @@ nothing that stayed can hide between them). A page that shares none means deleti
 list; the walk steps back and reads again until the pages overlap. Only when that fails (too many
 re-reads, or an unstable order) is the snapshot inconsistent, and ``lookup`` then answers
 ``Unknown``, not ``Absent``, for what it did not list.
+
+The pages after the first are asked for several at once (``pages_at_once``), as far as the latest
+``instance_num`` says the list goes, and read in offset order as if one by one. At 10,000
+instances a walk is 205 pages; one at a time on a busy event loop they went out at 1 to 3 a second,
+a walk took minutes, and every CR whose snapshot had gone stale meanwhile asked show (4.9 shows per
+CR while 10,000 were created). The overlap argument does not need the pages read in order: two
+pages that share an item leave no gap between them whenever each was read, since the items that
+live through the walk keep their order.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import math
 import random
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 
 from rocketmq_operator.core import cloud
@@ -49,6 +57,8 @@ STALE_INTERVALS = 2.0
 """A snapshot this many poll intervals old is not trusted, whatever kept the walks from refreshing it."""
 _EXTRA_PAGES = 20  # pages beyond what instance_num explains before a walk is declared endless
 _MAX_REPAIRS = 10  # pages one walk may read again to close gaps left by deletions, before giving up
+PAGES_AT_ONCE = 8
+"""List pages one walk asks for at a time; the rest of the account's pool is left to everything else."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Observer(SupervisedService):
         clock: wall clock (epoch seconds) for the ``started_at`` / ``observed_at`` stamps. Walks
             are scheduled on the event loop's clock, so a virtual-time loop drives them in tests.
         activity: walks start only while it is active (a standby replica lists nothing).
+        pages_at_once: pages of one walk asked for at a time (1: one after another).
     """
 
     def __init__(
@@ -103,6 +114,7 @@ class Observer(SupervisedService):
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         activity: Activity | None = None,
+        pages_at_once: int = PAGES_AT_ONCE,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, not {interval!r}")
@@ -111,7 +123,10 @@ class Observer(SupervisedService):
         # One item of overlap per page: a page of one would never advance.
         if not 2 <= page_size <= _MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 2..{_MAX_PAGE_SIZE}, not {page_size!r}")
+        if pages_at_once < 1:
+            raise ValueError(f"pages_at_once must be >= 1, not {pages_at_once!r}")
         super().__init__("instance-observer")
+        self._pages_at_once = pages_at_once
         self._client = client
         self._interval = interval
         self._min_gap = min_gap
@@ -286,50 +301,55 @@ class Observer(SupervisedService):
         calls = repairs = 0
         stepped_back_from: list[tuple[int, list[cloud.InstanceView]]] = []
         offset = 0
-        while True:
-            page = await self._client.list_instances(cloud.ListQuery(limit=page_size, offset=offset))
-            calls += 1
-            items = list(page.instances)
-            counts.append(page.instance_num)
-            for item in items:
-                known = previous.get(item.instance_id)
-                collected[item.instance_id] = known if known == item else item
-            if offset == 0 and len(items) < page_size:
-                # The whole list at one moment (a walk's first page, or a step back after mass
-                # deletions): whatever lived through the walk is on it.
-                break
-            if chain.extend(items, at_head=offset == 0):
-                # Pages a repair stepped back from join once they overlap the chain: resume after the
-                # furthest of them instead of reading them again.
-                joined = chain.join(stepped_back_from)
-                if joined is not None:
-                    offset, items = joined
-                stepped_back_from.clear()
-            elif offset > 0 and repairs < _MAX_REPAIRS and not doubts and counts[-1] < max(counts):
-                # No overlap, and the count fell: instances before this offset were deleted since the
-                # last page, the list shifted down and items may have slid past unseen. Step back and
-                # read again; a page that overlaps the chain covers the gap. Without a fall in the
-                # count, deletions are not the cause (the order is not stable): re-reading would only
-                # cost calls on every walk, and once in doubt it cannot help.
-                repairs += 1
-                stepped_back_from.append((offset, items))
-                offset = max(0, offset - (page_size - 1))
-                continue
-            else:
-                doubts.append(f"page at offset {offset} does not line up with the pages before it")
-                chain.force(items)
-                stepped_back_from.clear()
-            # The end: a short page; or a full one that, on a walk with nothing moving, brings the
-            # count exactly to what the cloud reports (saves a call that could only come back empty).
-            still = len(set(counts)) == 1
-            if len(items) < page_size or (still and not doubts and len(collected) == counts[-1]):
-                break
-            if calls - repairs > max(counts) // (page_size - 1) + _EXTRA_PAGES:
-                raise errors.MalformedResponse(
-                    f"the instance list did not end after {calls} full pages (instance_num {max(counts)})",
-                    operation="list_instances",
-                )
-            offset += page_size - 1
+        pages = _Pages(self._client, page_size, self._pages_at_once)
+        try:
+            while True:
+                page = await pages.read(offset)
+                calls += 1
+                items = list(page.instances)
+                counts.append(page.instance_num)
+                for item in items:
+                    known = previous.get(item.instance_id)
+                    collected[item.instance_id] = known if known == item else item
+                if offset == 0 and len(items) < page_size:
+                    # The whole list at one moment (a walk's first page, or a step back after mass
+                    # deletions): whatever lived through the walk is on it.
+                    break
+                if chain.extend(items, at_head=offset == 0):
+                    # Pages a repair stepped back from join once they overlap the chain: resume after the
+                    # furthest of them instead of reading them again.
+                    joined = chain.join(stepped_back_from)
+                    if joined is not None:
+                        offset, items = joined
+                    stepped_back_from.clear()
+                elif offset > 0 and repairs < _MAX_REPAIRS and not doubts and counts[-1] < max(counts):
+                    # No overlap, and the count fell: instances before this offset were deleted since the
+                    # last page, the list shifted down and items may have slid past unseen. Step back and
+                    # read again; a page that overlaps the chain covers the gap. Without a fall in the
+                    # count, deletions are not the cause (the order is not stable): re-reading would only
+                    # cost calls on every walk, and once in doubt it cannot help.
+                    repairs += 1
+                    stepped_back_from.append((offset, items))
+                    offset = max(0, offset - (page_size - 1))
+                    continue
+                else:
+                    doubts.append(f"page at offset {offset} does not line up with the pages before it")
+                    chain.force(items)
+                    stepped_back_from.clear()
+                # The end: a short page; or a full one that, on a walk with nothing moving, brings the
+                # count exactly to what the cloud reports (saves a call that could only come back empty).
+                still = len(set(counts)) == 1
+                if len(items) < page_size or (still and not doubts and len(collected) == counts[-1]):
+                    break
+                if calls - repairs > max(counts) // (page_size - 1) + _EXTRA_PAGES:
+                    raise errors.MalformedResponse(
+                        f"the instance list did not end after {calls} full pages (instance_num {max(counts)})",
+                        operation="list_instances",
+                    )
+                offset += page_size - 1
+                pages.ahead(offset, end=counts[-1])
+        finally:
+            await pages.aclose()
         # Deletions during a walk leave more listed than the final count, never fewer; with nothing
         # moving the two agree. Fewer means the list hid something (or gained it where we had been).
         if len(collected) < counts[-1] or (len(set(counts)) == 1 and len(collected) != counts[-1]):
@@ -343,7 +363,7 @@ class Observer(SupervisedService):
             finished_at=self._clock(),
             instances=types.MappingProxyType(collected),
             consistent=not doubts,
-            calls=calls,
+            calls=pages.asked,
         )
 
     def _succeeded(self, snapshot: Snapshot) -> None:
@@ -455,3 +475,57 @@ class _Chain:
                     if furthest is None or page[0] > furthest[0]:
                         furthest = page
         return furthest
+
+
+class _Pages:
+    """The pages of one walk, asked for ahead of their reading, at most ``at_once`` in flight.
+
+    A page asked for ahead is read as it was when it came, which may be before a page of lower
+    offset; the chain checks each page against the others whenever it was read.
+    """
+
+    def __init__(self, client: protocol.ExternalClient, page_size: int, at_once: int) -> None:
+        self._client = client
+        self._page_size = page_size
+        self._at_once = at_once
+        self._ahead: dict[int, asyncio.Task[cloud.ListInstancesResponse]] = {}
+        self._dropped: list[asyncio.Task[cloud.ListInstancesResponse]] = []
+        self.asked = 0
+        """List calls asked for, read or not (the walk's cost)."""
+
+    def _ask(self, offset: int) -> Coroutine[None, None, cloud.ListInstancesResponse]:
+        self.asked += 1
+        return self._client.list_instances(cloud.ListQuery(limit=self._page_size, offset=offset))
+
+    async def read(self, offset: int) -> cloud.ListInstancesResponse:
+        """The page at ``offset``: the one asked for ahead, or a new call."""
+        task = self._ahead.pop(offset, None)
+        if task is None:
+            return await self._ask(offset)
+        return await task
+
+    def ahead(self, offset: int, *, end: int) -> None:
+        """Ask for the pages from ``offset`` on that can hold an instance before ``end``; drop those behind."""
+        for behind in [o for o in self._ahead if o < offset]:
+            task = self._ahead.pop(behind)
+            task.cancel()
+            self._dropped.append(task)  # its failure, if it came, is collected by aclose
+        if self._at_once < 2:
+            return
+        # A page at offset o holds something new only if the list goes past o + 1 (its first item
+        # is the previous page's last).
+        step = self._page_size - 1
+        at = offset
+        while len(self._ahead) < self._at_once and at + 1 < end:
+            if at not in self._ahead:
+                self._ahead[at] = asyncio.ensure_future(self._ask(at))
+            at += step
+
+    async def aclose(self) -> None:
+        """Cancel what the walk did not read (it ended, or failed), and wait for it to stop."""
+        tasks = [*self._ahead.values(), *self._dropped]
+        self._ahead.clear()
+        self._dropped.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
