@@ -2,10 +2,13 @@
 set: counts the operator's show and list calls by caller (the chain of its own functions that led to
 the call) and by second since start, and writes them as JSON to ``$CALLTRACE_PATH.<pid>`` every few
 seconds. For the question "who asks show, and when" in a large teardown, where a log line per call
-would be the larger cost."""
+would be the larger cost. It also times the cyclic garbage collector (``gc.callbacks``): per
+generation and 10 s since start, how many collections ran and the milliseconds they held the
+loop, under keys ``gc | gen<N> | <t>s | count`` and ``... | ms``."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -30,6 +33,21 @@ def _caller(skip: int = 2) -> str:
             chain.append(f"{module.rsplit('.', 1)[-1]}.{frame.f_code.co_qualname}")
         frame = frame.f_back
     return " <- ".join(chain) or "?"
+
+
+_gc_started = 0.0
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    global _gc_started
+    now = time.perf_counter()
+    if phase == "start":
+        _gc_started = now
+        return
+    key = f"gc | gen{info['generation']} | {int(time.time() - _START) // 10 * 10:>5d}s"
+    with _lock:
+        _calls[f"{key} | count"] += 1
+        _calls[f"{key} | ms"] += round((now - _gc_started) * 1000.0)
 
 
 def _install() -> None:
@@ -61,5 +79,6 @@ def _dump_forever(path: Path) -> None:
 
 if "CALLTRACE_PATH" in os.environ and "rocketmq-operator" in " ".join(sys.argv):
     _install()
+    gc.callbacks.append(_time_gc)
     target = Path(f"{os.environ['CALLTRACE_PATH']}.{os.getpid()}")
     threading.Thread(target=_dump_forever, args=(target,), daemon=True, name="calltrace").start()
