@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -77,6 +78,28 @@ class _JsonFormatter(logging.Formatter):
         return super().format(record)
 
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations (net of frees) between two collections of the youngest generation; CPython's default
+is 700. Each tenth young collection collects the middle generation and each tenth of those may
+collect all of the heap, which at 10,000 CRs holds about a gigabyte of small objects: during the
+10,000-CR create, 40 full collections took 37.4 s of the loop's first 260 s (0.9 s each), and
+the young and middle ones 17 s more (bench/calltrace's GC timing). Fourteen times fewer
+collections at every level, for at most 10,000 objects more of young garbage waiting."""
+
+
+def _tune_gc() -> None:
+    """Fewer collections, and none of them walking what was loaded at start.
+
+    Reference counting frees most garbage at once; the cyclic collector is for cycles only, and
+    its full collections hold the event loop for as long as they walk the heap. ``gc.freeze``
+    moves everything imported so far (modules, classes, kopf and pydantic's machinery, which live
+    as long as the process) out of every later collection's walk.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def _run(args: argparse.Namespace) -> int:
     from rocketmq_operator.wiring import handlers  # kopf is imported only when running
 
@@ -102,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         priority=args.priority,
         peering_lifetime=args.peering_lifetime,
     )
+    _tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(handlers.run(options))
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +58,35 @@ class TestThePeeringLifetime:
         with pytest.raises(SystemExit):
             cli.parser().parse_args(["run", f"--peering-lifetime={value}"])
         assert "--peering-lifetime: must be a whole number of seconds, at least 1" in capsys.readouterr().err
+
+
+# ---- the process the operator runs in -----------------------------------------------------------
+
+_RUN_AND_REPORT_THE_GC = """
+import gc, sys
+from rocketmq_operator import cli
+from rocketmq_operator.wiring import handlers
+
+async def report(options):
+    print(gc.get_threshold()[0], gc.get_freeze_count() > 0)
+
+handlers.run = report
+sys.exit(cli.main(["run"]))
+"""
+
+
+def test_the_operator_runs_with_fewer_collections_and_what_it_loaded_frozen_out_of_them() -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),  # this checkout's operator
+        "DMS_ENDPOINT": "http://127.0.0.1:9",
+        "DMS_PROJECT_ID": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "DMS_ACCESS_KEY": "AKEXAMPLE",
+        "DMS_SECRET_KEY": "very-secret-value",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_REPORT_THE_GC], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert done.stdout.split() == [str(cli.GC_YOUNG_THRESHOLD), "True"]
+    assert gc.get_threshold()[0] < cli.GC_YOUNG_THRESHOLD  # CPython's default, in this test process
