@@ -19,6 +19,13 @@ from rocketmq_operator.core.settings import ObserveStrategy
 from rocketmq_operator.core.vocabulary import Presence
 from rocketmq_operator.services import observing
 
+FIRST_WALK_PATIENCE = 300.0
+"""Seconds a pass waits for the observer's first walk before it asks show instead. A first walk
+ends, fails (the wait then ends at once, with the error), or is stuck; only a stuck one needs this
+bound. It was the snapshot's trust (2 poll intervals, 20 s), but at 10,000 CRs the first walk of a
+restarted operator takes about a minute while it takes on 10,000 resumed CRs, and the passes that
+gave up after 20 s asked show: 9,311 of them in the 10,000-CR teardown's first minute."""
+
 
 class FreshViews:
     """The observer's answers, overridden by fresher show calls, per instance id.
@@ -87,11 +94,11 @@ class FreshViews:
         return to_seen(observation)
 
     async def _first_walk(self) -> bool:
-        """Wait (at most as long as a snapshot is trusted) for the observer's first walk to end, if it
-        has none yet; whether it waited (the walk may have failed: the caller looks again)."""
+        """Wait (at most ``FIRST_WALK_PATIENCE``) for the observer's first walk to end, if it has
+        none yet; whether it waited (the walk may have failed: the caller looks again)."""
         if self._strategy == ObserveStrategy.SHOW or self._observer.latest() is not None:
             return False
-        await self._observer.snapshot_after(0.0, timeout=self._max_age)
+        await self._observer.snapshot_after(0.0, timeout=max(self._max_age, FIRST_WALK_PATIENCE))
         return True
 
     async def show(self, instance_id: str) -> cloud.InstanceView | None:
