@@ -80,11 +80,11 @@ class _JsonFormatter(logging.Formatter):
 
 GC_YOUNG_THRESHOLD = 10_000
 """Allocations (net of frees) between two collections of the youngest generation; CPython's default
-is 700. Each tenth young collection collects the middle generation and each tenth of those may
-collect all of the heap, which at 10,000 CRs holds about a gigabyte of small objects: during the
-10,000-CR create, 40 full collections took 37.4 s of the loop's first 260 s (0.9 s each), and
-the young and middle ones 17 s more (bench/calltrace's GC timing). Fourteen times fewer
-collections at every level, for at most 10,000 objects more of young garbage waiting."""
+is 700. Each tenth young collection collects the middle generation, and each tenth of those may
+collect all of the heap, which at 10,000 CRs holds about a gigabyte of small objects. In the
+10,000-CR create, 86 full collections took 137.8 s of the operator's 780 s and the young and
+middle ones 65.1 s more (bench/calltrace's GC timing). Fourteen times fewer collections at every
+level, for at most 10,000 more objects of young cyclic garbage waiting."""
 
 
 def _tune_gc() -> None:
