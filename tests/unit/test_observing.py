@@ -78,6 +78,16 @@ def once(action: Callable[[], None], *, at_offset: int) -> Callable[[cloud.ListQ
     return hook
 
 
+def fails_at(offset: int, error: Exception) -> Callable[[cloud.ListQuery], None]:
+    """A ``before_list`` hook that fails every page at ``offset`` with ``error``."""
+
+    def hook(query: cloud.ListQuery) -> None:
+        if query.offset == offset:
+            raise error
+
+    return hook
+
+
 def _churn(fake: FakeCloud, rng: random.Random) -> Callable[[cloud.ListQuery], None]:
     """Deletions and creations anywhere in the (stable) order, before every page but the first."""
     created = 0
@@ -200,12 +210,7 @@ class TestPagesAskedForAtOnce:
     async def test_a_page_failing_ahead_of_its_turn_fails_the_walk_and_no_page_is_left_asking(self) -> None:
         fake = FakeCloud(latency=1.0)
         fake.add_running(1000)
-
-        def fail_at_98(query: cloud.ListQuery) -> None:
-            if query.offset == 98:
-                raise errors.TransportError("connection reset")
-
-        fake.before_list = fail_at_98
+        fake.before_list = fails_at(98, errors.TransportError("connection reset"))
         async with running(fake) as observer:
             assert await observer.snapshot_after(FIRST, timeout=5) is None
             error = last_error_of(observer)
@@ -553,12 +558,7 @@ class TestFailedWalks:
     async def test_a_malformed_page_fails_the_whole_walk_rather_than_dropping_items(self) -> None:
         fake = FakeCloud()
         fake.add_running(120)
-
-        def malformed(query: cloud.ListQuery) -> None:
-            if query.offset == 49:
-                raise errors.MalformedResponse("instances[3]: instance_id missing")
-
-        fake.before_list = malformed
+        fake.before_list = fails_at(49, errors.MalformedResponse("instances[3]: instance_id missing"))
 
         async with running(fake) as observer:
             assert await observer.snapshot_after(FIRST, timeout=5) is None
