@@ -84,7 +84,7 @@ is 700. Each tenth young collection collects the middle generation, and each ten
 collect all of the heap, at 10,000 CRs about 850 MiB resident of small objects. In the
 10,000-CR create, 86 full collections took 137.8 s of the operator's 780 s and the young and
 middle ones 65.1 s more (bench/calltrace's GC timing). Fourteen times fewer collections at every
-level, for at most 10,000 more objects of young cyclic garbage waiting; in the same run with it,
+level, for at most 10,000 more objects of young cyclic garbage waiting; in the 10,000-CR run with it,
 7 full collections took 14.0 s and the others 36.3 s, and the operator's peak RSS fell (849 MiB
 against 867)."""
 
