@@ -93,7 +93,17 @@ class Probe:
             if time.monotonic() > deadline:
                 raise TimeoutError("the operator wrote no census")
             time.sleep(0.5)
-        census: dict[str, list[int]] = json.loads(self.census_path.read_text())
+        found = json.loads(self.census_path.read_text())
+        census: dict[str, list[int]] = found["objects"]
+        allocators: dict[str, int] = found["allocators"]
+        mib = {key: value / 2**20 for key, value in allocators.items()}
+        print(
+            f"   allocators: RSS {mib['rss']:.0f} MiB; pymalloc {mib['pymalloc_arenas']:.0f} MiB in arenas, "
+            f"{mib['pymalloc_used']:.0f} MiB in live objects, {mib['pymalloc_free_blocks']:.0f} MiB free in used "
+            f"pools, {mib['pymalloc_unused_pools']:.0f} MiB in unused pools; RSS after malloc_trim "
+            f"{mib['rss_after_malloc_trim']:.0f} MiB",
+            flush=True,
+        )
         if self.base_census is None:
             self.base_census = census
             return
