@@ -34,6 +34,29 @@ class WireResponse(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    def model_post_init(self, context: Any, /) -> None:
+        # pydantic gives every model its own set of the fields it was given. The observer holds a view
+        # of every instance (10,000 at scale), and an InstanceView's set (2.2 KiB) outweighs its
+        # values; its five Tags add a set each. A frozen model never changes its set (model_copy
+        # copies it first), so the responses of one shape can share one.
+        object.__setattr__(self, "__pydantic_fields_set__", _shared_fields(self.__pydantic_fields_set__))
+
+
+_SHAPES: dict[frozenset[str], set[str]] = {}
+_MAX_SHAPES = 1024
+"""Shapes are subsets of a model's declared fields (extra ones are ignored), so there are few; past
+the bound a response keeps its own set rather than the table growing without end."""
+
+
+def _shared_fields(fields: set[str]) -> set[str]:
+    key = frozenset(fields)
+    shared = _SHAPES.get(key)
+    if shared is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            return fields
+        shared = _SHAPES[key] = fields
+    return shared
+
 
 # Instance statuses (reference section 3). The set is open: an unknown one passes through.
 CREATING = "CREATING"
