@@ -18,7 +18,6 @@ ended, the deletion failed and is sent again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from rocketmq_operator.services.child_lifecycle import ChildStep as ChildStep  #
 from rocketmq_operator.services.child_lifecycle import Timing as Timing
 from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.observing import Observation
+from rocketmq_operator.services.turns import Turns
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ChildReconciler:
         self._timing = timing
         self._clock = clock
         self._life = ChildLifecycle(observer=observer, instances=instances, timing=timing, clock=clock)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._turns = Turns()
         self._accepted: dict[str, ChildDeletionStatus] = {}
         self._jobs: dict[tuple[str, str], float] = {}
         """When each job was last asked about."""
@@ -82,16 +82,16 @@ class ChildReconciler:
         """When each job was first seen ended."""
 
     def forget(self, uid: str) -> None:
-        self._locks.pop(uid, None)
+        self._turns.drop(uid)
         self._accepted.pop(uid, None)
 
     def remembers(self, uid: str) -> bool:
-        return uid in self._locks or uid in self._accepted
+        return uid in self._turns or uid in self._accepted
 
     # ------------------------------------------------------------------ live CRs
 
     async def reconcile(self, cr: ChildCR, rules: KindRules[Any], parent: Parent | None) -> ChildStep:
-        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+        async with self._turns.take(cr.metadata.uid):
             step = ChildStep(rules.empty_status())
             verdict = await self._reconcile(cr, rules, parent, step)
             self._life.finish(cr, verdict, step)
@@ -173,7 +173,7 @@ class ChildReconciler:
     # ------------------------------------------------------------------ CRs being deleted
 
     async def finalize(self, cr: ChildCR, rules: KindRules[Any], parent: Parent | None) -> ChildStep:
-        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+        async with self._turns.take(cr.metadata.uid):
             step = ChildStep(rules.empty_status())
             verdict = await self._finalize(cr, rules, parent, step)
             if not step.released:

@@ -14,13 +14,13 @@ learns after the fan-out; ``step`` forgets the CR again when such a step ends.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
 from rocketmq_operator.core.resource import RocketMQInstance
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.turns import Turns
 
 Forgetter = Callable[[str, frozenset[str]], None]
 """Called with a gone CR's uid and the instance ids it was seen with."""
@@ -35,7 +35,7 @@ class CrMemory:
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._turns = Turns()
         self._instances: dict[str, frozenset[str]] = {}
         self._forgetters: list[Forgetter] = []
         self._forgotten: OrderedDict[str, None] = OrderedDict()  # uids are never reused
@@ -45,7 +45,7 @@ class CrMemory:
         """One step for ``cr``: serialised with its other steps (live and deleting alike), and
         forgotten again at its end if the CR went while it ran."""
         uid = cr.metadata.uid
-        async with self._locks.setdefault(uid, asyncio.Lock()):
+        async with self._turns.take(uid):
             self.note(cr)
             try:
                 yield
@@ -66,7 +66,7 @@ class CrMemory:
 
     def forget(self, uid: str) -> None:
         """Drop everything kept for the CR ``uid``, in every service that registered. Idempotent."""
-        self._locks.pop(uid, None)
+        self._turns.drop(uid)
         instance_ids = self._instances.pop(uid, frozenset())
         for forgetter in self._forgetters:
             forgetter(uid, instance_ids)
@@ -77,7 +77,7 @@ class CrMemory:
         self._count()
 
     def tracks(self, uid: str) -> bool:
-        return uid in self._locks or uid in self._instances
+        return uid in self._turns or uid in self._instances
 
     def _count(self) -> None:
         if self._metrics is not None:

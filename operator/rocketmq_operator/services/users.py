@@ -26,7 +26,6 @@ reads it again from its Secret, only if that Secret is still at the version the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -58,6 +57,7 @@ from rocketmq_operator.services.child_lifecycle import (
 from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.connection_secrets import ConnectionSecrets, Content, Data, Target
 from rocketmq_operator.services.observing import Observation
+from rocketmq_operator.services.turns import Turns
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +105,17 @@ class UserReconciler:
         self._timing = timing
         self._clock = clock
         self._life = ChildLifecycle(observer=observer, instances=instances, timing=timing, clock=clock)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._turns = Turns()
         self._connection = ConnectionSecrets(secrets, enabled=secrets is not None)
 
     def forget(self, uid: str) -> None:
-        self._locks.pop(uid, None)
+        self._turns.drop(uid)
         self._connection.forget(uid)
 
     # ------------------------------------------------------------------ live CRs
 
     async def reconcile(self, cr: ur.RocketMQUser, parent: Parent | None) -> UserStep:
-        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+        async with self._turns.take(cr.metadata.uid):
             step = UserStep(ur.RocketMQUserStatus())
             this = _Pass()
             verdict = await self._reconcile(cr, parent, step, this)
@@ -300,7 +300,7 @@ class UserReconciler:
     # ------------------------------------------------------------------ CRs being deleted
 
     async def finalize(self, cr: ur.RocketMQUser, parent: Parent | None) -> UserStep:
-        async with self._locks.setdefault(cr.metadata.uid, asyncio.Lock()):
+        async with self._turns.take(cr.metadata.uid):
             step = UserStep(ur.RocketMQUserStatus())
             verdict = await self._finalize(cr, parent, step)
             if not step.released:
