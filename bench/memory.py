@@ -116,14 +116,18 @@ class Probe:
         print(f"   objects tracked by the GC, shallow size, grown since the start: {total / 2**20:.1f} MiB; top {top}:")
         for name, (count, size) in sorted(grown.items(), key=lambda item: -item[1][1])[:top]:
             print(f"   {size / 2**20:7.1f} MiB {count:9d} objects  {name}")
+        for kind, holders in found.get("holders", {}).items():
+            print(f"   {kind} held by: " + ", ".join(f"{holder} {count}" for holder, count in holders), flush=True)
 
 
 def operator_probe(
-    stack: Stack, name: str, settings: dict[str, str], work: Path, *, trace: bool, census: bool
+    stack: Stack, name: str, settings: dict[str, str], work: Path, *, trace: bool, census: bool, holders: bool = False
 ) -> Probe:
     extra = {}
     if trace or census:
         extra = {"PYTHONPATH": str(MEMTRACE), "MEMTRACE_PATH": str(work / "operator.snap")}
+        if holders:
+            extra["MEMTRACE_HOLDERS"] = "1"
     if trace:
         extra["PYTHONTRACEMALLOC"] = "1"
     operator = stack.operator(name, {**settings, **extra})
@@ -135,6 +139,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--trace", action="store_true", help="trace the operator's allocations (slower)")
     parser.add_argument("--census", action="store_true", help="count the operator's objects by type (cheap)")
+    parser.add_argument("--holders", action="store_true", help="with --census, name who holds the sets, deques, ...")
     parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace or --census")
     args = parser.parse_args()
 
@@ -145,7 +150,9 @@ def main() -> None:
             _prepare_cloud(stack)
             settings = _settings(50, client_rps=200.0)
             namespace = stack.namespace("bench-memory")
-            probe = operator_probe(stack, "create", settings, work, trace=args.trace, census=args.census)
+            probe = operator_probe(
+                stack, "create", settings, work, trace=args.trace, census=args.census, holders=args.holders
+            )
             probe.point("creating operator, started, no CRs", top=args.top)
             stack.create_crs(namespace, args.n, force_delete=True)
             probe.point(f"creating operator, {args.n} CRs just created (it is busy with them)", top=args.top)
@@ -155,7 +162,9 @@ def main() -> None:
             probe.point(f"creating operator, {args.n} CRs Ready, one poll interval later", top=args.top)
             stack.operators.pop().stop()
 
-            probe = operator_probe(stack, "teardown", settings, work, trace=args.trace, census=args.census)
+            probe = operator_probe(
+                stack, "teardown", settings, work, trace=args.trace, census=args.census, holders=args.holders
+            )
             probe.point("restarted operator, started", top=args.top)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)
             probe.point(f"restarted operator, {args.n} CRs resumed, one poll interval later", top=args.top)

@@ -66,20 +66,63 @@ def _allocators() -> dict[str, int]:
     return figures
 
 
+HELD = ("builtins.set", "collections.deque", "builtins.dict", "_asyncio.Task", "_asyncio.Future")
+"""The kinds whose holders the census names: the containers that grow with the CRs."""
+
+
+def _name(item: object) -> str:
+    kind = type(item)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _holders(objects: list[object]) -> dict[str, list[tuple[str, int]]]:
+    """Who holds the objects of the kinds in HELD, by the holder's type. A holder that is an
+    object's ``__dict__`` is named by that object; a coroutine by its function, as are the
+    coroutines themselves (they are held by their Task or by the coroutine awaiting them)."""
+    owner_of_dict = {id(vars(o)): _name(o) for o in objects if isinstance(getattr(o, "__dict__", None), dict)}
+    held: dict[str, Counter[str]] = {kind: Counter() for kind in (*HELD, "builtins.coroutine")}
+    seen: set[int] = set()
+    for holder in objects:
+        if isinstance(holder, dict) and id(holder) in owner_of_dict:
+            holder_name = owner_of_dict[id(holder)]
+        elif hasattr(holder, "cr_code"):
+            holder_name = f"coroutine {holder.cr_code.co_qualname}"
+        else:
+            holder_name = _name(holder)
+        for item in gc.get_referents(holder):
+            kind = _name(item)
+            if kind in held and id(item) not in seen and id(item) not in owner_of_dict:
+                seen.add(id(item))
+                held[kind][holder_name] += 1
+        if hasattr(holder, "cr_code"):
+            held["builtins.coroutine"][
+                f"{holder.cr_code.co_filename.rsplit('/', 2)[-1]}:{holder.cr_code.co_qualname}"
+            ] += 1
+    return {kind: counter.most_common(12) for kind, counter in held.items()}
+
+
 def _census(_signum: int, _frame: FrameType | None) -> None:
     path = Path(os.environ["MEMTRACE_PATH"] + ".census")
     gc.collect()
     allocators = _allocators()
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
-    for item in gc.get_objects():
-        kind = type(item)
-        name = f"{kind.__module__}.{kind.__qualname__}"
+    objects = gc.get_objects()
+    for item in objects:
+        name = _name(item)
         counts[name] += 1
         sizes[name] += sys.getsizeof(item)
+    holders = _holders(objects) if os.environ.get("MEMTRACE_HOLDERS") else {}
+    del objects
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(
-        json.dumps({"objects": {name: [counts[name], sizes[name]] for name in counts}, "allocators": allocators})
+        json.dumps(
+            {
+                "objects": {name: [counts[name], sizes[name]] for name in counts},
+                "allocators": allocators,
+                "holders": holders,
+            }
+        )
     )
     tmp.rename(path)
 
