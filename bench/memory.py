@@ -4,6 +4,7 @@ Python allocations that make it, by source line, from inside the real operator p
     python bench/memory.py --n 2000
     python bench/memory.py --n 2000 --trace          # slower: every allocation is traced
     python bench/memory.py --n 10000 --census        # objects by type at each point, cheap
+    python bench/memory.py --n 2000 --census --holders   # and who holds the sets, deques, tasks, ...
 
 The life is the bench's (``bench.scenarios.teardown``, batched, forced): one operator creates the N
 CRs and sees them Ready, then a fresh one (as after a restart or a rollout) takes over and tears them
@@ -14,7 +15,11 @@ and is still held at each point against the operator's start, by line, and the t
 figures are Python allocations only; tracing itself adds to the resident memory, so compare resident
 figures only between runs without ``--trace``. ``--census`` instead counts the objects the garbage
 collector tracks, by type, with their shallow sizes (SIGUSR2): what holds the memory, not who
-allocated it, at a cost a 10,000-CR run can bear.
+allocated it, at a cost a 10,000-CR run can bear. Each census also splits the resident memory:
+pymalloc's arenas, the live objects in them, the free blocks and pools they keep (memory a peak of
+handlers in flight leaves behind), and what glibc's ``malloc_trim`` gives back (it is called, so
+later points start from a trimmed heap). ``--holders`` adds, per kind of container, the types of
+the objects that hold them (one more pass over the heap; slow at 10,000 CRs).
 """
 
 from __future__ import annotations
