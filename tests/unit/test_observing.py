@@ -662,40 +662,6 @@ class TestFailedWalks:
         assert (old.state, old.instance, old.error) == (Presence.UNKNOWN, None, None)
 
     @virtual_time
-    async def test_a_snapshot_stays_trusted_while_the_walk_replacing_it_runs(self) -> None:
-        # 10,000 CRs resuming at once stretch the walk: passes must not all ask show meanwhile.
-        fake = FakeCloud()
-        fake.add_running(1)
-
-        async with running(fake, interval=10.0) as observer:
-            await observer.snapshot_after(FIRST, timeout=5)
-            fake.latency = 15.0  # the walk at 10 s ends at 25 s
-            await asyncio.sleep(21)
-            during = observer.lookup("i-0000")
-            await asyncio.sleep(5)
-            after = observer.lookup("i-0000")
-
-        assert during.state == Presence.PRESENT and during.observed_at == FIRST
-        assert after.state == Presence.PRESENT and after.observed_at == FIRST + 10
-        assert fake.calls_of("show_instance") == []
-
-    @virtual_time
-    async def test_a_walk_crawling_past_the_trust_does_not_keep_the_old_snapshot_trusted(self) -> None:
-        fake = FakeCloud()
-        fake.add_running(1)
-
-        async with running(fake, interval=10.0) as observer:
-            await observer.snapshot_after(FIRST, timeout=5)
-            fake.latency = 100.0  # the walk at 10 s is still on its first page at 31 s
-            await asyncio.sleep(29)
-            young = observer.lookup("i-0000")
-            await asyncio.sleep(2)
-            old = observer.lookup("i-0000")
-
-        assert young.state == Presence.PRESENT
-        assert (old.state, old.instance) == (Presence.UNKNOWN, None)
-
-    @virtual_time
     async def test_after_a_terminal_failure_the_snapshot_is_not_trusted_at_once(self) -> None:
         fake = FakeCloud()
         fake.add_running(1)

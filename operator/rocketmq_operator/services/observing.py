@@ -140,7 +140,6 @@ class Observer(SupervisedService):
         self._waiters: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
         self._wake = asyncio.Event()
         self._last_walk_start: float | None = None  # loop time
-        self._walking_since: float | None = None  # wall clock; set while a walk is under way
         self._not_before = -math.inf  # loop time; set after a failed walk
         self._failures = 0
         self._random = random.Random()
@@ -177,11 +176,7 @@ class Observer(SupervisedService):
         walk ended, whatever the reason (walks failing, the loop dead or stuck, a walk throttled to
         a crawl): then the answer is ``Unknown``, with the error if walks fail, so every CR says why
         it cannot be observed, and a reconciler that wants an answer asks show rather than act on
-        old data. One exception: the walk that will replace it is under way, started within that
-        trust and has not yet run for as long again. A loaded loop (10,000 CRs resuming at once)
-        stretches walks; without it, every pass in the gap asked show (6,412 in one 10 s spell were
-        measured), while the answer was pages away. So a snapshot is used for at most twice the
-        trust, and a walk crawling past that still ends it.
+        old data.
         """
         snapshot = self._latest
         error = self._last_error
@@ -190,8 +185,7 @@ class Observer(SupervisedService):
         # Counted from the walk's end: at 10,000 instances a walk is 200 pages (the API's limit is
         # 50) and can take longer than the interval. Counted from its start, a snapshot could go
         # stale before the next walk ended, and every CR's pass would then ask show instead.
-        now, trust = self._clock(), STALE_INTERVALS * self._interval
-        stale = now - snapshot.finished_at > trust and not self._being_replaced(snapshot, now, trust)
+        stale = self._clock() - snapshot.finished_at > STALE_INTERVALS * self._interval
         if stale or (error is not None and error.terminal):
             return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
@@ -200,10 +194,6 @@ class Observer(SupervisedService):
         if snapshot.consistent:
             return Observation(Presence.ABSENT, None, snapshot.started_at)
         return Observation(Presence.UNKNOWN, None, snapshot.started_at)
-
-    def _being_replaced(self, snapshot: Snapshot, now: float, trust: float) -> bool:
-        walking = self._walking_since
-        return walking is not None and walking - snapshot.finished_at <= trust and now - walking <= trust
 
     def failed_instances(self) -> list[cloud.InstanceView]:
         """Instances whose creation failed, as the latest snapshot listed them."""
@@ -284,7 +274,7 @@ class Observer(SupervisedService):
 
     async def _walk_once(self) -> None:
         """One walk; failures are recorded and logged, never raised (the loop must go on)."""
-        started_at = self._walking_since = self._clock()
+        started_at = self._clock()
         try:
             snapshot = await self._walk(started_at)
         except errors.CloudError as exc:
@@ -297,8 +287,6 @@ class Observer(SupervisedService):
             )
         else:
             self._succeeded(snapshot)
-        finally:
-            self._walking_since = None
 
     async def _walk(self, started_at: float) -> Snapshot:
         page_size = self._page_size
