@@ -662,37 +662,6 @@ class TestFailedWalks:
         assert (old.state, old.instance, old.error) == (Presence.UNKNOWN, None, None)
 
     @virtual_time
-    async def test_once_stale_a_snapshot_can_be_waited_on_for_the_walk_replacing_it(self) -> None:
-        fake = FakeCloud()
-        fake.add_running(1)
-
-        async with running(fake, interval=10.0) as observer:
-            await observer.snapshot_after(FIRST, timeout=5)
-            assert not await observer.walk_under_way(timeout=60)  # fresh: nothing to wait for
-            fake.latency = 15.0  # the walk at 10 s ends at 25 s
-            await asyncio.sleep(21)
-            assert observer.lookup("i-0000").state == Presence.UNKNOWN
-            assert await observer.walk_under_way(timeout=60)
-            waited_until = now()
-
-        assert waited_until == pytest.approx(FIRST + 25.0, abs=0.5)
-        assert observer.lookup("i-0000").observed_at == FIRST + 10
-
-    @virtual_time
-    async def test_a_stuck_walk_is_waited_on_no_longer_than_asked(self) -> None:
-        fake = FakeCloud()
-        fake.add_running(1)
-
-        async with running(fake, interval=10.0) as observer:
-            await observer.snapshot_after(FIRST, timeout=5)
-            fake.latency = 1000.0
-            await asyncio.sleep(21)
-            assert await observer.walk_under_way(timeout=5)
-            assert now() == pytest.approx(FIRST + 26.0, abs=0.5)
-            await observer.aclose()  # the loop is gone: nothing is under way
-            assert not await observer.walk_under_way(timeout=5)
-
-    @virtual_time
     async def test_after_a_terminal_failure_the_snapshot_is_not_trusted_at_once(self) -> None:
         fake = FakeCloud()
         fake.add_running(1)

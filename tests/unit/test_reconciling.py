@@ -685,22 +685,6 @@ class TestASnapshotOlderThanTwoPollIntervals:
         assert fake.calls_of("show_instance") == []
 
     @virtual_time
-    async def test_a_pass_waits_for_the_walk_under_way_rather_than_ask_show(self) -> None:
-        # A loaded loop (10,000 CRs resuming) stretched the walk after the first past the trust,
-        # and every pass in the gap asked show.
-        fake = FakeCloud()
-        fake.add(view("i-1"))
-        async with world(fake) as w:
-            await w.observer.snapshot_after(0, timeout=5)
-            fake.instances["i-1"] = view("i-1", status=cloud.FROZEN)
-            fake.latency = 15.0  # the walk at one interval ends at 25 s
-            await asyncio.sleep(2 * SETTINGS.poll_interval_seconds + 1)
-            step = await w.reconciler.reconcile(cr(status={"instanceId": "i-1"}))
-        # FROZEN came from the walk that the pass waited for: it made no show call of its own.
-        assert {c["type"]: c for c in step.patch["conditions"]}["Ready"]["reason"] == "Frozen"
-        assert fake.calls_of("show_instance") == []
-
-    @virtual_time
     async def test_then_a_show_answers_when_the_observer_loop_died(self) -> None:
         fake = FakeCloud()
         fake.add(view("i-1"))

@@ -78,11 +78,9 @@ class FreshViews:
         by the number of CRs. Nor before the observer's first walk has ended: an operator starting
         with 10,000 CRs would ask show about each of them (1,693 calls per interval were measured)
         while the one walk that answers them all is under way; the pass waits for that walk instead.
-        The same when a snapshot went stale while the walk replacing it is under way: a loaded loop
-        (10,000 CRs resuming) stretches that walk, and every pass in the gap asked show.
         """
         seen = self.seen(instance_id)
-        if seen.state == Presence.UNKNOWN and seen.error_reason is None and await self._walk_to_wait_for():
+        if seen.state == Presence.UNKNOWN and seen.error_reason is None and await self._first_walk():
             seen = self.seen(instance_id)
         if seen.state == Presence.PRESENT or (seen.state == Presence.UNKNOWN and seen.error_reason is not None):
             return seen
@@ -94,14 +92,6 @@ class FreshViews:
         elif observation.state == Presence.ABSENT:
             self._gone.add(instance_id)
         return to_seen(observation)
-
-    async def _walk_to_wait_for(self) -> bool:
-        """The observer's first walk, or the walk under way that replaces a snapshot gone stale:
-        one walk answers every CR, so a pass waits for it rather than ask show (at most the
-        snapshot's trust; a stuck walk still ends in a show)."""
-        if self._strategy == ObserveStrategy.SHOW:
-            return False
-        return await self._first_walk() or await self._observer.walk_under_way(timeout=self._max_age)
 
     async def _first_walk(self) -> bool:
         """Wait (at most ``FIRST_WALK_PATIENCE``) for the observer's first walk to end, if it has

@@ -140,7 +140,6 @@ class Observer(SupervisedService):
         self._waiters: list[tuple[float, asyncio.Future[Snapshot | None]]] = []
         self._wake = asyncio.Event()
         self._last_walk_start: float | None = None  # loop time
-        self._walk_end: asyncio.Future[Snapshot | None] | None = None  # set while a walk is under way
         self._not_before = -math.inf  # loop time; set after a failed walk
         self._failures = 0
         self._random = random.Random()
@@ -186,7 +185,8 @@ class Observer(SupervisedService):
         # Counted from the walk's end: at 10,000 instances a walk is 200 pages (the API's limit is
         # 50) and can take longer than the interval. Counted from its start, a snapshot could go
         # stale before the next walk ended, and every CR's pass would then ask show instead.
-        if self._stale(snapshot) or (error is not None and error.terminal):
+        stale = self._clock() - snapshot.finished_at > STALE_INTERVALS * self._interval
+        if stale or (error is not None and error.terminal):
             return Observation(Presence.UNKNOWN, None, snapshot.started_at, error=error)
         instance = snapshot.instances.get(instance_id)
         if instance is not None:
@@ -194,26 +194,6 @@ class Observer(SupervisedService):
         if snapshot.consistent:
             return Observation(Presence.ABSENT, None, snapshot.started_at)
         return Observation(Presence.UNKNOWN, None, snapshot.started_at)
-
-    def _stale(self, snapshot: Snapshot) -> bool:
-        return self._clock() - snapshot.finished_at > STALE_INTERVALS * self._interval
-
-    # The timeout is the caller's budget, hence ASYNC109.
-    async def walk_under_way(self, *, timeout: float) -> bool:  # noqa: ASYNC109
-        """If the latest snapshot is too old to be used and a walk is under way, wait (at most
-        ``timeout``) for that walk to end; whether there was one to wait for.
-
-        10,000 CRs resuming at once slow the walk after the first past the snapshot's trust; each
-        pass then asked show (8,184 calls in 20 s were measured), while the answer was pages away.
-        All the waiters share the one walk's end: no call, no entry per waiter to clean up.
-        """
-        end = self._walk_end
-        if end is None or self._latest is None or not self._stale(self._latest):
-            return False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(end)
-        return True
 
     def failed_instances(self) -> list[cloud.InstanceView]:
         """Instances whose creation failed, as the latest snapshot listed them."""
@@ -295,8 +275,6 @@ class Observer(SupervisedService):
     async def _walk_once(self) -> None:
         """One walk; failures are recorded and logged, never raised (the loop must go on)."""
         started_at = self._clock()
-        end = self._walk_end = asyncio.get_running_loop().create_future()
-        snapshot: Snapshot | None = None
         try:
             snapshot = await self._walk(started_at)
         except errors.CloudError as exc:
@@ -309,10 +287,6 @@ class Observer(SupervisedService):
             )
         else:
             self._succeeded(snapshot)
-        finally:
-            self._walk_end = None
-            if not end.done():
-                end.set_result(snapshot)
 
     async def _walk(self, started_at: float) -> Snapshot:
         page_size = self._page_size
