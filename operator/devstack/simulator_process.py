@@ -76,6 +76,10 @@ class SimulatorAdmin:
         result: dict[str, Any] = self._json(response)
         return result
 
+    def remove_instance(self, instance_id: str) -> None:
+        """Drop an instance from the cloud at once, as if deleted outside the operator long ago."""
+        self._json(self._http.delete(f"/_sim/instances/{instance_id}"))
+
     def children(self, instance_id: str) -> dict[str, Any]:
         """``{instance_id, topics, groups}`` of an instance, pending batch deletions included."""
         result: dict[str, Any] = self._json(self._http.get(f"/_sim/instances/{instance_id}/children"))

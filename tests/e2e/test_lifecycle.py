@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 from instance_spec import SPEC
 
@@ -62,6 +63,29 @@ def test_a_mutable_edit_reaches_the_cloud(stack: Stack) -> None:
     stack.cluster.wait_ready(ns, "edit")
     updates = [c for c in stack.sim.calls() if c["operation"] == "update" and instance_id in c["instance_ids"]]
     assert len(updates) == 1, "an applied change must not be sent again"
+
+
+def test_a_ready_cr_follows_its_instance_between_edits(stack: Stack) -> None:
+    """No edit and no event of the CR: only the periodic pass over every CR can notice this, write the
+    status and post the Event."""
+    ns = stack.namespace()
+    stack.cluster.create(ns, "vanished", SPEC)
+    instance_id = stack.cluster.wait_ready(ns, "vanished")["status"]["instanceId"]
+    stack.sim.remove_instance(instance_id)
+
+    def stalled() -> dict[str, Any] | None:
+        cr = stack.cluster.get(ns, "vanished")
+        found = condition(cr, "Stalled")
+        return cr if found is not None and found["status"] == "True" else None
+
+    cr = wait_for(stalled, timeout=30, what="the CR to say its instance is missing")
+    ready = condition(cr, "Ready")
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == "InstanceMissing"
+    assert "cloudStatus" not in cr["status"]
+    warnings = [e for e in stack.cluster.events(ns, "vanished") if e["reason"] == "InstanceMissing"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+    stack.cluster.delete(ns, "vanished")
+    stack.cluster.wait_gone(ns, ["vanished"])
 
 
 def test_storage_growth_resizes_the_instance(stack: Stack) -> None:

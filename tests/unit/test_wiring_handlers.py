@@ -17,6 +17,7 @@ from kopf._core.engines import probing
 
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
+from rocketmq_operator.services.passes import HeldBodies
 from rocketmq_operator.wiring import handlers, peering
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
@@ -138,14 +139,14 @@ class TestTheLivenessEndpoint:
         assert status == 500
 
 
-class TestACrGoneFromTheApiServer:
-    """The ``forget`` event handler: a CR removed by any path (finalizer removed by hand, released by
-    another replica) leaves nothing behind in this process."""
+def follow_handler(registry: kopf.OperatorRegistry) -> Any:
+    (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "follow"]
+    return handler.fn
 
-    @staticmethod
-    def forget_handler(registry: kopf.OperatorRegistry) -> Any:
-        (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "forget"]
-        return handler.fn
+
+class TestACrGoneFromTheApiServer:
+    """The ``follow`` event handler: a CR removed by any path (finalizer removed by hand, released by
+    another replica) leaves nothing behind in this process."""
 
     @pytest.mark.parametrize(("event_type", "forgotten"), [("DELETED", True), ("MODIFIED", False), (None, False)])
     async def test_is_forgotten_by_every_service_once_deleted(self, event_type: str | None, forgotten: bool) -> None:
@@ -166,8 +167,8 @@ class TestACrGoneFromTheApiServer:
             assert step.patch["deletion"]["result"] == "Accepted"
             assert runtime.deletions.remembers(resource.metadata.uid) and runtime.memory.tracks(resource.metadata.uid)
 
-            forget = self.forget_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
-            await forget(
+            follow = follow_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
+            await follow(
                 event={"type": event_type, "object": {}},
                 uid=resource.metadata.uid,
                 memo=kopf.Memo(accounts=Accounts(make_settings(), default=runtime, start=_no_accounts)),
@@ -178,6 +179,39 @@ class TestACrGoneFromTheApiServer:
         assert runtime.memory.tracks(resource.metadata.uid) is not forgotten
         remembered = runtime.metrics.registry.get_sample_value("rocketmq_operator_remembered_crs")
         assert remembered == (0 if forgotten else 1)
+
+
+class TestTheBodiesThePeriodicPassesTake:
+    """The ``follow`` event handler holds the latest body of every CR for the periodic passes, until
+    its deletion starts (the deletion handler's from then on) or it is gone."""
+
+    @staticmethod
+    def body(uid: str, **metadata: Any) -> dict[str, Any]:
+        return {"metadata": {"namespace": "ns", "name": uid, "uid": uid, **metadata}, "spec": {}}
+
+    async def test_a_listed_or_changed_cr_is_held_at_its_latest_body(self) -> None:
+        follow = follow_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
+        held = HeldBodies()
+        memo = kopf.Memo(held=held)
+        await follow(event={"type": None, "object": self.body("a", resourceVersion="1")}, uid="a", memo=memo)
+        await follow(event={"type": "MODIFIED", "object": self.body("a", resourceVersion="2")}, uid="a", memo=memo)
+        assert held.get("a") == self.body("a", resourceVersion="2")
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"type": "MODIFIED", "object": {"metadata": {"uid": "a", "deletionTimestamp": "2026-12-02T00:00:00Z"}}},
+            {"type": "DELETED", "object": {"metadata": {"uid": "a"}}},
+        ],
+        ids=["deletion started", "gone"],
+    )
+    async def test_a_cr_being_deleted_or_gone_is_no_longer_held(self, event: dict[str, Any]) -> None:
+        follow = follow_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
+        held = HeldBodies()
+        memo = kopf.Memo(held=held)
+        await follow(event={"type": None, "object": self.body("a")}, uid="a", memo=memo)
+        await follow(event=event, uid="a", memo=memo)
+        assert "a" not in held
 
 
 class TestTheMetricsEndpoint:

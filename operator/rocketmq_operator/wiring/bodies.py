@@ -49,5 +49,10 @@ def apply(step: Step[S], patch: kopf.Patch, body: kopf.Body) -> None:
     """The step's status patch into kopf's patch, its Events posted."""
     for key, value in step.patch.items():
         patch.status[key] = value
+    post(step, body)
+
+
+def post(step: Step[S], body: kopf.Body) -> None:
+    """The step's Events, on the CR of ``body``."""
     for event in step.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)

@@ -13,9 +13,9 @@ import contextlib
 import datetime
 import logging
 import socket
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import kopf
@@ -34,6 +34,7 @@ from rocketmq_operator.core.resource import (
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
+from rocketmq_operator.services.passes import HeldBodies, PeriodicPasses
 from rocketmq_operator.wiring import (
     account_handlers,
     bodies,
@@ -46,6 +47,7 @@ from rocketmq_operator.wiring import (
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
+from rocketmq_operator.wiring.status_patches import StatusPatches
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,42 @@ def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, st
     for uid, _policy in namespaces.get("kube-system", ()):
         return uid
     return None
+
+
+def _periodic_pass(
+    memo: kopf.Memo, indexes: Mapping[str, Any], writer: StatusPatches
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """The pass of one CR each poll interval (what a kopf timer per CR did): its step against the
+    latest list snapshot, the status written only when the step changes it."""
+
+    async def observe(raw: dict[str, Any]) -> None:
+        body = kopf.Body(cast(kopf.RawBody, raw))
+        patch = kopf.Patch()
+        try:
+            cr = _parse(body)
+            runtime = _routed(memo, cr, patch, body, indexes)
+            step = await runtime.reconciler.reconcile(cr) if runtime is not None else None
+        except kopf.PermanentError as exc:
+            # The create and update handlers report it on the CR; once per interval here is noise.
+            logger.debug("no periodic pass of %s: %s", body.metadata.name, exc)
+            return
+        except kopf.TemporaryError:
+            return  # waiting for its account (account_handlers.refuse): the next round looks again
+        if step is not None:
+            for key, value in step.patch.items():
+                patch.status[key] = value
+        status = patch.get("status")
+        if status:
+            version = raw.get("metadata", {}).get("resourceVersion")
+            written = await writer.patch(cr.metadata.namespace, cr.metadata.name, status, resource_version=version)
+            if written != "written":
+                # The CR changed since this body (or is gone): the next round decides again on the
+                # newer one, and posts the Events then if they still hold.
+                return
+        if step is not None:
+            bodies.post(step, body)
+
+    return observe
 
 
 API_CONNECTIONS = 32
@@ -262,6 +300,15 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             )
 
         memo["accounts"] = registry_ = Accounts(opts, default=default, start=start_account)
+        # One loop over every CR each poll interval; it starts with the first watch event (follow).
+        writer = StatusPatches(lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=PLURAL)
+        memo["held"] = held = HeldBodies()  # the latest body of every CR not being deleted
+        memo["passes"] = PeriodicPasses(
+            held,
+            _periodic_pass(memo, kwargs, writer),
+            interval=opts.poll_interval_seconds,
+            activity=default.activity,
+        )
         # Account Secrets are read (by name) even with connection Secrets off: no account works without.
         memo["account_secrets"] = kube_secrets
         if options.metrics_port is not None:
@@ -285,6 +332,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         follower: peering.Follower | None = memo.get("peering_follower")
         if follower is not None:
             await follower.aclose()
+        passes: PeriodicPasses | None = memo.get("passes")
+        if passes is not None:
+            await passes.aclose()
         registry_: Accounts | None = memo.get("accounts")
         if registry_ is not None:
             await registry_.aclose()  # the default's runtime too
@@ -307,6 +357,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         registry_: Accounts | None = memo.get("accounts")
         follower: peering.Follower | None = memo.get("peering_follower")
         failures = registry_.failures() if registry_ is not None else []
+        passes: PeriodicPasses | None = memo.get("passes")
+        if passes is not None and (failure := passes.failure()):
+            failures.append(failure)
         if follower is not None and (failure := follower.failure()):
             failures.append(failure)
         if failures:
@@ -334,28 +387,35 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         cr = _parse(body)
         runtime = _routed(memo, cr, patch, body, kwargs)
         if runtime is None:
-            return  # the observe timer looks again each poll interval
+            return  # the periodic pass looks again each poll interval
         result = await runtime.reconciler.reconcile(cr)
         _apply(result, patch, body)
         if result.requeue_after is not None and result.requeue_after < opts.poll_interval_seconds:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
 
-    @kopf.timer(**crs, interval=opts.poll_interval_seconds, initial_delay=opts.poll_interval_seconds)
-    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        if body.get("metadata", {}).get("deletionTimestamp"):
+    @kopf.on.event(**crs, id="follow")
+    async def follow(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        """Every watch event of a CR: its latest body held for the periodic passes, and when it is
+        gone from the API server (by whatever path: released here or by another replica, the finalizer
+        removed by hand, ...), what the services kept for it dropped too."""
+        if not uid:
             return
-        cr = _parse(body)
-        runtime = _routed(memo, cr, patch, body, kwargs)
-        if runtime is not None:
-            _apply(await runtime.reconciler.reconcile(cr), patch, body)
-
-    @kopf.on.event(**crs, id="forget")
-    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
-        # Gone from the API server, by whatever path (released here or by another replica, the
-        # finalizer removed by hand, ...): what the services kept for it goes too.
+        held: HeldBodies | None = memo.get("held")
+        raw = event["object"]
+        gone = event.get("type") == "DELETED"
+        if held is not None:
+            if gone or raw.get("metadata", {}).get("deletionTimestamp"):
+                held.drop(uid)  # a CR being deleted is the deletion handler's
+            else:
+                held.hold(uid, raw)
         registry_: Accounts | None = memo.get("accounts")
-        if event.get("type") == "DELETED" and uid and registry_ is not None:
+        if gone and registry_ is not None:
             registry_.forget(uid)
+        passes: PeriodicPasses | None = memo.get("passes")
+        if passes is not None:
+            # Started from here, not from startup, so that it runs in kopf's context of object
+            # processing: the Events its passes post go to kopf's queue like a handler's.
+            await passes.start()
 
     @kopf.on.delete(**crs, id="finalize")
     async def finalize(

@@ -1,0 +1,86 @@
+"""A CR's status written outside kopf's handlers: the periodic pass's one write.
+
+Why not kopf: kopf writes a handler's patch only for the object whose handler it runs, and the pass
+over every CR (``services.passes``) is one loop, not a handler per CR. The request is the one kopf
+sends for a handler's status: a JSON merge patch of ``status`` on the status subresource, over
+kopf's own session (``wiring.secrets`` says why that is the one way the operator speaks to the API
+server).
+
+Unlike kopf's, the patch carries the ``resourceVersion`` of the body the pass decided on, so the API
+server refuses it (409) when the CR changed since: a pass over a body that a deletion, an edit or a
+handler's write has overtaken must not write what it decided. A CR deleted meanwhile (404) is
+nothing to write either. Both are left to the next round, which reads the newer body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+import aiohttp
+
+from rocketmq_operator.wiring.secrets import Endpoint
+
+
+class StatusPatchError(Exception):
+    """The API server refused or failed the status patch."""
+
+
+class StatusPatches:
+    """Merge patches of ``status`` for one kind (``group``/``version``/``plural``)."""
+
+    def __init__(
+        self,
+        endpoint: Callable[[], Endpoint | None],
+        *,
+        group: str,
+        version: str,
+        plural: str,
+        timeout: float = 30.0,
+    ) -> None:
+        self._endpoint = endpoint
+        self._prefix = f"/apis/{group}/{version}/namespaces"
+        self._plural = plural
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def patch(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
+    ) -> Literal["written", "gone", "changed"]:
+        """Merge ``status`` into the CR's, if it is still at ``resource_version``."""
+        endpoint = self._endpoint()
+        if endpoint is None:
+            raise StatusPatchError("not logged in to the API server yet")
+        server, session = endpoint
+        path = f"{self._prefix}/{quote(namespace, safe='')}/{self._plural}/{quote(name, safe='')}/status"
+        what = f"PATCH {self._plural} {namespace}/{name} status"
+        try:
+            async with session.patch(
+                server.rstrip("/") + path,
+                data=json.dumps(_body(status, resource_version)).encode(),
+                headers={"Content-Type": "application/merge-patch+json"},
+                timeout=self._timeout,
+            ) as response:
+                code = response.status
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StatusPatchError(f"{what}: {type(exc).__name__}: {exc}") from None
+        if code < 300:
+            return "written"
+        if code == 404:
+            return "gone"
+        if code == 409:
+            return "changed"
+        try:
+            parsed = json.loads(text) if text else {}
+        except ValueError:
+            parsed = {}
+        reason = parsed.get("message") if isinstance(parsed, dict) else None
+        raise StatusPatchError(f"{what}: {code} {reason or text[:200]}")
+
+
+def _body(status: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
+    if resource_version is None:
+        return {"status": status}
+    return {"metadata": {"resourceVersion": resource_version}, "status": status}

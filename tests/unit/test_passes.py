@@ -1,0 +1,150 @@
+"""One loop passes over every CR each interval, a bounded number at once; CRs are held as compact JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from rocketmq_operator.services.activity import Activity
+from rocketmq_operator.services.passes import HeldBodies, PeriodicPasses
+
+
+def _body(name: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}"}, "status": status}
+
+
+def _held(*names: str) -> HeldBodies:
+    held = HeldBodies()
+    for name in names:
+        held.hold(f"uid-{name}", _body(name))
+    return held
+
+
+class TestHeldBodies:
+    def test_the_latest_body_of_a_cr_is_what_a_pass_gets(self) -> None:
+        held = HeldBodies()
+        held.hold("uid-a", _body("a", phase="Creating"))
+        held.hold("uid-a", _body("a", phase="Ready"))
+        assert held.get("uid-a") == _body("a", phase="Ready")
+        assert len(held) == 1 and "uid-a" in held
+
+    def test_each_get_is_a_fresh_copy_that_a_pass_may_change(self) -> None:
+        held = _held("a")
+        first = held.get("uid-a")
+        assert first is not None
+        first["metadata"]["name"] = "changed"
+        assert held.get("uid-a") == _body("a")
+
+    def test_a_dropped_cr_is_gone(self) -> None:
+        held = _held("a", "b")
+        held.drop("uid-a")
+        held.drop("uid-never-held")
+        assert held.get("uid-a") is None and held.uids() == ["uid-b"]
+
+    def test_a_body_is_kept_as_compact_json_not_as_decoded_dicts(self) -> None:
+        held = _held("a")
+        assert held._held["uid-a"] == b'{"metadata":{"namespace":"ns","name":"a","uid":"uid-a"},"status":{}}'
+
+
+class TestRounds:
+    async def test_a_round_passes_every_held_cr_once(self) -> None:
+        seen: list[str] = []
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+
+        passes = PeriodicPasses(_held("a", "b", "c"), run_one, interval=10, activity=Activity())
+        assert await passes.round() == 3
+        assert sorted(seen) == ["a", "b", "c"]
+
+    async def test_no_more_than_the_concurrency_run_at_once(self) -> None:
+        names = [f"cr{i}" for i in range(20)]
+        running = peak = 0
+
+        async def run_one(body: dict[str, Any]) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.001)
+            running -= 1
+
+        passes = PeriodicPasses(_held(*names), run_one, interval=10, activity=Activity(), concurrency=4)
+        assert await passes.round() == 20
+        assert peak == 4
+
+    async def test_a_cr_dropped_while_the_round_runs_is_skipped(self) -> None:
+        held = _held("a", "b")
+        seen: list[str] = []
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+            held.drop("uid-b")
+
+        passes = PeriodicPasses(held, run_one, interval=10, activity=Activity(), concurrency=1)
+        assert await passes.round() == 1
+        assert seen == ["a"]
+
+    async def test_a_failing_pass_is_logged_and_the_others_still_run(self, caplog: pytest.LogCaptureFixture) -> None:
+        seen: list[str] = []
+
+        async def run_one(body: dict[str, Any]) -> None:
+            if body["metadata"]["name"] == "a":
+                raise RuntimeError("boom")
+            seen.append(body["metadata"]["name"])
+
+        passes = PeriodicPasses(_held("a", "b"), run_one, interval=10, activity=Activity(), concurrency=1)
+        with caplog.at_level(logging.ERROR):
+            assert await passes.round() == 2
+        assert seen == ["b"]
+        assert "the periodic pass of ns/a failed" in caplog.text
+        assert passes.failure() is None
+
+
+class TestTheLoop:
+    async def test_rounds_come_every_interval_the_first_after_one(self) -> None:
+        rounds: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            rounds.append(loop.time())
+
+        passes = PeriodicPasses(_held("a"), run_one, interval=0.05, activity=Activity())
+        started = loop.time()
+        await passes.start()
+        try:
+            while len(rounds) < 3:
+                await asyncio.sleep(0.01)
+        finally:
+            await passes.aclose()
+        assert rounds[0] - started >= 0.05
+        assert all(later - earlier >= 0.05 for earlier, later in zip(rounds, rounds[1:], strict=False))
+
+    async def test_no_round_starts_while_this_replica_is_paused(self) -> None:
+        ran = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            ran.set()
+
+        activity = Activity(active=False)
+        passes = PeriodicPasses(_held("a"), run_one, interval=0.01, activity=activity)
+        await passes.start()
+        try:
+            await asyncio.sleep(0.1)
+            assert not ran.is_set()
+            activity.set(True, why="elected")
+            await asyncio.wait_for(ran.wait(), timeout=5)
+        finally:
+            await passes.aclose()
+        assert passes.failure() is None
+
+    def test_a_loop_needs_a_positive_interval_and_concurrency(self) -> None:
+        async def run_one(body: dict[str, Any]) -> None:
+            return None
+
+        with pytest.raises(ValueError, match="interval"):
+            PeriodicPasses(HeldBodies(), run_one, interval=0, activity=Activity())
+        with pytest.raises(ValueError, match="concurrency"):
+            PeriodicPasses(HeldBodies(), run_one, interval=1, activity=Activity(), concurrency=0)
