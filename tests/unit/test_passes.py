@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -106,21 +107,23 @@ class TestRounds:
 class TestTheLoop:
     async def test_rounds_come_every_interval_the_first_after_one(self) -> None:
         rounds: list[float] = []
+        third = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         async def run_one(body: dict[str, Any]) -> None:
             rounds.append(loop.time())
+            if len(rounds) == 3:
+                third.set()
 
         passes = PeriodicPasses(_held("a"), run_one, interval=0.05, activity=Activity())
         started = loop.time()
         await passes.start()
         try:
-            while len(rounds) < 3:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(third.wait(), timeout=5)
         finally:
             await passes.aclose()
         assert rounds[0] - started >= 0.05
-        assert all(later - earlier >= 0.05 for earlier, later in zip(rounds, rounds[1:], strict=False))
+        assert all(later - earlier >= 0.05 for earlier, later in itertools.pairwise(rounds))
 
     async def test_no_round_starts_while_this_replica_is_paused(self) -> None:
         ran = asyncio.Event()

@@ -17,8 +17,7 @@ from kopf._core.engines import probing
 
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.services.passes import HeldBodies
-from rocketmq_operator.wiring import handlers, peering
+from rocketmq_operator.wiring import handlers, peering, periodic
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -140,7 +139,7 @@ class TestTheLivenessEndpoint:
 
 
 def follow_handler(registry: kopf.OperatorRegistry) -> Any:
-    (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "follow"]
+    (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "instance-follow"]
     return handler.fn
 
 
@@ -182,36 +181,62 @@ class TestACrGoneFromTheApiServer:
 
 
 class TestTheBodiesThePeriodicPassesTake:
-    """The ``follow`` event handler holds the latest body of every CR for the periodic passes, until
-    its deletion starts (the deletion handler's from then on) or it is gone."""
+    """A kind's follow handler holds the latest body of every CR for its periodic passes, until its
+    deletion starts (the deletion handler's from then on) or it is gone."""
 
     @staticmethod
     def body(uid: str, **metadata: Any) -> dict[str, Any]:
         return {"metadata": {"namespace": "ns", "name": uid, "uid": uid, **metadata}, "spec": {}}
 
+    @staticmethod
+    def kind(gone: list[str]) -> periodic.Periodic:
+        async def no_step(body: kopf.Body, patch: kopf.Patch) -> None:
+            return None
+
+        return periodic.Periodic(
+            plural="rocketmqinstances",
+            prefix="instance",
+            interval=10,
+            make_step=lambda memo, kwargs: no_step,
+            on_gone=lambda memo, uid: gone.append(uid),
+        )
+
     async def test_a_listed_or_changed_cr_is_held_at_its_latest_body(self) -> None:
-        follow = follow_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
-        held = HeldBodies()
-        memo = kopf.Memo(held=held)
-        await follow(event={"type": None, "object": self.body("a", resourceVersion="1")}, uid="a", memo=memo)
-        await follow(event={"type": "MODIFIED", "object": self.body("a", resourceVersion="2")}, uid="a", memo=memo)
-        assert held.get("a") == self.body("a", resourceVersion="2")
+        gone: list[str] = []
+        kind = self.kind(gone)
+        await kind.follow({"type": None, "object": self.body("a", resourceVersion="1")}, "a", kopf.Memo())
+        await kind.follow({"type": "MODIFIED", "object": self.body("a", resourceVersion="2")}, "a", kopf.Memo())
+        assert kind.held.get("a") == self.body("a", resourceVersion="2")
+        assert gone == []
 
     @pytest.mark.parametrize(
-        "event",
+        ("event", "forgotten"),
         [
-            {"type": "MODIFIED", "object": {"metadata": {"uid": "a", "deletionTimestamp": "2026-12-02T00:00:00Z"}}},
-            {"type": "DELETED", "object": {"metadata": {"uid": "a"}}},
+            (
+                {"type": "MODIFIED", "object": {"metadata": {"uid": "a", "deletionTimestamp": "2026-12-02T00:00:00Z"}}},
+                [],
+            ),
+            ({"type": "DELETED", "object": {"metadata": {"uid": "a"}}}, ["a"]),
         ],
         ids=["deletion started", "gone"],
     )
-    async def test_a_cr_being_deleted_or_gone_is_no_longer_held(self, event: dict[str, Any]) -> None:
-        follow = follow_handler(handlers.build_registry(handlers.RunOptions(settings=make_settings())))
-        held = HeldBodies()
-        memo = kopf.Memo(held=held)
-        await follow(event={"type": None, "object": self.body("a")}, uid="a", memo=memo)
-        await follow(event=event, uid="a", memo=memo)
-        assert "a" not in held
+    async def test_a_cr_being_deleted_or_gone_is_no_longer_held(
+        self, event: dict[str, Any], forgotten: list[str]
+    ) -> None:
+        gone: list[str] = []
+        kind = self.kind(gone)
+        await kind.follow({"type": None, "object": self.body("a")}, "a", kopf.Memo())
+        await kind.follow(event, "a", kopf.Memo())
+        assert "a" not in kind.held
+        assert gone == forgotten
+
+    def test_every_kind_has_one(self) -> None:
+        registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
+        follows = {h.id for h in registry._watching.get_all_handlers() if h.id.endswith("-follow")}
+        assert follows == {"instance-follow", "topic-follow", "group-follow", "user-follow"}
+        timers = sorted(h.id for h in registry._spawning.get_all_handlers())
+        # Accounts, a handful per cluster, keep theirs.
+        assert timers == ["account-observe", "clusteraccount-observe"]
 
 
 class TestTheMetricsEndpoint:

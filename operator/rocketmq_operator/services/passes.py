@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -100,6 +101,7 @@ class PeriodicPasses(SupervisedService):
         """One pass of every CR held when the round starts; returns how many ran."""
         uids = iter(self._bodies.uids())
         ran = 0
+        started = time.monotonic()
 
         async def worker() -> None:
             nonlocal ran
@@ -116,6 +118,12 @@ class PeriodicPasses(SupervisedService):
 
         await asyncio.gather(*(worker() for _ in range(self._concurrency)))
         self.rounds += 1
+        took = time.monotonic() - started
+        if took > self._interval:
+            # Each CR is then looked at every interval plus this, not every interval.
+            logger.info("a round of %d passes took %.1fs, longer than the interval of %.1fs", ran, took, self._interval)
+        else:
+            logger.debug("a round of %d passes took %.1fs", ran, took)
         return ran
 
 

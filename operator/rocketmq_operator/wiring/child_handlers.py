@@ -24,7 +24,7 @@ from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, DeletionPoli
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.user_resource import USER_PLURAL, RocketMQUser
 from rocketmq_operator.services.child_lifecycle import AnyChildCR, ChildStep
-from rocketmq_operator.wiring import account_handlers, bodies
+from rocketmq_operator.wiring import account_handlers, bodies, periodic
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -142,8 +142,9 @@ class Parents:
         return False
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """The indexes the children need, and the handlers of the three child kinds."""
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> list[periodic.Periodic]:
+    """The indexes the children need, and the handlers of the three child kinds; returns their
+    periodic passes, for the startup to start."""
 
     @kopf.index(GROUP, VERSION, PLURAL, id="instance_facts", registry=registry)
     def facts_index(
@@ -160,10 +161,13 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     def ns_terminating(name: str, meta: Mapping[str, Any], **_: Any) -> dict[str, bool]:
         return {name: bool(meta.get("deletionTimestamp"))}
 
-    for rules, plural in ((TOPICS, TOPIC_PLURAL), (GROUPS, CONSUMER_GROUP_PLURAL)):
+    kinds = [
         _register_kind(registry, settings, _child_kind(rules, plural))
-    # The users' timer also carries the key rotation (a changed Secret is noticed within a poll interval).
-    _register_kind(registry, settings, _USERS)
+        for rules, plural in ((TOPICS, TOPIC_PLURAL), (GROUPS, CONSUMER_GROUP_PLURAL))
+    ]
+    # The users' periodic pass also carries the key rotation (a changed Secret is noticed within a poll interval).
+    kinds.append(_register_kind(registry, settings, _USERS))
+    return kinds
 
 
 def parents_from(kwargs: Mapping[str, Any], settings: OperatorSettings) -> Parents:
@@ -209,9 +213,11 @@ _USERS: _Handled[RocketMQUser] = _Handled(
 )
 
 
-def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, kind: _Handled[CR]) -> None:
-    """The handlers of one child kind: reconcile on create, update and resume; observe on a timer;
-    forget when the CR is gone; finalize on deletion."""
+def _register_kind(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, kind: _Handled[CR]
+) -> periodic.Periodic:
+    """The handlers of one child kind: reconcile on create, update and resume; finalize on deletion;
+    and its periodic passes (observe each poll interval, forget when the CR is gone)."""
     crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": kind.plural, "registry": registry}
     poll = settings.poll_interval_seconds
 
@@ -234,30 +240,34 @@ def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, 
         found = runtime(memo, cr, patch, body, kwargs)
         if found is None:
             return None
-        result = await kind.reconcile(found, cr, parent)
-        bodies.apply(result, patch, body)
-        return result
+        return await kind.reconcile(found, cr, parent)
 
     @kopf.on.create(**crs, id=f"{kind.prefix}-reconcile")
     @kopf.on.update(**crs, id=f"{kind.prefix}-apply")
     @kopf.on.resume(**crs, id=f"{kind.prefix}-resume")
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         result = await step(body, patch, memo, kwargs)
+        if result is not None:
+            bodies.apply(result, patch, body)
         if result is not None and result.requeue_after is not None and result.requeue_after < poll:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
 
-    @kopf.timer(**crs, id=f"{kind.prefix}-observe", interval=poll, initial_delay=poll)
-    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return
-        await step(body, patch, memo, kwargs)
+    def make_step(memo: kopf.Memo, kwargs: Mapping[str, Any]) -> periodic.StepOf:
+        async def observe(body: kopf.Body, patch: kopf.Patch) -> ChildStep | None:
+            return await step(body, patch, memo, kwargs)
 
-    @kopf.on.event(**crs, id=f"{kind.prefix}-forget")
-    async def forget(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+        return observe
+
+    def forget(memo: kopf.Memo, uid: str) -> None:
         registry_: Accounts | None = memo.get("accounts")
-        if event.get("type") == "DELETED" and uid and registry_ is not None:
+        if registry_ is not None:
             for _label, found in registry_.runtimes():
                 kind.forget(found, uid)
+
+    passes = periodic.Periodic(
+        plural=kind.plural, prefix=kind.prefix, interval=poll, make_step=make_step, on_gone=forget
+    )
+    passes.register(registry)
 
     @kopf.on.delete(**crs, id=f"{kind.prefix}-finalize")
     async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -274,3 +284,5 @@ def _register_kind(registry: kopf.OperatorRegistry, settings: OperatorSettings, 
         delay = result.requeue_after if result.requeue_after is not None else settings.verify_interval_seconds
         message = result.events[-1].message if result.events else f"waiting for the {kind.noun} to be deleted"
         raise kopf.TemporaryError(message, delay=delay)
+
+    return passes

@@ -13,9 +13,9 @@ import contextlib
 import datetime
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import kopf
@@ -32,9 +32,9 @@ from rocketmq_operator.core.resource import (
     RocketMQInstance,
 )
 from rocketmq_operator.core.settings import OperatorSettings
+from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
-from rocketmq_operator.services.passes import HeldBodies, PeriodicPasses
 from rocketmq_operator.wiring import (
     account_handlers,
     bodies,
@@ -42,12 +42,12 @@ from rocketmq_operator.wiring import (
     lean_watch,
     namespaces,
     peering,
+    periodic,
     toggles,
 )
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
-from rocketmq_operator.wiring.status_patches import StatusPatches
 
 logger = logging.getLogger(__name__)
 
@@ -115,40 +115,22 @@ def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, st
     return None
 
 
-def _periodic_pass(
-    memo: kopf.Memo, indexes: Mapping[str, Any], writer: StatusPatches
-) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    """The pass of one CR each poll interval (what a kopf timer per CR did): its step against the
-    latest list snapshot, the status written only when the step changes it."""
+def _instance_step(memo: kopf.Memo, indexes: Mapping[str, Any]) -> periodic.StepOf:
+    """The periodic pass of one instance CR (what a kopf timer per CR did): its step against the
+    latest list snapshot."""
 
-    async def observe(raw: dict[str, Any]) -> None:
-        body = kopf.Body(cast(kopf.RawBody, raw))
-        patch = kopf.Patch()
-        try:
-            cr = _parse(body)
-            runtime = _routed(memo, cr, patch, body, indexes)
-            step = await runtime.reconciler.reconcile(cr) if runtime is not None else None
-        except kopf.PermanentError as exc:
-            # The create and update handlers report it on the CR; once per interval here is noise.
-            logger.debug("no periodic pass of %s: %s", body.metadata.name, exc)
-            return
-        except kopf.TemporaryError:
-            return  # waiting for its account (account_handlers.refuse): the next round looks again
-        if step is not None:
-            for key, value in step.patch.items():
-                patch.status[key] = value
-        status = patch.get("status")
-        if status:
-            version = raw.get("metadata", {}).get("resourceVersion")
-            written = await writer.patch(cr.metadata.namespace, cr.metadata.name, status, resource_version=version)
-            if written != "written":
-                # The CR changed since this body (or is gone): the next round decides again on the
-                # newer one, and posts the Events then if they still hold.
-                return
-        if step is not None:
-            bodies.post(step, body)
+    async def step(body: kopf.Body, patch: kopf.Patch) -> StepResult | None:
+        cr = _parse(body)
+        runtime = _routed(memo, cr, patch, body, indexes)
+        return await runtime.reconciler.reconcile(cr) if runtime is not None else None
 
-    return observe
+    return step
+
+
+def _forget(memo: kopf.Memo, uid: str) -> None:
+    registry_: Accounts | None = memo.get("accounts")
+    if registry_ is not None:
+        registry_.forget(uid)
 
 
 API_CONNECTIONS = 32
@@ -300,15 +282,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             )
 
         memo["accounts"] = registry_ = Accounts(opts, default=default, start=start_account)
-        # One loop over every CR each poll interval; it starts with the first watch event (follow).
-        writer = StatusPatches(lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=PLURAL)
-        memo["held"] = held = HeldBodies()  # the latest body of every CR not being deleted
-        memo["passes"] = PeriodicPasses(
-            held,
-            _periodic_pass(memo, kwargs, writer),
-            interval=opts.poll_interval_seconds,
-            activity=default.activity,
-        )
+        for kind in kinds:
+            kind.start(memo, kwargs, default.activity)  # each loop runs from its kind's first watch event
         # Account Secrets are read (by name) even with connection Secrets off: no account works without.
         memo["account_secrets"] = kube_secrets
         if options.metrics_port is not None:
@@ -332,9 +307,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         follower: peering.Follower | None = memo.get("peering_follower")
         if follower is not None:
             await follower.aclose()
-        passes: PeriodicPasses | None = memo.get("passes")
-        if passes is not None:
-            await passes.aclose()
+        for kind in kinds:
+            await kind.aclose()
         registry_: Accounts | None = memo.get("accounts")
         if registry_ is not None:
             await registry_.aclose()  # the default's runtime too
@@ -357,9 +331,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         registry_: Accounts | None = memo.get("accounts")
         follower: peering.Follower | None = memo.get("peering_follower")
         failures = registry_.failures() if registry_ is not None else []
-        passes: PeriodicPasses | None = memo.get("passes")
-        if passes is not None and (failure := passes.failure()):
-            failures.append(failure)
+        failures.extend(failure for kind in kinds if (failure := kind.failure()))
         if follower is not None and (failure := follower.failure()):
             failures.append(failure)
         if failures:
@@ -370,7 +342,16 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
         return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
 
-    child_handlers.register(registry, opts)
+    # One loop per kind passes over every CR each poll interval (wiring.periodic), not a kopf timer per CR.
+    instances = periodic.Periodic(
+        plural=PLURAL,
+        prefix="instance",
+        interval=opts.poll_interval_seconds,
+        make_step=_instance_step,
+        on_gone=_forget,
+    )
+    instances.register(registry)
+    kinds = [instances, *child_handlers.register(registry, opts)]
     account_handlers.register(registry, opts)
 
     @kopf.on.create(**crs, id="prepare")
@@ -392,30 +373,6 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         _apply(result, patch, body)
         if result.requeue_after is not None and result.requeue_after < opts.poll_interval_seconds:
             raise kopf.TemporaryError("continuing with the next step", delay=result.requeue_after)
-
-    @kopf.on.event(**crs, id="follow")
-    async def follow(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
-        """Every watch event of a CR: its latest body held for the periodic passes, and when it is
-        gone from the API server (by whatever path: released here or by another replica, the finalizer
-        removed by hand, ...), what the services kept for it dropped too."""
-        if not uid:
-            return
-        held: HeldBodies | None = memo.get("held")
-        raw = event["object"]
-        gone = event.get("type") == "DELETED"
-        if held is not None:
-            if gone or raw.get("metadata", {}).get("deletionTimestamp"):
-                held.drop(uid)  # a CR being deleted is the deletion handler's
-            else:
-                held.hold(uid, raw)
-        registry_: Accounts | None = memo.get("accounts")
-        if gone and registry_ is not None:
-            registry_.forget(uid)
-        passes: PeriodicPasses | None = memo.get("passes")
-        if passes is not None:
-            # Started from here, not from startup, so that it runs in kopf's context of object
-            # processing: the Events its passes post go to kopf's queue like a handler's.
-            await passes.start()
 
     @kopf.on.delete(**crs, id="finalize")
     async def finalize(

@@ -1,0 +1,140 @@
+"""The periodic passes of one kind, wired to kopf: what replaced a kopf timer per CR.
+
+Each kind (instances, topics, consumer groups, users) gets the same three pieces:
+
+- the ``follow`` event handler, which holds every CR's latest body (``services.passes.HeldBodies``)
+  until its deletion starts, and, once it is gone from the API server, has the services forget it;
+- one ``services.passes.PeriodicPasses`` loop, made at startup, that runs the kind's step for every
+  held CR each poll interval;
+- the write of a pass's result (``pass_one``): the status patch first, with the resourceVersion of
+  the body it decided on (``wiring.status_patches``), then the Events, only once the status is
+  written. A pass that the CR overtook (409) or that found it gone writes and posts nothing; the next
+  round decides again on the newer body.
+
+The loop starts with the kind's first watch event, not at startup, so that it runs in kopf's context
+of object processing: ``kopf.event`` needs the queue that kopf sets there, and the passes' Events go
+to it like a handler's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from rocketmq_operator.core.resource import GROUP, VERSION
+from rocketmq_operator.core.status import Step
+from rocketmq_operator.services.activity import Activity
+from rocketmq_operator.services.passes import HeldBodies, PeriodicPasses
+from rocketmq_operator.wiring import bodies
+from rocketmq_operator.wiring.status_patches import StatusPatches
+
+logger = logging.getLogger(__name__)
+
+StepOf = Callable[[kopf.Body, kopf.Patch], Awaitable[Step[Any] | None]]
+"""The pass of one CR: its step (``None`` when it has none, e.g. its account cannot be used and the
+refusal is already in the patch); it may raise kopf's errors as a handler would."""
+MakeStep = Callable[[kopf.Memo, Mapping[str, Any]], StepOf]
+"""Builds a kind's step at startup from the memo and the startup's kwargs (kopf's indexes)."""
+
+
+class Periodic:
+    """One kind's periodic passes.
+
+    Args:
+        plural: the kind's plural (its status subresource is written).
+        prefix: names the loop and the follow handler (``{prefix}-passes``, ``{prefix}-follow``).
+        interval: seconds between rounds (the poll interval).
+        make_step: the kind's step, built at startup.
+        on_gone: what the services forget of a CR gone from the API server.
+    """
+
+    def __init__(
+        self,
+        *,
+        plural: str,
+        prefix: str,
+        interval: float,
+        make_step: MakeStep,
+        on_gone: Callable[[kopf.Memo, str], None],
+    ) -> None:
+        self.plural = plural
+        self.prefix = prefix
+        self.held = HeldBodies()
+        self._interval = interval
+        self._make_step = make_step
+        self._on_gone = on_gone
+        self._passes: PeriodicPasses | None = None
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        @kopf.on.event(GROUP, VERSION, self.plural, id=f"{self.prefix}-follow", registry=registry)
+        async def follow(event: kopf.RawEvent, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
+            await self.follow(event, uid, memo)
+
+    async def follow(self, event: kopf.RawEvent, uid: str | None, memo: kopf.Memo) -> None:
+        if not uid:
+            return
+        raw = event["object"]
+        gone = event.get("type") == "DELETED"
+        if gone or raw.get("metadata", {}).get("deletionTimestamp"):
+            self.held.drop(uid)  # a CR being deleted is its deletion handler's
+        else:
+            self.held.hold(uid, raw)
+        if gone:
+            # Gone by whatever path (released here or by another replica, the finalizer removed by
+            # hand, ...): what the services kept for it goes too.
+            self._on_gone(memo, uid)
+        if self._passes is not None:
+            await self._passes.start()  # once; see the module's docstring for why from here
+
+    def start(self, memo: kopf.Memo, kwargs: Mapping[str, Any], activity: Activity) -> None:
+        """Make the loop (from the startup handler); it runs from the kind's first watch event."""
+        writer = StatusPatches(lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=self.plural)
+        step = self._make_step(memo, kwargs)
+
+        async def run_one(raw: dict[str, Any]) -> None:
+            await pass_one(raw, step, writer)
+
+        self._passes = PeriodicPasses(
+            self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
+        )
+
+    async def aclose(self) -> None:
+        passes, self._passes = self._passes, None
+        if passes is not None:
+            await passes.aclose()
+
+    def failure(self) -> str | None:
+        return self._passes.failure() if self._passes is not None else None
+
+
+async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches) -> None:
+    """One CR's periodic pass: its step, the status written if it changed, then its Events."""
+    body = kopf.Body(cast(kopf.RawBody, raw))
+    patch = kopf.Patch()
+    try:
+        step = await step_of(body, patch)
+    except kopf.PermanentError as exc:
+        # The create and update handlers report it on the CR; once per interval here is noise.
+        logger.debug("no periodic pass of %s/%s: %s", body.metadata.namespace, body.metadata.name, exc)
+        return
+    except kopf.TemporaryError:
+        return  # e.g. waiting for its account (account_handlers.refuse): the next round looks again
+    if step is not None:
+        for key, value in step.patch.items():
+            patch.status[key] = value
+    status = patch.get("status")
+    if status:
+        metadata = raw.get("metadata", {})
+        written = await writer.patch(
+            metadata.get("namespace", ""),
+            metadata.get("name", ""),
+            status,
+            resource_version=metadata.get("resourceVersion"),
+        )
+        if written != "written":
+            return
+    if step is not None:
+        bodies.post(step, body)
