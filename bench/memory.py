@@ -130,7 +130,9 @@ def operator_probe(
 ) -> Probe:
     extra = {}
     if trace or census:
-        extra = {"PYTHONPATH": str(MEMTRACE), "MEMTRACE_PATH": str(work / "operator.snap")}
+        # Ahead of the caller's own PYTHONPATH, kept: a run of another checkout puts its operator there.
+        path = os.pathsep.join(p for p in (str(MEMTRACE), os.environ.get("PYTHONPATH", "")) if p)
+        extra = {"PYTHONPATH": path, "MEMTRACE_PATH": str(work / "operator.snap")}
         if holders:
             extra["MEMTRACE_HOLDERS"] = "1"
     if trace:
