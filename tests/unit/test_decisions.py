@@ -276,3 +276,56 @@ class TestDeleting:
         status = {"instanceId": "i-1", "deletion": {"instanceId": "i-1", "result": "Failed", "attempts": 2}}
         step = decisions.decide_deletion(cr(status=status, deleting=True), DELETE, _shown(cloud.ERROR))
         assert isinstance(step, decisions.Submit)
+
+
+class TestWhatARestartResumes:
+    """A restarted operator resumes only the CRs with a step under way; a settled one is left to the
+    periodic pass, which observes it within a poll interval."""
+
+    @staticmethod
+    def ready(generation: int = 1, observed: int = 1, **status: object) -> dict[str, object]:
+        return {
+            "instanceId": "i-1",
+            "observedGeneration": observed,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Available",
+                    "observedGeneration": generation,
+                    "lastTransitionTime": "2026-12-02T00:00:00Z",
+                }
+            ],
+            **status,
+        }
+
+    def test_a_cr_ready_at_its_generation_is_settled(self) -> None:
+        assert decisions.settled(cr(status=self.ready()))
+
+    @pytest.mark.parametrize(
+        "resource",
+        [
+            cr(status={}),
+            cr(status={"instanceId": "i-1", "observedGeneration": 1}),
+            cr(status={"instanceId": "i-1"}),
+        ],
+        ids=["new", "no conditions yet", "no generation observed"],
+    )
+    def test_a_cr_not_yet_ready_is_resumed(self, resource: object) -> None:
+        assert not decisions.settled(resource)  # type: ignore[arg-type]
+
+    def test_an_edit_not_yet_applied_is_resumed(self) -> None:
+        edited = cr(status=self.ready(generation=1, observed=1), generation=2)
+        assert not decisions.settled(edited)
+
+    def test_a_ready_condition_of_an_older_generation_is_resumed(self) -> None:
+        assert not decisions.settled(cr(status=self.ready(generation=1, observed=2), generation=2))
+
+    def test_a_create_under_way_is_resumed(self) -> None:
+        pending = {"name": "team-a-orders-abcdef12", "pendingSince": "2026-12-02T00:00:00.000000Z"}
+        assert not decisions.settled(cr(status=self.ready(creation=pending)))
+
+    def test_a_ready_false_cr_is_resumed(self) -> None:
+        status = self.ready()
+        status["conditions"][0]["status"] = "False"  # type: ignore[index]
+        assert not decisions.settled(cr(status=status))

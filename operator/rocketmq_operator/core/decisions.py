@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from rocketmq_operator.core import cloud, evidence
 from rocketmq_operator.core.conditions import Verdict, find
 from rocketmq_operator.core.mapping import Delta, create_request, diff, has_owner_tags, instance_name, owned_by_cr
-from rocketmq_operator.core.resource import DeletionPolicy, RocketMQInstance
+from rocketmq_operator.core.resource import Condition, DeletionPolicy, RocketMQInstance
 from rocketmq_operator.core.vocabulary import ConditionType, DeletionResult, Presence, Reason
 
 
@@ -217,12 +217,37 @@ def decide(cr: RocketMQInstance, seen: Seen) -> Action:
     return Observe(_verdict(False, Reason.UNKNOWN_STATUS, f"instance {instance_id} has status {state!r}"))
 
 
+def settled(cr: RocketMQInstance) -> bool:
+    """Ready at its current generation with no step under way: nothing for a restarted operator to
+    resume. The periodic pass goes on observing it, within a poll interval of the restart.
+
+    Why it matters: a restart used to resume every CR at once. At 10,000 CRs those passes outran
+    the first list walks, found the snapshot stale and asked show instead (4,787 shows in the 40 s
+    after one restart, 442 calls per interval against a target of 201).
+    """
+    ready = _ready_condition(cr)
+    generation = cr.metadata.generation
+    return (
+        ready is not None
+        and ready.status == "True"
+        and generation is not None
+        and ready.observed_generation == generation
+        and cr.status.observed_generation == generation
+        and cr.status.instance_id is not None
+        and cr.status.creation is None
+    )
+
+
+def _ready_condition(cr: RocketMQInstance) -> Condition | None:
+    return find(cr.status.conditions, ConditionType.READY)
+
+
 def _is_ready(cr: RocketMQInstance, seen: Seen) -> bool:
     return seen.state == Presence.PRESENT and seen.instance is not None and seen.instance.status == cloud.RUNNING
 
 
 def _previously_ready(cr: RocketMQInstance) -> bool:
-    ready = find(cr.status.conditions, ConditionType.READY)
+    ready = _ready_condition(cr)
     return ready is not None and ready.status == "True"
 
 

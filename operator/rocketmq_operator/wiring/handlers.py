@@ -363,9 +363,19 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.create(**crs, id="provision")
     @kopf.on.update(**crs, id="apply")
-    @kopf.on.resume(**crs, id="resume")
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        await _reconcile(_parse(body), body, patch, memo, kwargs)
+
+    @kopf.on.resume(**crs, id="resume")
+    async def resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         cr = _parse(body)
+        if decisions.settled(cr):
+            return  # nothing under way: the periodic pass observes it (decisions.settled says why)
+        await _reconcile(cr, body, patch, memo, kwargs)
+
+    async def _reconcile(
+        cr: RocketMQInstance, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]
+    ) -> None:
         runtime = _routed(memo, cr, patch, body, kwargs)
         if runtime is None:
             return  # the periodic pass looks again each poll interval

@@ -1,0 +1,54 @@
+"""A periodic pass's status write, against the real API server: written only while the CR is still the
+body the pass decided on; nothing for a CR that changed since or is gone. No operator serves this
+namespace: the writes are the test's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import kopf
+import pytest
+
+from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION
+from rocketmq_operator.wiring import handlers
+from rocketmq_operator.wiring.status_patches import StatusPatches
+
+from .support import Cluster
+
+
+@pytest.fixture
+async def writer(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StatusPatches]:
+    # The operator's own way in: kopf's login from the kubeconfig, the operator's pooled session.
+    monkeypatch.setenv("KUBECONFIG", str(cluster.control_plane.kubeconfig_path))
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert info is not None and info.server is not None
+    session = handlers._api_session(info, limit=4)
+    try:
+        yield StatusPatches(lambda: (str(info.server), session), group=GROUP, version=VERSION, plural=PLURAL)
+    finally:
+        await session.close()
+
+
+async def test_a_pass_writes_the_status_of_the_body_it_decided_on(cluster: Cluster, writer: StatusPatches) -> None:
+    ns = cluster.namespace("status-patches")
+    cr = cluster.create(ns, "current")
+    version = cr["metadata"]["resourceVersion"]
+    assert await writer.patch(ns, "current", {"cloudStatus": "RUNNING"}, resource_version=version) == "written"
+    after = cluster.get(ns, "current")
+    assert after is not None and after["status"]["cloudStatus"] == "RUNNING"
+
+
+async def test_a_pass_that_the_cr_overtook_writes_nothing(cluster: Cluster, writer: StatusPatches) -> None:
+    ns = cluster.namespace("status-patches")
+    cr = cluster.create(ns, "overtaken")
+    decided_on = cr["metadata"]["resourceVersion"]
+    cluster.patch(ns, "overtaken", {"metadata": {"labels": {"edited": "yes"}}})  # e.g. a user's edit
+    answer = await writer.patch(ns, "overtaken", {"cloudStatus": "RUNNING"}, resource_version=decided_on)
+    assert answer == "changed"
+    after = cluster.get(ns, "overtaken")
+    assert after is not None and "cloudStatus" not in after.get("status", {})
+
+
+async def test_a_cr_gone_is_nothing_to_write(cluster: Cluster, writer: StatusPatches) -> None:
+    ns = cluster.namespace("status-patches")
+    assert await writer.patch(ns, "never-made", {"cloudStatus": "RUNNING"}, resource_version="1") == "gone"
