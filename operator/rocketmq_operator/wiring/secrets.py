@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -24,11 +23,11 @@ from pydantic import SecretStr
 
 from rocketmq_operator.core.connection import SecretMeta
 from rocketmq_operator.ports.secrets import SecretApiError, SecretKey, SecretKeys
+from rocketmq_operator.wiring import kube_api
 
 FIELD_MANAGER = "rocketmq-operator"
 
-Endpoint = tuple[str, aiohttp.ClientSession]
-"""The API server's base URL and the session that carries its TLS and credentials."""
+Endpoint = kube_api.Endpoint
 
 
 class KubeSecrets:
@@ -108,36 +107,23 @@ class KubeSecrets:
         endpoint = self._endpoint()
         if endpoint is None:
             raise SecretApiError("not logged in to the API server yet")
-        server, session = endpoint
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
         if name is not None:
             path += f"/{quote(name, safe='')}"
         params = {"fieldManager": FIELD_MANAGER} if method in ("POST", "PUT", "PATCH") else None
-        headers = {"Content-Type": "application/strategic-merge-patch+json"} if strategic else None
         shown = name if name is not None else (body or {}).get("metadata", {}).get("name")
         what = f"{method} secret {namespace}/{shown}"
-        try:
-            async with session.request(
-                method,
-                server.rstrip("/") + path,
-                params=params,
-                data=json.dumps(body).encode() if body is not None and headers else None,
-                json=body if not headers else None,
-                headers=headers,
-                timeout=self._timeout,
-            ) as response:
-                status = response.status
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SecretApiError(f"{what}: {type(exc).__name__}: {exc}") from None
-        try:
-            parsed = json.loads(text) if text else {}
-        except ValueError:
-            parsed = {}
-        if not isinstance(parsed, dict):
-            parsed = {}
-        if status < 300 or (status == 404 and method in ("GET", "DELETE", "PATCH")):
-            return status, parsed
-        # A Status object: its message says why (it never echoes a Secret's data).
-        reason = parsed.get("message") or parsed.get("reason") or text[:200]
-        raise SecretApiError(f"{what}: {status} {reason}", status=status)
+        answer = await kube_api.send(
+            endpoint,
+            method,
+            path,
+            what=what,
+            error=SecretApiError,
+            client_timeout=self._timeout,
+            body=body,
+            content_type="application/strategic-merge-patch+json" if strategic else "application/json",
+            params=params,
+        )
+        if answer.status < 300 or (answer.status == 404 and method in ("GET", "DELETE", "PATCH")):
+            return answer.status, answer.body
+        raise SecretApiError(f"{what}: {answer.refusal()}", status=answer.status)

@@ -14,14 +14,13 @@ nothing to write either. Both are left to the next round, which reads the newer 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
 
-from rocketmq_operator.wiring.secrets import Endpoint
+from rocketmq_operator.wiring import kube_api
 
 
 class StatusPatchError(Exception):
@@ -33,7 +32,7 @@ class StatusPatches:
 
     def __init__(
         self,
-        endpoint: Callable[[], Endpoint | None],
+        endpoint: Callable[[], kube_api.Endpoint | None],
         *,
         group: str,
         version: str,
@@ -52,32 +51,25 @@ class StatusPatches:
         endpoint = self._endpoint()
         if endpoint is None:
             raise StatusPatchError("not logged in to the API server yet")
-        server, session = endpoint
         path = f"{self._prefix}/{quote(namespace, safe='')}/{self._plural}/{quote(name, safe='')}/status"
         what = f"PATCH {self._plural} {namespace}/{name} status"
-        try:
-            async with session.patch(
-                server.rstrip("/") + path,
-                data=json.dumps(_body(status, resource_version)).encode(),
-                headers={"Content-Type": "application/merge-patch+json"},
-                timeout=self._timeout,
-            ) as response:
-                code = response.status
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise StatusPatchError(f"{what}: {type(exc).__name__}: {exc}") from None
-        if code < 300:
+        answer = await kube_api.send(
+            endpoint,
+            "PATCH",
+            path,
+            what=what,
+            error=StatusPatchError,
+            client_timeout=self._timeout,
+            body=_body(status, resource_version),
+            content_type="application/merge-patch+json",
+        )
+        if answer.status < 300:
             return "written"
-        if code == 404:
+        if answer.status == 404:
             return "gone"
-        if code == 409:
+        if answer.status == 409:
             return "changed"
-        try:
-            parsed = json.loads(text) if text else {}
-        except ValueError:
-            parsed = {}
-        reason = parsed.get("message") if isinstance(parsed, dict) else None
-        raise StatusPatchError(f"{what}: {code} {reason or text[:200]}")
+        raise StatusPatchError(f"{what}: {answer.refusal()}")
 
 
 def _body(status: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
