@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.supervision import SupervisedService
@@ -45,7 +45,7 @@ class HeldBodies:
 
     def get(self, uid: str) -> Body | None:
         raw = self._held.get(uid)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else cast(Body, json.loads(raw))  # a fresh dict on every call
 
     def uids(self) -> list[str]:
         return list(self._held)
@@ -88,7 +88,6 @@ class PeriodicPasses(SupervisedService):
         self._interval = interval
         self._activity = activity
         self._concurrency = concurrency
-        self.rounds = 0
 
     async def _run(self) -> None:
         await asyncio.sleep(self._interval)
@@ -117,7 +116,6 @@ class PeriodicPasses(SupervisedService):
                     logger.exception("the periodic pass of %s failed; it runs again next round", _named(body))
 
         await asyncio.gather(*(worker() for _ in range(self._concurrency)))
-        self.rounds += 1
         took = time.monotonic() - started
         if took > self._interval:
             # Each CR is then looked at every interval plus this, not every interval.

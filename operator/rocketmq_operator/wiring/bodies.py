@@ -47,9 +47,14 @@ def parse(read: Callable[[Any], T], body: Mapping[str, Any]) -> T:
 
 def apply(step: Step[S], patch: kopf.Patch, body: kopf.Body) -> None:
     """The step's status patch into kopf's patch, its Events posted."""
+    merge(step, patch)
+    post(step, body)
+
+
+def merge(step: Step[S], patch: kopf.Patch) -> None:
+    """The step's status patch into kopf's patch."""
     for key, value in step.patch.items():
         patch.status[key] = value
-    post(step, body)
 
 
 def post(step: Step[S], body: kopf.Body) -> None:

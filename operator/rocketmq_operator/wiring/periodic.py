@@ -123,8 +123,7 @@ async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches) 
     except kopf.TemporaryError:
         return  # e.g. waiting for its account (account_handlers.refuse): the next round looks again
     if step is not None:
-        for key, value in step.patch.items():
-            patch.status[key] = value
+        bodies.merge(step, patch)
     status = patch.get("status")
     if status:
         metadata = raw.get("metadata", {})

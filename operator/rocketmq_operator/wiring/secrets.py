@@ -27,13 +27,11 @@ from rocketmq_operator.wiring import kube_api
 
 FIELD_MANAGER = "rocketmq-operator"
 
-Endpoint = kube_api.Endpoint
-
 
 class KubeSecrets:
     """``SecretStore`` over the session the login handler keeps (``endpoint()``: the newest one)."""
 
-    def __init__(self, endpoint: Callable[[], Endpoint | None], *, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: Callable[[], kube_api.Endpoint | None], *, timeout: float = 30.0) -> None:
         self._endpoint = endpoint
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
