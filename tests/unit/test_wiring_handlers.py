@@ -239,6 +239,43 @@ class TestTheBodiesThePeriodicPassesTake:
         assert timers == ["account-observe", "clusteraccount-observe"]
 
 
+class TestAPeriodicPass:
+    """A pass takes a CR only once kopf's create handlers have finished with it: until then they take
+    the same step, and a pass would repeat it and its status write."""
+
+    class Writer:
+        def __init__(self) -> None:
+            self.written: list[dict[str, Any]] = []
+
+        async def patch(
+            self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None
+        ) -> str:
+            self.written.append(status)
+            return "written"
+
+    @staticmethod
+    def body(*, handled: bool) -> dict[str, Any]:
+        raw: dict[str, Any] = {"metadata": {"namespace": "ns", "name": "a", "uid": "a", "resourceVersion": "7"}}
+        if handled:  # as kopf records the end of the create handlers, with this operator's storage
+            patch = kopf.Patch()
+            handlers.StatusFirstDiffBase().store(body=kopf.Body(raw), patch=patch, essence={"spec": {}})
+            raw["status"] = dict(patch["status"])
+        return raw
+
+    @pytest.mark.parametrize("handled", [False, True], ids=["create handlers under way", "created"])
+    async def test_runs_once_the_create_handlers_have_finished(self, handled: bool) -> None:
+        steps: list[str] = []
+
+        async def step(body: kopf.Body, patch: kopf.Patch) -> None:
+            steps.append(body.metadata.name or "")
+            patch.status["cloudStatus"] = "RUNNING"
+
+        writer = self.Writer()
+        await periodic.pass_one(self.body(handled=handled), step, writer, handlers.StatusFirstDiffBase())  # type: ignore[arg-type]
+        assert steps == (["a"] if handled else [])
+        assert writer.written == ([{"cloudStatus": "RUNNING"}] if handled else [])
+
+
 class TestTheMetricsEndpoint:
     async def test_closing_stops_it_off_the_event_loop_and_frees_its_port(
         self, monkeypatch: pytest.MonkeyPatch

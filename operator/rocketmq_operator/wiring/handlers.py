@@ -283,7 +283,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
         memo["accounts"] = registry_ = Accounts(opts, default=default, start=start_account)
         for kind in kinds:
-            kind.start(memo, kwargs, default.activity)  # each loop runs from its kind's first watch event
+            # Each loop runs from its kind's first watch event.
+            kind.start(memo, kwargs, default.activity, settings.persistence.diffbase_storage)
         # Account Secrets are read (by name) even with connection Secrets off: no account works without.
         memo["account_secrets"] = kube_secrets
         if options.metrics_port is not None:

@@ -6,10 +6,11 @@ Each kind (instances, topics, consumer groups, users) gets the same three pieces
   until its deletion starts, and, once it is gone from the API server, has the services forget it;
 - one ``services.passes.PeriodicPasses`` loop, made at startup, that runs the kind's step for every
   held CR each poll interval;
-- the write of a pass's result (``pass_one``): the status patch first, with the resourceVersion of
-  the body it decided on (``wiring.status_patches``), then the Events, only once the status is
-  written. A pass that the CR overtook (409) or that found it gone writes and posts nothing; the next
-  round decides again on the newer body.
+- the write of a pass's result (``pass_one``), once the CR's create handlers have finished: the
+  status patch first, with the resourceVersion of the body it decided on
+  (``wiring.status_patches``), then the Events, only once the status is written. A pass that the
+  CR overtook (409) or that found it gone writes and posts nothing; the next round decides again
+  on the newer body.
 
 The loop starts with the kind's first watch event, not at startup, so that it runs in kopf's context
 of object processing: ``kopf.event`` needs the queue that kopf sets there, and the passes' Events go
@@ -89,13 +90,16 @@ class Periodic:
         if self._passes is not None:
             await self._passes.start()  # once; see the module's docstring for why from here
 
-    def start(self, memo: kopf.Memo, kwargs: Mapping[str, Any], activity: Activity) -> None:
-        """Make the loop (from the startup handler); it runs from the kind's first watch event."""
+    def start(
+        self, memo: kopf.Memo, kwargs: Mapping[str, Any], activity: Activity, diffbase: kopf.DiffBaseStorage
+    ) -> None:
+        """Make the loop (from the startup handler); it runs from the kind's first watch event.
+        ``diffbase``: where kopf keeps the last handled spec (``settings.persistence``)."""
         writer = StatusPatches(lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=self.plural)
         step = self._make_step(memo, kwargs)
 
         async def run_one(raw: dict[str, Any]) -> None:
-            await pass_one(raw, step, writer)
+            await pass_one(raw, step, writer, diffbase)
 
         self._passes = PeriodicPasses(
             self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
@@ -110,9 +114,17 @@ class Periodic:
         return self._passes.failure() if self._passes is not None else None
 
 
-async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches) -> None:
-    """One CR's periodic pass: its step, the status written if it changed, then its Events."""
+async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches, diffbase: kopf.DiffBaseStorage) -> None:
+    """One CR's periodic pass: its step, the status written if it changed, then its Events.
+
+    None for a CR whose body has no last handled spec yet: its create handlers are under way (or
+    their end has not reached the held body), and they take the same step. Such a pass only
+    repeated theirs: at 1,000 CRs created at once (``bench/audit.py``), 463 status PATCHes 8 to 17 s
+    after the CRs' creation, 210 of them the same status written twice, 253 refused as overtaken.
+    """
     body = kopf.Body(cast(kopf.RawBody, raw))
+    if diffbase.fetch(body=body) is None:
+        return
     patch = kopf.Patch()
     try:
         step = await step_of(body, patch)
