@@ -32,6 +32,19 @@ BASE_SETTINGS = {
 }
 
 
+def override_settings(pairs: list[str]) -> dict[str, str]:
+    """``DMS_NAME=VALUE`` pairs (a script's ``--operator-setting``) laid over every operator's settings of
+    this run, for comparing a setting's values; returns them."""
+    found = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("DMS_"):
+            raise SystemExit(f"--operator-setting wants DMS_NAME=VALUE, not {pair!r}")
+        found[name] = value
+    BASE_SETTINGS.update(found)
+    return found
+
+
 FORCED = "forced"
 """CRs with ``forceDelete: true``: each deletion ends in a 404, proven by show."""
 BINNED = "binned"

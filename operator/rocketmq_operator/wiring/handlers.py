@@ -169,6 +169,11 @@ def _api_session(info: kopf.ConnectionInfo, limit: int) -> aiohttp.ClientSession
 
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
+    # No settings.queueing.worker_limit, though a worker per CR in flight is most of the memory of a
+    # mass create or delete: at start-up every worker waits until every object is indexed (we have
+    # index handlers), and a worker beyond the limit never starts to index its object. A restarted
+    # operator with more CRs than the limit then handles none: measured, 200 CRs deleted after a
+    # restart with a limit of 20, none released in 180 s (without the limit, all in 7 s).
     # Handler progress and the last handled spec in the status, next to ours: a pass that writes our
     # status then carries kopf's records in the same PATCH. In annotations they cost a PATCH of the
     # object on top, in almost every pass (at 1,000 CRs, 3 of a CR's 12 writes).
