@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Stack
-from bench.scenarios import _prepare_cloud, _settings, override_settings
+from bench.scenarios import _prepare_cloud, _settings, add_operator_settings, override_settings
 
 MEMTRACE = Path(__file__).resolve().parent / "memtrace"
 SITE_PACKAGES = re.compile(r".*/site-packages/|.*/lib/python3\.\d+/")
@@ -148,13 +148,7 @@ def main() -> None:
     parser.add_argument("--census", action="store_true", help="count the operator's objects by type (cheap)")
     parser.add_argument("--holders", action="store_true", help="with --census, name who holds the sets, deques, ...")
     parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace or --census")
-    parser.add_argument(
-        "--operator-setting",
-        action="append",
-        default=[],
-        metavar="DMS_NAME=VALUE",
-        help="a setting of every operator started (repeatable), e.g. DMS_DELETE_CONFIRM_WAIT_SECONDS=10",
-    )
+    add_operator_settings(parser)
     args = parser.parse_args()
     override_settings(args.operator_setting)
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.harness import Stack
-from bench.scenarios import BINNED, FORCED, override_settings, sweep, teardown, topic_teardown
+from bench.scenarios import BINNED, FORCED, add_operator_settings, override_settings, sweep, teardown, topic_teardown
 
 
 def machine() -> dict[str, Any]:
@@ -66,13 +66,7 @@ def main() -> int:
         "--baseline-max-n", type=int, default=1000, help="above this N, run the batched forced teardown only"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument(
-        "--operator-setting",
-        action="append",
-        default=[],
-        metavar="DMS_NAME=VALUE",
-        help="a setting of every operator started (repeatable), e.g. DMS_DELETE_CONFIRM_WAIT_SECONDS=10",
-    )
+    add_operator_settings(parser)
     args = parser.parse_args()
     override_settings(args.operator_setting)
     counts = [int(x) for x in args.n.split(",") if x]

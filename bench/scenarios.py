@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,17 @@ BASE_SETTINGS = {
     "DMS_DELETE_CONFIRM_WAIT_SECONDS": "30",
     "DMS_SWEEP_INTERVAL_SECONDS": "3600",
 }
+
+
+def add_operator_settings(parser: argparse.ArgumentParser) -> None:
+    """A script's ``--operator-setting`` (see ``override_settings``)."""
+    parser.add_argument(
+        "--operator-setting",
+        action="append",
+        default=[],
+        metavar="DMS_NAME=VALUE",
+        help="a setting of every operator started (repeatable), e.g. DMS_DELETE_CONFIRM_WAIT_SECONDS=10",
+    )
 
 
 def override_settings(pairs: list[str]) -> dict[str, str]:
