@@ -40,9 +40,15 @@ class StatusPatches:
         timeout: float = 30.0,
     ) -> None:
         self._endpoint = endpoint
-        self._prefix = f"/apis/{group}/{version}/namespaces"
+        self._prefix = f"/apis/{group}/{version}"
         self._plural = plural
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def path(self, namespace: str, name: str) -> str:
+        """The status subresource of one CR; a cluster-scoped kind's (a ClusterRocketMQAccount's) has
+        no namespace, and its body none either (``""``)."""
+        where = f"/namespaces/{quote(namespace, safe='')}" if namespace else ""
+        return f"{self._prefix}{where}/{self._plural}/{quote(name, safe='')}/status"
 
     async def patch(
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
@@ -51,12 +57,11 @@ class StatusPatches:
         endpoint = self._endpoint()
         if endpoint is None:
             raise StatusPatchError("not logged in to the API server yet")
-        path = f"{self._prefix}/{quote(namespace, safe='')}/{self._plural}/{quote(name, safe='')}/status"
-        what = f"PATCH {self._plural} {namespace}/{name} status"
+        what = f"PATCH {self._plural} {namespace}/{name} status" if namespace else f"PATCH {self._plural} {name} status"
         answer = await kube_api.send(
             endpoint,
             "PATCH",
-            path,
+            self.path(namespace, name),
             what=what,
             error=StatusPatchError,
             client_timeout=self._timeout,
