@@ -233,10 +233,18 @@ class TestTheBodiesThePeriodicPassesTake:
     def test_every_kind_has_one(self) -> None:
         registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
         follows = {h.id for h in registry._watching.get_all_handlers() if h.id.endswith("-follow")}
-        assert follows == {"instance-follow", "topic-follow", "group-follow", "user-follow"}
-        timers = sorted(h.id for h in registry._spawning.get_all_handlers())
-        # Accounts, a handful per cluster, keep theirs.
-        assert timers == ["account-observe", "clusteraccount-observe"]
+        assert follows == {
+            "instance-follow",
+            "topic-follow",
+            "group-follow",
+            "user-follow",
+            "account-follow",
+            "clusteraccount-follow",
+        }
+
+    def test_no_kind_has_a_kopf_timer(self) -> None:
+        registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
+        assert [h.id for h in registry._spawning.get_all_handlers()] == []
 
 
 class TestAPeriodicPass:

@@ -1,5 +1,5 @@
 """Watch events reach kopf without ``metadata.managedFields``: nothing reads them, and kopf keeps a
-body per object with a timer and deep-copies it on every patch. Everything else passes through."""
+body per object with a handler in flight and deep-copies it on every patch. Everything else passes through."""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 An account's handlers read its Secret (by name: the only Secrets of accounts the operator ever
 reads), make or bring up to date its runtime in ``wiring.accounts``, verify the credentials with one
 cheap read (a list of one instance) when they are new or were refused, and report how many instances
-use the account. Its timer repeats that each poll interval, so a changed Secret takes effect within
-one. Deleting an account that instances still use is held by its finalizer, naming them.
+use the account. Its periodic pass (``wiring.periodic``, one loop per kind as for every other kind)
+repeats that each poll interval, so a changed Secret takes effect within one. Deleting an account
+that instances still use is held by its finalizer, naming them.
 
 ``route`` answers, for a RocketMQInstance, which account's runtime serves it, or why none may; no
 cloud call is made for a resource that is refused.
@@ -34,10 +35,11 @@ from rocketmq_operator.core.accounts import AccountFacts, AccountKey, Refusal
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.resource import GROUP, PLURAL, VERSION, AccountKind, AccountRef
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.core.vocabulary import ConditionType
+from rocketmq_operator.core.status import Step
+from rocketmq_operator.core.vocabulary import ConditionType, EventType
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.secrets import AccountSecrets, SecretApiError
-from rocketmq_operator.wiring import bodies
+from rocketmq_operator.wiring import bodies, periodic
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -150,7 +152,8 @@ def refuse(
 # --- the account kinds --------------------------------------------------------------------------------
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> list[periodic.Periodic]:
+    """Both account kinds' handlers and indexes; their periodic passes, for the startup to start."""
     poll = settings.poll_interval_seconds
 
     def secret_of(spec: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -202,11 +205,13 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             return accounts.cluster(account.metadata.name)
         return accounts.namespaced(account.metadata.namespace, account.metadata.name)
 
-    for plural, parse, prefix in (
-        (ACCOUNT_PLURAL, RocketMQAccount.from_body, "account"),
-        (CLUSTER_ACCOUNT_PLURAL, ClusterRocketMQAccount.from_body, "clusteraccount"),
-    ):
+    return [
         _register_kind(registry, settings, plural, parse, prefix, key_of, secret_namespace, poll)
+        for plural, parse, prefix in (
+            (ACCOUNT_PLURAL, RocketMQAccount.from_body, "account"),
+            (CLUSTER_ACCOUNT_PLURAL, ClusterRocketMQAccount.from_body, "clusteraccount"),
+        )
+    ]
 
 
 def _register_kind(
@@ -218,21 +223,23 @@ def _register_kind(
     key_of: Callable[[AnyAccount], AccountKey],
     secret_namespace: Callable[[AnyAccount], str],
     poll: float,
-) -> None:
+) -> periodic.Periodic:
     crs: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
 
-    async def step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]) -> None:
+    async def step(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: Mapping[str, Any]
+    ) -> Step[AccountStatus]:
         account = bodies.parse(parse, body)
-        await sync_one(account, key_of(account), body, patch, memo, kwargs)
+        return await sync_one(account, key_of(account), patch, memo, kwargs)
 
     async def sync_one(
         account: AnyAccount,
         key: AccountKey,
-        body: kopf.Body,
         patch: kopf.Patch,
         memo: kopf.Memo,
         kwargs: Mapping[str, Any],
-    ) -> None:
+    ) -> Step[AccountStatus]:
+        """The pass, its status changes put in ``patch``; its Events returned, for after the write."""
         users: UsersIndex = kwargs["account_users"]
         sync = AccountSync(
             memo["accounts"], memo["account_secrets"], settings, shared=lambda secret: _shared(kwargs, key, secret)
@@ -240,20 +247,27 @@ def _register_kind(
         status, events = await sync.run(account, key, secret_namespace(account), list(users.get(str(key), ())))
         for field, value in status.items():
             patch.status[field] = value
+        result: Step[AccountStatus] = Step(AccountStatus())
         for type_, reason, message in events:
-            kopf.event(body, type=type_, reason=reason, message=message)
+            result.event(EventType(type_), reason, message)
+        return result
 
     @kopf.on.create(**crs, id=f"{prefix}-sync")
     @kopf.on.update(**crs, id=f"{prefix}-apply")
     @kopf.on.resume(**crs, id=f"{prefix}-resume")
     async def sync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        await step(body, patch, memo, kwargs)
+        bodies.post(await step(body, patch, memo, kwargs), body)
 
-    @kopf.timer(**crs, id=f"{prefix}-observe", interval=poll, initial_delay=poll)
-    async def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return  # the finalizer's retries follow the Secret from now on
-        await step(body, patch, memo, kwargs)
+    def make_step(memo: kopf.Memo, indexes: Mapping[str, Any]) -> periodic.StepOf:
+        async def pass_(body: kopf.Body, patch: kopf.Patch) -> Step[AccountStatus]:
+            return await step(body, patch, memo, indexes)
+
+        return pass_
+
+    # Each poll interval, as a kopf timer per account did; a deleting account is left to its
+    # finalizer's retries, which follow the Secret from then on (the loop holds no deleting body).
+    passes = periodic.Periodic(plural=plural, prefix=prefix, interval=poll, make_step=make_step, on_gone=_nothing)
+    passes.register(registry)
 
     @kopf.on.delete(**crs, id=f"{prefix}-finalize")
     async def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -264,7 +278,7 @@ def _register_kind(
         if usage.in_use:
             # Still serving its instances' deletions: a changed Secret must still reach the client (a
             # missing one takes nothing away, see wiring.accounts).
-            await sync_one(account, key, body, patch, memo, kwargs)
+            bodies.post(await sync_one(account, key, patch, memo, kwargs), body)
             message = accounts.in_use_message(account.kind.value, account.metadata.name, usage)
             if account.status.deleting_blocked != message:
                 patch.status["deletingBlocked"] = message
@@ -279,6 +293,12 @@ def _register_kind(
                 raise kopf.TemporaryError(f"Secret {secret[0]}/{secret[1]}: {exc}", delay=poll) from None
         registry_: Accounts = memo["accounts"]
         await registry_.remove(key)
+
+    return passes
+
+
+def _nothing(_memo: kopf.Memo, _uid: str) -> None:
+    """What an account's loop forgets of one gone: nothing (its finalizer removed its runtime)."""
 
 
 def _shared(kwargs: Mapping[str, Any], key: AccountKey, secret: tuple[str, str]) -> bool:

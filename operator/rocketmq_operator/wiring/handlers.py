@@ -357,8 +357,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         on_gone=_forget,
     )
     instances.register(registry)
-    kinds = [instances, *child_handlers.register(registry, opts)]
-    account_handlers.register(registry, opts)
+    kinds = [instances, *child_handlers.register(registry, opts), *account_handlers.register(registry, opts)]
 
     @kopf.on.create(**crs, id="prepare")
     async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:

@@ -1,6 +1,6 @@
 """The periodic passes of one kind, wired to kopf: what replaced a kopf timer per CR.
 
-Each kind (instances, topics, consumer groups, users) gets the same three pieces:
+Each kind (instances, topics, consumer groups, users, both account kinds) gets the same three pieces:
 
 - the ``follow`` event handler, which holds every CR's latest body (``services.passes.HeldBodies``)
   until its deletion starts, and, once it is gone from the API server, has the services forget it;
