@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import threading
@@ -245,6 +246,17 @@ class TestTheBodiesThePeriodicPassesTake:
     def test_no_kind_has_a_kopf_timer(self) -> None:
         registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
         assert [h.id for h in registry._spawning.get_all_handlers()] == []
+
+
+class TestKopfsThreadPool:
+    def test_no_handler_runs_in_it(self) -> None:
+        """kopf runs a plain function handler in its thread pool (six threads): every instance event
+        then waited there for the two indexes of the instances, a worker and its body held the while.
+        Measured at 6,000 CRs (``bench/memory.py``): as coroutines, every CR Ready in half the time."""
+        registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
+        kinds = (registry._activities, registry._indexing, registry._watching, registry._changing, registry._spawning)
+        in_the_pool = [h.id for kind in kinds for h in kind.get_all_handlers() if not inspect.iscoroutinefunction(h.fn)]
+        assert in_the_pool == []
 
 
 class TestAPeriodicPass:

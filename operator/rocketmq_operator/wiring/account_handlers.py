@@ -162,7 +162,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> lis
         return (namespace, str(name or ""))
 
     @kopf.index(GROUP, VERSION, ACCOUNT_PLURAL, id="account_facts", registry=registry)
-    def account_facts(
+    async def account_facts(
         namespace: str | None, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
     ) -> dict[str, AccountFacts]:
         key = accounts.namespaced(namespace or "", name)
@@ -170,7 +170,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> lis
         return {str(key): AccountFacts(key, None, deleting, secret_of(spec, namespace or ""))}
 
     @kopf.index(GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL, id="cluster_account_facts", registry=registry)
-    def cluster_account_facts(
+    async def cluster_account_facts(
         name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
     ) -> dict[str, AccountFacts]:
         key = accounts.cluster(name)
@@ -185,14 +185,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> lis
         }
 
     @kopf.index(GROUP, VERSION, PLURAL, id="account_users", registry=registry)
-    def account_users(
+    async def account_users(
         namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any
     ) -> dict[str, str]:
         key = accounts.instance_key(namespace or "", spec, status)
         return {str(key): f"{namespace}/{name}"} if key is not None and not key.is_default else {}
 
     @kopf.index("namespaces", id="ns_account", registry=registry)
-    def ns_account(name: str, annotations: Mapping[str, str], **_: Any) -> dict[str, str]:
+    async def ns_account(name: str, annotations: Mapping[str, str], **_: Any) -> dict[str, str]:
         return {name: annotations.get(accounts.ACCOUNT_ANNOTATION, "")}
 
     def secret_namespace(account: AnyAccount) -> str:

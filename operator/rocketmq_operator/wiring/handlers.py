@@ -345,7 +345,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         return "ok" if registry_ is not None else "starting"
 
     @kopf.index("namespaces", id="ns_info", registry=registry)
-    def ns_info(name: str, uid: str, annotations: Mapping[str, str], **_: Any) -> dict[str, tuple[str, str | None]]:
+    async def ns_info(
+        name: str, uid: str, annotations: Mapping[str, str], **_: Any
+    ) -> dict[str, tuple[str, str | None]]:
         return {name: (uid, annotations.get(DELETION_POLICY_ANNOTATION))}
 
     # One loop per kind passes over every CR each poll interval (wiring.periodic), not a kopf timer per CR.
