@@ -10,6 +10,9 @@ SIGTERM from CI, by SIGKILL from an OOM killer or a timeout. Each way has its ow
 * an ``atexit`` hook stops whatever is still running when the interpreter exits;
 * SIGTERM and SIGINT handlers stop the children first, then behave as before (KeyboardInterrupt for
   SIGINT; ``SystemExit`` for SIGTERM, so ``finally`` blocks and atexit still run);
+* a signal that arrives while the main thread is already stopping children (a second Ctrl-C, or CI's
+  SIGTERM during a teardown) SIGKILLs every live group at once instead of stopping them again: a nested
+  stop would block forever on the lock that the interrupted ``Popen.wait`` holds;
 * on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child makes the kernel kill it when its parent
   dies, which covers SIGKILL of the parent, where no Python code runs at all.
 
@@ -91,6 +94,9 @@ _start_order = itertools.count(1)
 # the lock inside start(); a plain Lock would deadlock there.
 _live_lock = threading.RLock()
 _previous_handlers: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+# Per thread: how many ManagedProcess.stop calls are under way in it. The signal handlers run in the main
+# thread and read the main thread's count.
+_stopping = threading.local()
 DEFAULT_GRACE_SECONDS = 5.0
 
 
@@ -170,6 +176,7 @@ class ManagedProcess:
         popen = self._popen
         if popen is None:
             return None
+        _stopping.depth = getattr(_stopping, "depth", 0) + 1
         try:
             if popen.poll() is None:
                 _signal_group(popen.pid, signal.SIGTERM)
@@ -182,6 +189,7 @@ class ManagedProcess:
             _signal_group(popen.pid, signal.SIGKILL)
             return popen.returncode
         finally:
+            _stopping.depth -= 1
             with _live_lock:
                 _live.discard(self)
 
@@ -202,6 +210,14 @@ def stop_all(grace: float = DEFAULT_GRACE_SECONDS) -> None:
     """Stop every live child, newest first (dependants before what they depend on)."""
     for process in reversed(live_processes()):
         process.stop(grace)
+
+
+def _kill_all_now() -> None:
+    """SIGKILL every live child's group without waiting: safe to call from a signal handler at any point."""
+    for process in live_processes():
+        pid = process.pid
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
 
 
 _atexit_registered = False
@@ -231,7 +247,12 @@ def _install_exit_guards() -> None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    stop_all()
+    if getattr(_stopping, "depth", 0):
+        # The interrupted stop holds its Popen's waitpid lock, so stopping again here would wait for
+        # ourselves. Killing is enough: the interrupted wait, or atexit's stop_all, reaps what is left.
+        _kill_all_now()
+    else:
+        stop_all()
     previous = _previous_handlers.get(signum)
     if callable(previous):
         previous(signum, frame)

@@ -8,6 +8,7 @@ command line mentions the control plane's working directory (etcd's --data-dir, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kube_testenv import Binaries, ControlPlane, ControlPlaneError, use_existing_cluster
+from kube_testenv.processes import DEFAULT_GRACE_SECONDS
 
 pytestmark = pytest.mark.controlplane
 
@@ -131,6 +133,55 @@ def test_no_process_survives_its_python_parent(
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+# A child that takes its whole grace period to stop: it notes the SIGTERM and carries on.
+STUBBORN_CHILD = """
+import os, time
+from pathlib import Path
+from kube_testenv import ManagedProcess
+
+script = 'trap "touch $KT_TERMED" TERM; touch "$KT_READY"; while :; do sleep 0.1; done'
+ManagedProcess("stubborn", ["sh", "-c", script], log_path=Path(os.environ["KT_LOG"])).start()
+time.sleep(3600)
+"""
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_second_signal_while_stopping_kills_at_once_instead_of_hanging(
+    tmp_path: Path, second: signal.Signals
+) -> None:
+    """A second Ctrl-C (or CI's SIGTERM during a teardown) arrives while the first stop waits out its grace
+    period. It used to start a whole second stop from inside the first: another grace period per child,
+    and a hang for good if the signal landed while the first held its Popen's waitpid lock."""
+    ready, termed, stderr = tmp_path / "ready", tmp_path / "termed", tmp_path / "parent.stderr"
+    env = dict(os.environ, KT_READY=str(ready), KT_TERMED=str(termed), KT_LOG=str(tmp_path / "stubborn.log"))
+    with open(stderr, "wb") as err:
+        parent = subprocess.Popen([sys.executable, "-c", STUBBORN_CHILD], env=env, stdout=err, stderr=err)
+    try:
+        wait_until("the stubborn child runs", ready.exists, 30.0, parent)
+        stubborn = children_of(parent.pid)
+        assert list(stubborn.values()) == ["sh"]
+
+        parent.send_signal(signal.SIGTERM)
+        wait_until("the first stop has sent SIGTERM and is waiting", termed.exists, 30.0, parent)
+        parent.send_signal(second)
+        asked = time.monotonic()
+        code = parent.wait(timeout=30)
+        assert time.monotonic() - asked < DEFAULT_GRACE_SECONDS, "the second signal must not wait out a grace"
+
+        wait_until("the stubborn child is gone", lambda: alive(stubborn) == {}, GONE_TIMEOUT)
+        if second == signal.SIGTERM:
+            assert code == 128 + signal.SIGTERM, stderr.read_text()
+        else:
+            assert "KeyboardInterrupt" in stderr.read_text()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    for child in stubborn:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 @local_only
