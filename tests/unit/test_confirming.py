@@ -210,6 +210,28 @@ class TestACloudThatPushesBack:
         assert len(looks) == 4 and all(b - a >= 10.0 for a, b in itertools.pairwise(looks)), looks
 
     @virtual_time
+    async def test_a_long_wait_ends_when_the_looks_start_failing_but_not_again_for_the_same_failure(self) -> None:
+        fake = FakeCloud(delete_seconds=60.0)
+        (instance_id,) = fake.add_running(1)
+        fake.call_errors["show_instance"] = [
+            errors.AuthFailed("the credentials were refused", status=401, code="APIGW.0301", request_id=f"r-{n}")
+            for n in range(3)
+        ]
+        async with confirming(fake) as confirmer:
+            await fake.delete_many([instance_id], force_delete=True)
+            accepted_at = loop_clock()
+            failing = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=600)
+            told_at = loop_clock()
+            decided = await confirmer.confirm(instance_id, accepted_at=accepted_at, force=True, timeout=600)
+        # The first failure is news for the CR's conditions: the waiting pass hears of it at once.
+        assert failing.sighting == Sighting.UNKNOWN and "refused" in (failing.error_message or "")
+        assert told_at - accepted_at <= VERIFY + 0.5
+        # The same failure twice more is not (though each carries its own request id): the next wait
+        # goes on to the proof.
+        assert decided.sighting == Sighting.GONE
+        assert shows(fake) >= 4 and loop_clock() >= fake.ended[instance_id]
+
+    @virtual_time
     async def test_a_deletion_the_cloud_undoes_is_reported_alive_with_its_status(self) -> None:
         fake = FakeCloud(delete_seconds=6.0, undo={"i-0000": cloud.ERROR})
         fake.add_running(1)

@@ -435,6 +435,52 @@ class TestDeleting:
             assert len(fake.calls_of("delete_many")) == 1
 
     @virtual_time
+    async def test_once_the_acceptance_is_written_one_pass_waits_for_the_proof(self) -> None:
+        """Until the proof there is nothing new to write, and a pass that ends without it costs a write
+        (kopf's record of the retry): the passes after the acceptance wait the long proof wait."""
+        fake = FakeCloud()
+        fake.delete_seconds = SETTINGS.delete_confirm_wait_seconds + 120.0
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            started = loop_clock()
+            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert not first.released
+            assert loop_clock() - started <= SETTINGS.delete_confirm_wait_seconds + 2.0, "the acceptance waits"
+            second = await w.deletions.finalize(
+                applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
+            )
+            assert second.released
+            assert loop_clock() >= fake.ended["i-1"]
+            assert [e.reason for e in second.events] == ["Deleted"]
+
+    @virtual_time
+    async def test_a_proof_wait_that_runs_out_ends_the_pass_and_the_next_one_waits_again(self) -> None:
+        settings = SETTINGS.model_copy(update={"delete_proof_wait_seconds": 30.0})
+        fake = FakeCloud()
+        fake.delete_seconds = 100.0
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake, settings) as w:
+            await w.observer.snapshot_after(0, timeout=5)
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            resource = applied(
+                resource,
+                await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE),
+            )
+            passes = []
+            while True:
+                started = loop_clock()
+                step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+                passes.append(loop_clock() - started)
+                if step.released:
+                    break
+                assert step.events == [], "a pass that learned nothing says nothing"
+                resource = applied(resource, step)
+        assert all(p <= 30.0 + 0.5 for p in passes), passes
+        assert len(passes) >= 3
+
+    @virtual_time
     async def test_a_stale_body_after_an_accepted_delete_does_not_send_it_again(self) -> None:
         fake = FakeCloud()
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))

@@ -70,6 +70,10 @@ class OperatorSettings(BaseModel):
         default=2.0, description="Min gap between two looks at a deleting instance, and between early list walks"
     )
     delete_confirm_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+    delete_proof_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=300.0,
+        description="How long a pass of a CR whose deletion the cloud accepted waits for the proof",
+    )
     observe_strategy: ObserveStrategy = ObserveStrategy.LIST
     sweep_interval_seconds: Seconds = 300.0
     sweep_project_wide: SweepMode = SweepMode.OWNED

@@ -67,7 +67,9 @@ class _Pending:
     bin_misses: int = 0
     looks: int = 0
     settled_at: float | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the deletion is decided, or when a look fails in a new way (a waiting pass has something
+    to write then); replaced after a failure, so that later waiters wait for the next news."""
 
 
 class DeletionConfirmer(SupervisedService):
@@ -145,8 +147,10 @@ class DeletionConfirmer(SupervisedService):
         """Wait, at most ``timeout`` seconds, for the deletion accepted at ``accepted_at`` to be decided.
 
         Returns the proof (``GONE``, ``RECYCLED``), a ``PRESENT`` look showing the cloud undid the
-        deletion, or, when time runs out first, the latest look (``DELETING``, ``UNKNOWN``). The
-        confirmation goes on after a timeout; asking again joins it.
+        deletion, or the latest look (``DELETING``, ``UNKNOWN``) when time runs out first or when,
+        with no sighting yet, the looks start failing in a new way (refused credentials should reach
+        the CR's conditions now, not when a long wait ends). The confirmation goes on after a
+        return; asking again joins it.
         """
         entry = self._entries.get(instance_id)
         if entry is None or entry.accepted_at < accepted_at:
@@ -164,7 +168,7 @@ class DeletionConfirmer(SupervisedService):
         if entry.settled_at is None and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await entry.done.wait()
+                    await entry.news.wait()
         return entry.latest
 
     def following_since(self, instance_id: str) -> float | None:
@@ -325,7 +329,12 @@ class DeletionConfirmer(SupervisedService):
         if look.sighting == Sighting.UNKNOWN:
             # Keep the last real sighting; an error only delays the next look.
             if entry.latest.sighting == Sighting.UNKNOWN:
+                # By kind: the message differs on every call (it carries the request id).
+                failed_anew = look.error_reason != entry.latest.error_reason
                 entry.latest = look
+                if failed_anew:
+                    entry.news.set()
+                    entry.news = asyncio.Event()
             gap = self._gap(entry, now)
             entry.due = now + (max(gap, look.retry_after) if look.retry_after is not None else gap)
             return
@@ -352,7 +361,7 @@ class DeletionConfirmer(SupervisedService):
 
     def _settle(self, entry: _Pending, outcome: str) -> None:
         entry.settled_at = self._clock()
-        entry.done.set()
+        entry.news.set()
         if self._metrics is not None:
             self._metrics.confirmations.labels(evidence=outcome).inc()
             self._metrics.confirmation_looks.observe(entry.looks)

@@ -70,7 +70,7 @@ class DeletionFlow:
                 result.event(EventType.WARNING, Reason.UNKNOWN_DELETION_POLICY, choice.warning)
             instance_id = cr.status.instance_id or cr.spec.instance_id
             look = (
-                await self._deletion_look(cr, instance_id)
+                await self._deletion_look(cr, instance_id, wait=self._settings.delete_proof_wait_seconds)
                 if choice.policy == DeletionPolicy.DELETE
                 else evidence.unknown()
             )
@@ -98,7 +98,9 @@ class DeletionFlow:
         if deletion is None or deletion.result != DeletionResult.ACCEPTED or not self._memory.tracks(cr.metadata.uid):
             return  # (a CR gone meanwhile: nothing more is learned for it)
         accepted = cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": deletion})})
-        look = await self._deletion_look(accepted, deletion.instance_id)
+        look = await self._deletion_look(
+            accepted, deletion.instance_id, wait=self._settings.delete_confirm_wait_seconds
+        )
         step = decisions.decide_deletion(accepted, choice, look)
         if not isinstance(step, decisions.Release):
             return
@@ -131,17 +133,20 @@ class DeletionFlow:
         )
         return cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": remembered})})
 
-    async def _deletion_look(self, cr: RocketMQInstance, instance_id: str | None) -> evidence.Look:
+    async def _deletion_look(self, cr: RocketMQInstance, instance_id: str | None, *, wait: float) -> evidence.Look:
         """The latest look at the instance of a CR being deleted.
 
-        An accepted deletion waits (a bounded, shared wait: no thread, no call of its own) for the
-        confirmer's proof. Otherwise the instance is about to be submitted: a list walk that shows
-        it says in what status; one that does not (gone, or deleting already) is checked by show.
+        A deletion whose acceptance the CR records waits (a bounded, shared wait: no thread, no call of
+        its own) up to ``wait`` for the confirmer's proof. Until the proof there is nothing new to
+        write, and every pass that ends without it costs a status write (kopf's record of the retry):
+        hence the long ``delete_proof_wait_seconds`` there. Any other pass has something to write, its
+        own result, so it waits ``delete_confirm_wait_seconds`` at most. Otherwise the instance is about
+        to be submitted: a list walk that shows it says in what status; one that does not (gone, or
+        deleting already) is checked by show.
         """
         if not instance_id:
             return evidence.unknown()
         deletion = cr.status.deletion
-        wait = self._settings.delete_confirm_wait_seconds
         if deletion is not None and deletion.result == DeletionResult.ACCEPTED and deletion.instance_id == instance_id:
             return await self._confirmer.confirm(
                 instance_id,
@@ -149,6 +154,7 @@ class DeletionFlow:
                 force=bool(deletion.force_delete),
                 timeout=wait,
             )
+        wait = min(wait, self._settings.delete_confirm_wait_seconds)
         since = self._confirmer.following_since(instance_id)
         if since is not None:
             return await self._confirmer.confirm(
