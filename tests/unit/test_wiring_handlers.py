@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import kopf
 import pytest
-from kopf._core.engines import probing
+from kopf._core.engines import posting, probing
 
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
@@ -179,6 +179,52 @@ class TestACrGoneFromTheApiServer:
         assert runtime.memory.tracks(resource.metadata.uid) is not forgotten
         remembered = runtime.metrics.registry.get_sample_value("rocketmq_operator_remembered_crs")
         assert remembered == (0 if forgotten else 1)
+
+
+def finalize_handler(registry: kopf.OperatorRegistry) -> Any:
+    (handler,) = [h for h in registry._changing.get_all_handlers() if h.id == "finalize"]
+    return handler.fn
+
+
+class TestABodyFromBeforeTheRelease:
+    """kopf waits only ``consistency_timeout`` for its own patch to come back through the watch; on a
+    loaded API server it then runs the handler again on the body from before the release."""
+
+    async def test_releases_again_without_a_cloud_call_a_status_write_or_an_event(self) -> None:
+        fake = FakeCloud(delete_seconds=0.0)
+        fake.add(view("i-1"))
+        settings = make_settings(
+            DMS_DELETE_CONFIRM_WAIT_SECONDS="30", DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05"
+        )
+        runtime = Runtime.assemble(
+            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
+        )
+        await runtime.start_loops()
+        finalize = finalize_handler(handlers.build_registry(handlers.RunOptions(settings=settings)))
+        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
+        stale = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
+            by_alias=True, exclude_none=True
+        )
+        indexes = {"ns_info": {}, "ns_account": {}}
+        # Where kopf's own machinery takes the Events a handler posts.
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        posting.settings_var.set(kopf.OperatorSettings())
+        posting.event_queue_var.set(events)
+        posting.event_queue_loop_var.set(asyncio.get_running_loop())
+        try:
+            first = kopf.Patch()
+            await finalize(body=kopf.Body(stale), patch=first, memo=memo, namespace="team-a", **indexes)
+            assert first["status"]["deletion"]["result"] == "Accepted", "released with its batch result"
+            assert [events.get_nowait().reason for _ in range(events.qsize())] == ["Deleted"]
+            calls = len(fake.calls)
+
+            again = kopf.Patch()
+            await finalize(body=kopf.Body(stale), patch=again, memo=memo, namespace="team-a", **indexes)
+        finally:
+            await runtime.aclose()
+        assert len(fake.calls) == calls, "no show to prove again what was proven"
+        assert dict(again) == {}, "nothing written but the finalizer's removal, which kopf does"
+        assert events.empty(), "no second Event"
 
 
 class TestTheBodiesThePeriodicPassesTake:

@@ -59,6 +59,17 @@ class DeletionFlow:
     def remembers(self, uid: str) -> bool:
         return uid in self._deletions
 
+    def released(self, uid: str) -> bool:
+        """Whether this process released the CR ``uid`` already (or saw it gone).
+
+        A pass can still come for it: kopf waits only ``consistency_timeout`` for its own patch (the
+        finalizer's removal) to come back through the watch, and on a loaded API server it then
+        hands over the body from before. That pass has nothing to do; done in full it costs a show
+        (the 404 again), a status write and an Event, or, on a body from before the acceptance, a
+        batch call that the cloud answers "already gone".
+        """
+        return self._memory.forgotten(uid)
+
     async def finalize(
         self, cr: RocketMQInstance, *, namespace_policy: str | None, default_policy: DeletionPolicy
     ) -> StepResult:

@@ -76,6 +76,10 @@ class CrMemory:
             self._forgotten.popitem(last=False)
         self._count()
 
+    def forgotten(self, uid: str) -> bool:
+        """Whether ``uid`` was forgotten (released, or gone from the API server), as far back as kept."""
+        return uid in self._forgotten
+
     def tracks(self, uid: str) -> bool:
         return uid in self._turns or uid in self._instances
 

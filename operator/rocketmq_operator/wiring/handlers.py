@@ -408,6 +408,8 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             if not _footprint(cr):
                 return  # nothing was ever made in the cloud: nothing to delete, nothing to prove
             raise kopf.TemporaryError("the instance's account cannot be used", delay=opts.poll_interval_seconds)
+        if runtime.deletions.released(cr.metadata.uid):
+            return  # a body from before our release: the finalizer goes again, nothing else is written
         ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
         result = await runtime.deletions.finalize(
