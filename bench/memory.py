@@ -5,6 +5,7 @@ Python allocations that make it, by source line, from inside the real operator p
     python bench/memory.py --n 2000 --trace          # slower: every allocation is traced
     python bench/memory.py --n 10000 --census        # objects by type at each point, cheap
     python bench/memory.py --n 2000 --census --holders   # and who holds the sets, deques, tasks, ...
+    python bench/memory.py --n 4000 --census --peak      # and what is held at each operator's peak
 
 The life is the bench's (``bench.scenarios.teardown``, batched, forced): one operator creates the N
 CRs and sees them Ready, then a fresh one (as after a restart or a rollout) takes over and tears them
@@ -34,6 +35,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -98,7 +100,20 @@ class Probe:
             if time.monotonic() > deadline:
                 raise TimeoutError("the operator wrote no census")
             time.sleep(0.5)
-        found = json.loads(self.census_path.read_text())
+        self.report(json.loads(self.census_path.read_text()), top=top)
+
+    def peak(self, *, top: int) -> None:
+        """The census taken at this operator's highest resident memory (``--peak``), if one was."""
+        assert self.census_path is not None
+        path = self.census_path.with_name(self.census_path.name.replace(".census", ".peak.census"))
+        if not path.exists():
+            print("   no census at a peak was taken", flush=True)
+            return
+        print("\n== at this operator's highest resident memory, as its census found it:", flush=True)
+        self.report(json.loads(path.read_text()), top=top)
+        path.unlink()  # the next operator's peak is its own
+
+    def report(self, found: dict[str, Any], *, top: int) -> None:
         census: dict[str, list[int]] = found["objects"]
         allocators: dict[str, int] = found["allocators"]
         mib = {key: value / 2**20 for key, value in allocators.items()}
@@ -126,7 +141,15 @@ class Probe:
 
 
 def operator_probe(
-    stack: Stack, name: str, settings: dict[str, str], work: Path, *, trace: bool, census: bool, holders: bool = False
+    stack: Stack,
+    name: str,
+    settings: dict[str, str],
+    work: Path,
+    *,
+    trace: bool,
+    census: bool,
+    holders: bool = False,
+    peak: bool = False,
 ) -> Probe:
     extra = {}
     if trace or census:
@@ -135,6 +158,8 @@ def operator_probe(
         extra = {"PYTHONPATH": path, "MEMTRACE_PATH": str(work / "operator.snap")}
         if holders:
             extra["MEMTRACE_HOLDERS"] = "1"
+        if peak:
+            extra["MEMTRACE_PEAK"] = "1"
     if trace:
         extra["PYTHONTRACEMALLOC"] = "1"
     operator = stack.operator(name, {**settings, **extra})
@@ -147,6 +172,9 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help="trace the operator's allocations (slower)")
     parser.add_argument("--census", action="store_true", help="count the operator's objects by type (cheap)")
     parser.add_argument("--holders", action="store_true", help="with --census, name who holds the sets, deques, ...")
+    parser.add_argument(
+        "--peak", action="store_true", help="with --census, also a census at each operator's highest RSS"
+    )
     parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace or --census")
     add_operator_settings(parser)
     args = parser.parse_args()
@@ -159,9 +187,8 @@ def main() -> None:
             _prepare_cloud(stack)
             settings = _settings(50, client_rps=200.0)
             namespace = stack.namespace("bench-memory")
-            probe = operator_probe(
-                stack, "create", settings, work, trace=args.trace, census=args.census, holders=args.holders
-            )
+            looks = {"trace": args.trace, "census": args.census, "holders": args.holders, "peak": args.peak}
+            probe = operator_probe(stack, "create", settings, work, **looks)
             probe.point("creating operator, started, no CRs", top=args.top)
             stack.create_crs(namespace, args.n, force_delete=True)
             probe.point(f"creating operator, {args.n} CRs just created (it is busy with them)", top=args.top)
@@ -169,11 +196,11 @@ def main() -> None:
             print(f"\n{args.n} CRs Ready in {ready:.0f}s", flush=True)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)  # a timer pass over every CR
             probe.point(f"creating operator, {args.n} CRs Ready, one poll interval later", top=args.top)
+            if args.peak:
+                probe.peak(top=args.top)
             stack.operators.pop().stop()
 
-            probe = operator_probe(
-                stack, "teardown", settings, work, trace=args.trace, census=args.census, holders=args.holders
-            )
+            probe = operator_probe(stack, "teardown", settings, work, **looks)
             probe.point("restarted operator, started", top=args.top)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)
             probe.point(f"restarted operator, {args.n} CRs resumed, one poll interval later", top=args.top)
@@ -183,6 +210,8 @@ def main() -> None:
             stack.wait_empty(namespace, timeout=600 + args.n * 2.0)
             print(f"\n{args.n} CRs deleted and released in {time.monotonic() - started:.0f}s", flush=True)
             probe.point("restarted operator, every CR released", top=args.top)
+            if args.peak:
+                probe.peak(top=args.top)
         finally:
             stack.stop()
 

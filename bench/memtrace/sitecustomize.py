@@ -2,7 +2,10 @@
 directory is put on its PYTHONPATH). SIGUSR1, when tracemalloc is on (PYTHONTRACEMALLOC): a snapshot
 to ``$MEMTRACE_PATH``, then ``$MEMTRACE_PATH.done`` holding the traced (current, peak) bytes. SIGUSR2:
 a census of the objects the garbage collector tracks, by type (count, shallow bytes), as JSON to
-``$MEMTRACE_PATH.census``, cheap enough for 10,000 CRs where tracing every allocation is not."""
+``$MEMTRACE_PATH.census``, cheap enough for 10,000 CRs where tracing every allocation is not.
+With ``$MEMTRACE_PEAK`` set, a thread watches the resident memory and, at each new high at least
+``PEAK_STEP`` above the last, has the same census taken into ``$MEMTRACE_PATH.peak.census``: what
+the memory held at the peak, which no fixed point of the life catches."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import re
 import signal
 import sys
 import tempfile
+import threading
+import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -101,8 +106,13 @@ def _holders(objects: list[object]) -> dict[str, list[tuple[str, int]]]:
     return {kind: counter.most_common(12) for kind, counter in held.items()}
 
 
-def _census(_signum: int, _frame: FrameType | None) -> None:
-    path = Path(os.environ["MEMTRACE_PATH"] + ".census")
+PEAK_STEP = 16 * 2**20
+PEAK_GAP_SECONDS = 20.0
+"""A peak census at most this often: each one stops the operator for seconds at 10,000 CRs."""
+
+
+def _census(signum: int, _frame: FrameType | None) -> None:
+    path = Path(os.environ["MEMTRACE_PATH"] + (".peak.census" if signum == signal.SIGPROF else ".census"))
     gc.collect()
     allocators = _allocators()
     counts: Counter[str] = Counter()
@@ -127,7 +137,22 @@ def _census(_signum: int, _frame: FrameType | None) -> None:
     tmp.rename(path)
 
 
+def _watch_the_peak() -> None:
+    highest = 0
+    while True:
+        time.sleep(1.0)
+        rss = _resident()
+        if rss >= highest + PEAK_STEP:
+            highest = rss
+            # Its own signal (SIGUSR2 is the script's): the census runs in the main thread, between bytecodes.
+            os.kill(os.getpid(), signal.SIGPROF)
+            time.sleep(PEAK_GAP_SECONDS)
+
+
 if "MEMTRACE_PATH" in os.environ:
     signal.signal(signal.SIGUSR2, _census)
+    if os.environ.get("MEMTRACE_PEAK"):
+        signal.signal(signal.SIGPROF, _census)
+        threading.Thread(target=_watch_the_peak, name="memtrace-peak", daemon=True).start()
     if tracemalloc.is_tracing():
         signal.signal(signal.SIGUSR1, _snapshot)
