@@ -232,6 +232,23 @@ class TestACloudThatPushesBack:
         assert shows(fake) >= 4 and loop_clock() >= fake.ended[instance_id]
 
     @virtual_time
+    async def test_a_wait_ends_when_its_deletion_is_forgotten(self) -> None:
+        fake = FakeCloud(delete_seconds=600.0)
+        (instance_id,) = fake.add_running(1)
+        async with confirming(fake) as confirmer:
+            await fake.delete_many([instance_id], force_delete=True)
+            waiting = asyncio.create_task(
+                confirmer.confirm(instance_id, accepted_at=loop_clock(), force=True, timeout=300)
+            )
+            await asyncio.sleep(10)
+            assert not waiting.done()
+            confirmer.forget(instance_id)  # its CR is gone from the API server
+            asked = loop_clock()
+            look = await waiting
+        assert loop_clock() == asked, "the wait ends at once"
+        assert not look.proves_gone
+
+    @virtual_time
     async def test_a_deletion_the_cloud_undoes_is_reported_alive_with_its_status(self) -> None:
         fake = FakeCloud(delete_seconds=6.0, undo={"i-0000": cloud.ERROR})
         fake.add_running(1)

@@ -177,7 +177,11 @@ class DeletionConfirmer(SupervisedService):
         return entry.accepted_at if entry is not None and entry.settled_at is None else None
 
     def forget(self, instance_id: str) -> None:
-        self._entries.pop(instance_id, None)
+        entry = self._entries.pop(instance_id, None)
+        if entry is not None:
+            # A pass still waiting (its CR went meanwhile: the finalizer removed by hand) has nothing
+            # left to wait for, and must not hold its CR for the rest of a long wait.
+            entry.news.set()
 
     def pending(self) -> int:
         return sum(1 for entry in self._entries.values() if entry.settled_at is None)
