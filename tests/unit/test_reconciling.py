@@ -412,32 +412,11 @@ class TestDeleting:
             assert len(fake.calls_of("delete_many")) == 1
 
     @virtual_time
-    async def test_a_deletion_not_proven_within_the_wait_writes_its_result_before_the_finalizer_can_go(self) -> None:
-        fake = FakeCloud()
-        fake.delete_seconds = SETTINGS.delete_confirm_wait_seconds + 60.0
-        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
-        async with world(fake) as w:
-            await w.observer.snapshot_after(0, timeout=5)
-            resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-            assert not first.released
-            assert first.patch["deletion"]["result"] == "Accepted"
-            assert first.patch["deletion"]["batchId"]
-            assert [e.reason for e in first.events] == ["DeleteAccepted"]
-            resource = applied(resource, first)
-            for _ in range(30):
-                step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-                if step.released:
-                    break
-                resource = applied(resource, step)
-            assert step.released
-            assert [e.reason for e in step.events] == ["Deleted"]
-            assert len(fake.calls_of("delete_many")) == 1
-
-    @virtual_time
-    async def test_once_the_acceptance_is_written_one_pass_waits_for_the_proof(self) -> None:
+    async def test_a_deletion_not_proven_within_the_wait_writes_its_result_then_one_pass_waits_for_the_proof(
+        self,
+    ) -> None:
         """Until the proof there is nothing new to write, and a pass that ends without it costs a write
-        (kopf's record of the retry): the passes after the acceptance wait the long proof wait."""
+        (kopf's record of the retry): the pass after the acceptance waits the long proof wait."""
         fake = FakeCloud()
         fake.delete_seconds = SETTINGS.delete_confirm_wait_seconds + 120.0
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
@@ -446,14 +425,18 @@ class TestDeleting:
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
             started = loop_clock()
             first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
-            assert not first.released
             assert loop_clock() - started <= SETTINGS.delete_confirm_wait_seconds + 2.0, "the acceptance waits"
+            assert not first.released
+            assert first.patch["deletion"]["result"] == "Accepted"
+            assert first.patch["deletion"]["batchId"]
+            assert [e.reason for e in first.events] == ["DeleteAccepted"]
             second = await w.deletions.finalize(
                 applied(resource, first), namespace_policy=None, default_policy=DeletionPolicy.DELETE
             )
             assert second.released
             assert loop_clock() >= fake.ended["i-1"]
             assert [e.reason for e in second.events] == ["Deleted"]
+            assert len(fake.calls_of("delete_many")) == 1
 
     @virtual_time
     async def test_a_proof_wait_that_runs_out_ends_the_pass_and_the_next_one_waits_again(self) -> None:
