@@ -16,9 +16,10 @@ import kopf
 import pytest
 from kopf._core.engines import posting, probing
 
+from rocketmq_operator.core import cloud
 from rocketmq_operator.core.resource import DeletionPolicy
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.wiring import handlers, peering, periodic
+from rocketmq_operator.wiring import child_handlers, handlers, peering, periodic
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -186,6 +187,11 @@ def finalize_handler(registry: kopf.OperatorRegistry) -> Any:
     return handler.fn
 
 
+def child_calls(fake: FakeCloud) -> list[Any]:
+    """The calls about topics, groups and users (the instance observer's loop lists on its own)."""
+    return [call for call in fake.calls if call.operation != "list_instances"]
+
+
 class TestABodyFromBeforeTheRelease:
     """kopf waits only ``consistency_timeout`` for its own patch to come back through the watch; on a
     loaded API server it then runs the handler again on the body from before the release."""
@@ -223,6 +229,77 @@ class TestABodyFromBeforeTheRelease:
         finally:
             await runtime.aclose()
         assert len(fake.calls) == calls, "no show to prove again what was proven"
+        assert dict(again) == {}, "nothing written but the finalizer's removal, which kopf does"
+        assert events.empty(), "no second Event"
+
+    @pytest.mark.parametrize(
+        ("prefix", "spec"),
+        [
+            ("topic", {}),
+            ("group", {}),
+            ("user", {"accessKey": "orders-app", "secretKeyRef": {"name": "creds"}}),
+        ],
+    )
+    async def test_a_child_is_released_again_without_a_second_delete_or_event(
+        self, prefix: str, spec: dict[str, Any]
+    ) -> None:
+        fake = FakeCloud()
+        fake.add(view("i-1"))
+        fake.add_topics("i-1", "orders")
+        fake.add_groups("i-1", "orders")
+        fake.users["i-1"] = {"orders-app": cloud.UserView(access_key="orders-app")}
+        settings = make_settings(DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05")
+        runtime = Runtime.assemble(
+            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
+        )
+        await runtime.start_loops()
+        (handler,) = [
+            h
+            for h in handlers.build_registry(handlers.RunOptions(settings=settings))._changing.get_all_handlers()
+            if h.id == f"{prefix}-finalize"
+        ]
+        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
+        parent = child_handlers.instance_facts("team-a", "mq", {}, {"instanceId": "i-1", "cloudStatus": "RUNNING"}, {})
+        indexes = {
+            "ns_info": {},
+            "ns_account": {},
+            "ns_terminating": {},
+            "instance_facts": {("team-a", "mq"): [parent]},
+        }
+        body: dict[str, Any] = {
+            "metadata": {
+                "name": "orders",
+                "namespace": "team-a",
+                "uid": "uid-orders",
+                "generation": 1,
+                "deletionTimestamp": "2026-12-01T00:00:00Z",
+            },
+            "spec": {"instanceRef": {"name": "mq"}, **spec},
+            "status": {"instanceId": "i-1", "owned": True},
+        }
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        posting.settings_var.set(kopf.OperatorSettings())
+        posting.event_queue_var.set(events)
+        posting.event_queue_loop_var.set(asyncio.get_running_loop())
+        try:
+            while True:  # kopf runs the deletion handler until it returns, each time on the body written last
+                patch = kopf.Patch()
+                try:
+                    await handler.fn(body=kopf.Body(body), patch=patch, memo=memo, namespace="team-a", **indexes)
+                    break
+                except kopf.TemporaryError:
+                    body = {**body, "status": {**body["status"], **patch.get("status", {})}}
+                    await asyncio.sleep(0.05)
+            assert not events.empty(), "the release is told"
+            while not events.empty():
+                events.get_nowait()
+            calls = len(child_calls(fake))
+
+            again = kopf.Patch()
+            await handler.fn(body=kopf.Body(body), patch=again, memo=memo, namespace="team-a", **indexes)
+        finally:
+            await runtime.aclose()
+        assert len(child_calls(fake)) == calls, "no call to delete or to prove again what is gone"
         assert dict(again) == {}, "nothing written but the finalizer's removal, which kopf does"
         assert events.empty(), "no second Event"
 

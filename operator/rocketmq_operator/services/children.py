@@ -48,6 +48,7 @@ from rocketmq_operator.services.child_lifecycle import ChildStep as ChildStep  #
 from rocketmq_operator.services.child_lifecycle import Timing as Timing
 from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.observing import Observation
+from rocketmq_operator.services.tracking import ForgottenUids
 from rocketmq_operator.services.turns import Turns
 
 logger = logging.getLogger(__name__)
@@ -80,10 +81,17 @@ class ChildReconciler:
         """When each job was last asked about."""
         self._ended: dict[tuple[str, str], float] = {}
         """When each job was first seen ended."""
+        self._forgotten = ForgottenUids()
 
     def forget(self, uid: str) -> None:
         self._turns.drop(uid)
         self._accepted.pop(uid, None)
+        self._forgotten.add(uid)
+
+    def released(self, uid: str) -> bool:
+        """Whether the CR ``uid`` was released (or seen gone) by this process: a later pass has a body
+        from before that, and in full it would delete the name again or post a second Event."""
+        return uid in self._forgotten
 
     def remembers(self, uid: str) -> bool:
         return uid in self._turns or uid in self._accepted

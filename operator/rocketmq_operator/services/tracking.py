@@ -30,6 +30,25 @@ FORGOTTEN_KEPT = 10_000
 """How many forgotten uids are kept, to recognise a step that ends after its CR went."""
 
 
+class ForgottenUids:
+    """The uids of the CRs forgotten last (released, or gone from the API server), the oldest dropped
+    beyond ``kept``: a deletion pass on a body from before its CR's release must not start over, and a
+    uid is never reused, so being forgotten is for good."""
+
+    def __init__(self, kept: int = FORGOTTEN_KEPT) -> None:
+        self._kept = kept
+        self._uids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, uid: str) -> None:
+        self._uids[uid] = None
+        self._uids.move_to_end(uid)
+        while len(self._uids) > self._kept:
+            self._uids.popitem(last=False)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._uids
+
+
 class CrMemory:
     """Locks per CR, the instance ids each CR was seen with, and the fan-out of ``forget``."""
 
@@ -38,7 +57,7 @@ class CrMemory:
         self._turns = Turns()
         self._instances: dict[str, frozenset[str]] = {}
         self._forgetters: list[Forgetter] = []
-        self._forgotten: OrderedDict[str, None] = OrderedDict()  # uids are never reused
+        self._forgotten = ForgottenUids()
 
     @contextlib.asynccontextmanager
     async def step(self, cr: RocketMQInstance) -> AsyncIterator[None]:
@@ -70,10 +89,7 @@ class CrMemory:
         instance_ids = self._instances.pop(uid, frozenset())
         for forgetter in self._forgetters:
             forgetter(uid, instance_ids)
-        self._forgotten[uid] = None
-        self._forgotten.move_to_end(uid)
-        while len(self._forgotten) > FORGOTTEN_KEPT:
-            self._forgotten.popitem(last=False)
+        self._forgotten.add(uid)
         self._count()
 
     def forgotten(self, uid: str) -> bool:

@@ -57,6 +57,7 @@ from rocketmq_operator.services.child_lifecycle import (
 from rocketmq_operator.services.child_observing import ChildObserver, ChildView
 from rocketmq_operator.services.connection_secrets import ConnectionSecrets, Content, Data, Target
 from rocketmq_operator.services.observing import Observation
+from rocketmq_operator.services.tracking import ForgottenUids
 from rocketmq_operator.services.turns import Turns
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,17 @@ class UserReconciler:
         self._life = ChildLifecycle(observer=observer, instances=instances, timing=timing, clock=clock)
         self._turns = Turns()
         self._connection = ConnectionSecrets(secrets, enabled=secrets is not None)
+        self._forgotten = ForgottenUids()
 
     def forget(self, uid: str) -> None:
         self._turns.drop(uid)
         self._connection.forget(uid)
+        self._forgotten.add(uid)
+
+    def released(self, uid: str) -> bool:
+        """Whether the CR ``uid`` was released (or seen gone) by this process: a later pass has a body
+        from before that, and in full it would delete the user again or post a second Event."""
+        return uid in self._forgotten
 
     # ------------------------------------------------------------------ live CRs
 

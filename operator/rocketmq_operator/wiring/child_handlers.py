@@ -189,6 +189,7 @@ class _Handled(Generic[CR]):
     reconcile: Callable[[Runtime, CR, Parent | None], Awaitable[ChildStep]]
     finalize: Callable[[Runtime, CR, Parent | None], Awaitable[ChildStep]]
     forget: Callable[[Runtime, str], None]
+    released: Callable[[Runtime, str], bool]
 
 
 def _child_kind(rules: KindRules[Any], plural: str) -> _Handled[Any]:
@@ -201,6 +202,7 @@ def _child_kind(rules: KindRules[Any], plural: str) -> _Handled[Any]:
         reconcile=lambda runtime, cr, parent: runtime.children.reconcile(cr, rules, parent),
         finalize=lambda runtime, cr, parent: runtime.children.finalize(cr, rules, parent),
         forget=lambda runtime, uid: runtime.children.forget(uid),
+        released=lambda runtime, uid: runtime.children.released(uid),
     )
 
 
@@ -213,6 +215,7 @@ _USERS: _Handled[RocketMQUser] = _Handled(
     reconcile=lambda runtime, cr, parent: runtime.users.reconcile(cr, parent),
     finalize=lambda runtime, cr, parent: runtime.users.finalize(cr, parent),
     forget=lambda runtime, uid: runtime.users.forget(uid),
+    released=lambda runtime, uid: runtime.users.released(uid),
 )
 
 
@@ -279,6 +282,8 @@ def _register_kind(
         found = runtime(memo, cr, patch, body, kwargs)
         if found is None:
             raise kopf.TemporaryError("the instance's account cannot be used", delay=poll)
+        if kind.released(found, cr.metadata.uid):
+            return  # a body from before our release: the finalizer goes again, nothing else is written
         result = await kind.finalize(found, cr, parent)
         bodies.apply(result, patch, body)
         if result.released:
