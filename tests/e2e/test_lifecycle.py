@@ -169,10 +169,9 @@ def test_a_cr_whose_finalizer_is_removed_by_hand_is_forgotten_by_the_operator(
     stack_factory: Callable[..., Stack],
 ) -> None:
     # Its own operator (the count is per process) and deletions slow enough to remove the finalizer mid-way.
-    # kopf runs one handler of an object at a time: while a pass waits for the proof, the CR's removal waits
-    # in kopf's queue, so the operator forgets it when that wait ends (DMS_DELETE_PROOF_WAIT_SECONDS).
+    # A pass of the CR waits for the proof meanwhile (DMS_DELETE_PROOF_WAIT_SECONDS, 300 s), and kopf runs
+    # one handler of an object at a time: the removal is noticed from the watch stream, and ends that wait.
     slow = stack_factory(
-        settings={"DMS_DELETE_PROOF_WAIT_SECONDS": "5"},
         simulator_args=["--create-seconds", "1", "--delete-seconds", "300", "--quota", "100000"],
     )
     ns = slow.namespace()

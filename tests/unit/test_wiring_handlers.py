@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -18,8 +19,9 @@ from kopf._core.engines import posting, probing
 
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.resource import DeletionPolicy
+from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
-from rocketmq_operator.wiring import child_handlers, handlers, peering, periodic
+from rocketmq_operator.wiring import child_handlers, handlers, lean_watch, peering, periodic
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
 
@@ -353,6 +355,34 @@ class TestTheBodiesThePeriodicPassesTake:
         await kind.follow(event, "a", kopf.Memo())
         assert "a" not in kind.held
         assert gone == forgotten
+
+    async def test_a_gone_cr_is_forgotten_as_the_watch_reports_it_ahead_of_kopfs_worker(self) -> None:
+        """kopf runs one handler of an object at a time: while a deletion pass of the CR waits for the
+        cloud's proof, ``follow`` sees nothing. The event reaches the kind from the watch stream itself."""
+        gone: list[str] = []
+        kind = self.kind(gone)
+        await kind.follow({"type": None, "object": self.body("a")}, "a", kopf.Memo())
+        kind.start(kopf.Memo(), {}, Activity(), kopf.AnnotationsDiffBaseStorage())
+
+        async def watch(**_: Any) -> AsyncIterator[Any]:
+            yield {"type": "MODIFIED", "object": self.body("b")}
+            yield {"type": "DELETED", "object": self.body("a")}
+
+        try:
+            async for _ in lean_watch.lean(watch)(resource=SimpleNamespace(plural="rocketmqtopics")):
+                pass
+            assert gone == [], "another kind's stream says nothing about this kind's CRs"
+            stream = lean_watch.lean(watch)(resource=SimpleNamespace(plural="rocketmqinstances"))
+            assert (await anext(stream))["type"] == "MODIFIED" and gone == []
+            assert (await anext(stream))["type"] == "DELETED"
+            assert gone == ["a"], "forgotten before kopf is handed the event"
+            assert "a" not in kind.held
+            await stream.aclose()
+        finally:
+            await kind.aclose()
+        async for _ in lean_watch.lean(watch)(resource=SimpleNamespace(plural="rocketmqinstances")):
+            pass
+        assert gone == ["a"], "not told once closed"
 
     def test_every_kind_has_one(self) -> None:
         registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))

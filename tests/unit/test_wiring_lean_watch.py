@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kopf._cogs.clients import watching
 
 from rocketmq_operator.wiring import lean_watch
@@ -81,3 +83,37 @@ class TestTheWrappedStream:
             assert watching.infinite_watch.__wrapped__ is lean_watch._ORIGINAL  # type: ignore[attr-defined]
         finally:
             watching.infinite_watch = original  # type: ignore[assignment]
+
+
+class TestListeners:
+    """Told of each event as the stream delivers it, before kopf queues it for the object's worker."""
+
+    async def test_each_event_is_told_with_its_resources_plural_before_it_is_handed_on(self) -> None:
+        told: list[tuple[str, str]] = []
+        stop = lean_watch.listen(lambda plural, item: told.append((plural, item["object"]["metadata"]["name"])))
+        try:
+            stream = Recorded([event("a", "ADDED"), event("a", "DELETED")])
+            async for item in lean_watch.lean(stream)(resource=SimpleNamespace(plural="rocketmqinstances")):
+                assert told[-1] == ("rocketmqinstances", item["object"]["metadata"]["name"])
+                assert "managedFields" not in item["object"]["metadata"]
+            assert len(told) == 2
+        finally:
+            stop()
+        async for _ in lean_watch.lean(Recorded([event("b")]))(resource=SimpleNamespace(plural="rocketmqinstances")):
+            pass
+        assert len(told) == 2, "not told once stopped"
+
+    async def test_a_failing_listener_does_not_end_the_stream(self, caplog: pytest.LogCaptureFixture) -> None:
+        def broken(plural: str, item: Any) -> None:
+            raise KeyError("a listener's bug")
+
+        stop = lean_watch.listen(broken)
+        try:
+            names = [
+                item["object"]["metadata"]["name"]
+                async for item in lean_watch.lean(Recorded([event("a"), event("b")]))(resource=None)
+            ]
+        finally:
+            stop()
+        assert names == ["a", "b"]
+        assert "a watch-event listener failed" in caplog.text

@@ -14,11 +14,17 @@ run time, for every watched kind) and drops the key from each event's object as 
 stage of kopf ever holds it. Nothing else in an event changes: bookmarks, types and the rest of the
 body pass through. ``install`` refuses, at start-up, a kopf minor release other than the one this
 was written for, or an ``infinite_watch`` whose arguments or lookup changed.
+
+The same place tells listeners (``listen``) of each event as it arrives, before kopf queues it for
+the object's worker. kopf runs one handler of an object at a time, so an event handler of a CR
+whose deletion pass waits for the cloud's proof sees nothing until that wait ends; a listener does
+(``wiring.periodic``: a CR gone from the API server is forgotten at once, which ends the wait).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,6 +41,33 @@ _MODULE = "kopf._cogs.clients.watching"
 Watch = Callable[..., AsyncIterator[Any]]
 
 _ORIGINAL: Watch = watching.infinite_watch
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[str, Any], None]
+"""Told of each watch event: the plural of the watched resource, and the event (kopf's raw event)."""
+
+_listeners: list[Listener] = []
+
+
+def listen(listener: Listener) -> Callable[[], None]:
+    """Tell ``listener`` of every watch event from now on; returns what stops that. A listener runs in
+    the watch's own task: it must be quick and must not block."""
+    _listeners.append(listener)
+
+    def stop() -> None:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+    return stop
+
+
+def _tell(plural: str, event: Any) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(plural, event)
+        except Exception:  # a listener's bug must not end the watch stream of every object
+            logger.exception("a watch-event listener failed")
 
 
 def strip(event: Any) -> Any:
@@ -53,9 +86,13 @@ def lean(watch: Watch) -> Watch:
 
     async def lean_watch(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         stream = watch(*args, **kwargs)
+        plural = str(getattr(kwargs.get("resource"), "plural", ""))
         try:
             async for event in stream:
-                yield strip(event)
+                event = strip(event)
+                if _listeners:
+                    _tell(plural, event)
+                yield event
         finally:
             aclose = getattr(stream, "aclose", None)  # kopf's is an async generator
             if aclose is not None:
@@ -76,8 +113,11 @@ def check_kopf() -> None:
         "rocketmq_operator.wiring.lean_watch",
     )
     guard.parameters(_ORIGINAL, f"{_MODULE}.infinite_watch", {"settings", "resource", "namespace"})
-    if "watching.infinite_watch(" not in inspect.getsource(queueing.watcher):
+    source = inspect.getsource(queueing.watcher)
+    if "watching.infinite_watch(" not in source:
         guard.fail("kopf._core.reactor.queueing.watcher no longer calls watching.infinite_watch")
+    if "resource=resource" not in source:  # the listeners are told the resource's plural from it
+        guard.fail("kopf._core.reactor.queueing.watcher no longer passes resource= to watching.infinite_watch")
 
 
 def install() -> None:

@@ -29,7 +29,7 @@ from rocketmq_operator.core.resource import GROUP, VERSION
 from rocketmq_operator.core.status import Step
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.passes import HeldBodies, PeriodicPasses
-from rocketmq_operator.wiring import bodies
+from rocketmq_operator.wiring import bodies, lean_watch
 from rocketmq_operator.wiring.status_patches import StatusPatches
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class Periodic:
         self._make_step = make_step
         self._on_gone = on_gone
         self._passes: PeriodicPasses | None = None
+        self._unlisten: Callable[[], None] | None = None
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         @kopf.on.event(GROUP, VERSION, self.plural, id=f"{self.prefix}-follow", registry=registry)
@@ -104,8 +105,25 @@ class Periodic:
         self._passes = PeriodicPasses(
             self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
         )
+        self._unlisten = lean_watch.listen(lambda plural, event: self.watched(plural, event, memo))
+
+    def watched(self, plural: str, event: Any, memo: kopf.Memo) -> None:
+        """A watch event as it arrives, ahead of kopf's worker for its CR: a CR gone from the API server
+        is forgotten now. That worker may be busy for minutes with a deletion pass that waits for the
+        cloud's proof; forgetting ends that wait (``services.confirming``). ``follow`` sees the same
+        event later and forgets again, which is harmless."""
+        if plural != self.plural or not isinstance(event, Mapping) or event.get("type") != "DELETED":
+            return
+        raw = event.get("object")
+        uid = raw.get("metadata", {}).get("uid") if isinstance(raw, Mapping) else None
+        if uid:
+            self.held.drop(uid)
+            self._on_gone(memo, uid)
 
     async def aclose(self) -> None:
+        unlisten, self._unlisten = self._unlisten, None
+        if unlisten is not None:
+            unlisten()
         passes, self._passes = self._passes, None
         if passes is not None:
             await passes.aclose()
