@@ -464,6 +464,23 @@ class TestDeleting:
         assert len(passes) >= 3
 
     @virtual_time
+    async def test_before_the_first_list_walk_ends_a_deletion_waits_for_it_rather_than_ask_show(self) -> None:
+        """A restarted operator whose CRs are deleted at once: one walk answers them all, where a show
+        each would cost a call per CR (measured: 5,006 shows in the 10,000-CR teardown)."""
+        fake = FakeCloud()
+        fake.latency = 3.0  # the first walk is still under way when the deletion pass looks
+        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
+        async with world(fake) as w:
+            resource = cr(status={"instanceId": "i-1"}, deleting=True)
+            first = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+            assert first.patch["deletion"]["result"] in ("Accepted", "Deleted") or first.released
+            shows_before_the_call = [
+                c for c in fake.calls if c.operation == "show_instance" and c.at < fake.calls_of("delete_many")[0].at
+            ]
+            assert shows_before_the_call == []
+            assert len(fake.calls_of("delete_many")) == 1
+
+    @virtual_time
     async def test_a_stale_body_after_an_accepted_delete_does_not_send_it_again(self) -> None:
         fake = FakeCloud()
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))

@@ -22,6 +22,7 @@ from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger, E
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
 from rocketmq_operator.services import batching, confirming, observing
+from rocketmq_operator.services.freshness import FIRST_WALK_PATIENCE
 from rocketmq_operator.services.tracking import CrMemory
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,13 @@ class DeletionFlow:
                 instance_id, accepted_at=since, force=cr.spec.force_delete, timeout=wait
             )
         observation = self._observer.lookup(instance_id)
+        if (
+            observation.instance is None
+            and observation.error is None
+            and await self._observer.first_walk(timeout=FIRST_WALK_PATIENCE)
+        ):
+            # A restarted operator whose CRs are deleted at once: the walk under way answers them all.
+            observation = self._observer.lookup(instance_id)
         if observation.instance is not None and observation.observed_at is not None:
             return evidence.from_status(observation.instance, at=observation.observed_at)
         look = await self._confirmer.look(instance_id)

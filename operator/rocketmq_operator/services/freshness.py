@@ -96,10 +96,9 @@ class FreshViews:
     async def _first_walk(self) -> bool:
         """Wait (at most ``FIRST_WALK_PATIENCE``) for the observer's first walk to end, if it has
         none yet; whether it waited (the walk may have failed: the caller looks again)."""
-        if self._strategy == ObserveStrategy.SHOW or self._observer.latest() is not None:
+        if self._strategy == ObserveStrategy.SHOW:
             return False
-        await self._observer.snapshot_after(0.0, timeout=max(self._max_age, FIRST_WALK_PATIENCE))
-        return True
+        return await self._observer.first_walk(timeout=max(self._max_age, FIRST_WALK_PATIENCE))
 
     async def show(self, instance_id: str) -> cloud.InstanceView | None:
         """One show call after a change; the answer is remembered."""

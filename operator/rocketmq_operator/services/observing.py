@@ -228,6 +228,16 @@ class Observer(SupervisedService):
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
+    async def first_walk(self, *, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait, at most ``timeout`` seconds, for the first walk to end, if none has yet; whether it
+        waited (the walk may have failed or timed out: the caller looks again). One walk answers
+        every CR at once: a pass that asked show meanwhile would cost a call per CR. Not while the
+        loop is not running (not started yet, or stopped): no walk is coming."""
+        if self._latest is not None or not self.running:
+            return False
+        await self.snapshot_after(0.0, timeout=timeout)
+        return True
+
     async def show(self, instance_id: str) -> Observation:
         """One show call, where freshness matters more than cost: right after a create, or for an unlisted instance."""
         observed_at = self._clock()

@@ -43,6 +43,11 @@ class BackgroundLoop:
             task.cancel()
             await asyncio.wait([task])
 
+    @property
+    def running(self) -> bool:
+        task = self._task
+        return task is not None and not task.done()
+
     def failure(self) -> str | None:
         """Why the loop is not running although nobody stopped it; ``None`` while it runs (or was stopped)."""
         task = self._task
@@ -73,6 +78,10 @@ class SupervisedService(abc.ABC):
 
     async def aclose(self) -> None:
         await self._background.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._background.running
 
     def failure(self) -> str | None:
         """Why the background loop is dead, if it is; ``None`` while it runs, and once stopped on purpose."""
