@@ -6,6 +6,7 @@ Python allocations that make it, by source line, from inside the real operator p
     python bench/memory.py --n 10000 --census        # objects by type at each point, cheap
     python bench/memory.py --n 2000 --census --holders   # and who holds the sets, deques, tasks, ...
     python bench/memory.py --n 4000 --census --peak      # and what is held at each operator's peak
+    python bench/memory.py --n 3000 --census --delete-seconds 300   # and while every deletion waits for its proof
 
 The life is the bench's (``bench.scenarios.teardown``, batched, forced): one operator creates the N
 CRs and sees them Ready, then a fresh one (as after a restart or a rollout) takes over and tears them
@@ -166,6 +167,20 @@ def operator_probe(
     return Probe(operator.process.pid or 0, work if trace else None, work / "operator.snap.census" if census else None)
 
 
+def wait_accepted(stack: Stack, namespace: str, n: int, *, timeout: float) -> int:
+    """How many CRs record an accepted deletion, once all do or ``timeout`` passed (whichever first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        accepted = sum(
+            1
+            for item in stack.items(namespace)
+            if ((item.get("status") or {}).get("deletion") or {}).get("result") == "Accepted"
+        )
+        if accepted >= n or time.monotonic() > deadline:
+            return accepted
+        time.sleep(2.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
@@ -176,6 +191,14 @@ def main() -> None:
         "--peak", action="store_true", help="with --census, also a census at each operator's highest RSS"
     )
     parser.add_argument("--top", type=int, default=25, help="lines to print per point, with --trace or --census")
+    parser.add_argument(
+        "--delete-seconds",
+        type=float,
+        default=1.0,
+        help="how long the cloud takes to delete an instance in the teardown (the bench's: 10); long enough, "
+        "and a point is taken once every deletion is accepted, while the passes wait for the proof",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="each cloud call's latency in the teardown")
     add_operator_settings(parser)
     args = parser.parse_args()
     override_settings(args.operator_setting)
@@ -204,9 +227,17 @@ def main() -> None:
             probe.point("restarted operator, started", top=args.top)
             time.sleep(float(settings["DMS_POLL_INTERVAL_SECONDS"]) * 1.5)
             probe.point(f"restarted operator, {args.n} CRs resumed, one poll interval later", top=args.top)
+            stack.sim.admin.config(delete_seconds=args.delete_seconds)
+            stack.sim.admin.faults(latency_ms=args.latency_ms)
             started = time.monotonic()
             stack.delete_all(namespace)
             probe.point(f"restarted operator, {args.n} CRs just deleted (it is busy with them)", top=args.top)
+            if args.delete_seconds >= 60:
+                accepted = wait_accepted(stack, namespace, args.n, timeout=args.delete_seconds)
+                probe.point(
+                    f"restarted operator, {accepted} of {args.n} deletions accepted, the passes waiting for the proof",
+                    top=args.top,
+                )
             stack.wait_empty(namespace, timeout=600 + args.n * 2.0)
             print(f"\n{args.n} CRs deleted and released in {time.monotonic() - started:.0f}s", flush=True)
             probe.point("restarted operator, every CR released", top=args.top)

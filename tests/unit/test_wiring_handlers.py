@@ -189,6 +189,48 @@ def finalize_handler(registry: kopf.OperatorRegistry) -> Any:
     return handler.fn
 
 
+class TestAPassWaitingForTheProof:
+    async def test_parses_its_cr_only_once_the_wait_ends(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Thousands of passes wait together in a mass deletion; a parsed CR (about 10 KiB) has no use there."""
+        fake = FakeCloud(delete_seconds=1.0)
+        fake.add(view("i-1"))
+        settings = make_settings(
+            DMS_DELETE_CONFIRM_WAIT_SECONDS="0.1", DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05"
+        )
+        runtime = Runtime.assemble(
+            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
+        )
+        await runtime.start_loops()
+        finalize = finalize_handler(handlers.build_registry(handlers.RunOptions(settings=settings)))
+        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
+        body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
+            by_alias=True, exclude_none=True
+        )
+        indexes = {"ns_info": {}, "ns_account": {}}
+        posting.settings_var.set(kopf.OperatorSettings())
+        posting.event_queue_var.set(asyncio.Queue())
+        posting.event_queue_loop_var.set(asyncio.get_running_loop())
+        parsed_with_proof: list[bool] = []
+        parse = handlers._parse
+
+        def recording_parse(raw: Any) -> Any:
+            parsed_with_proof.append("i-1" in fake.ended)
+            return parse(raw)
+
+        monkeypatch.setattr(handlers, "_parse", recording_parse)
+        try:
+            accepted = kopf.Patch()
+            with pytest.raises(kopf.TemporaryError):
+                await finalize(body=kopf.Body(body), patch=accepted, memo=memo, namespace="team-a", **indexes)
+            assert accepted["status"]["deletion"]["result"] == "Accepted"
+            assert parsed_with_proof == [False]
+            body["status"] = {**body["status"], **accepted["status"]}
+            await finalize(body=kopf.Body(body), patch=kopf.Patch(), memo=memo, namespace="team-a", **indexes)
+        finally:
+            await runtime.aclose()
+        assert parsed_with_proof == [False, True], "the second pass parsed its CR after the proof"
+
+
 def child_calls(fake: FakeCloud) -> list[Any]:
     """The calls about topics, groups and users (the instance observer's loop lists on its own)."""
     return [call for call in fake.calls if call.operation != "list_instances"]

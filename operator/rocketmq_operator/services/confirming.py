@@ -171,6 +171,17 @@ class DeletionConfirmer(SupervisedService):
                     await entry.news.wait()
         return entry.latest
 
+    async def wait(self, instance_id: str, *, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait, at most ``timeout`` seconds, for news of the deletion of ``instance_id`` being
+        confirmed (what ``confirm`` waits for); ``False`` at once when none is being confirmed."""
+        entry = self._entries.get(instance_id)
+        if entry is None or entry.settled_at is not None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await entry.news.wait()
+        return True
+
     def following_since(self, instance_id: str) -> float | None:
         """The acceptance time of the deletion of ``instance_id`` being confirmed, if one is."""
         entry = self._entries.get(instance_id)

@@ -21,7 +21,7 @@ import aiohttp
 import kopf
 
 from rocketmq_operator.core import decisions
-from rocketmq_operator.core.accounts import AccountKey, Refusal
+from rocketmq_operator.core.accounts import AccountKey, Refusal, instance_key
 from rocketmq_operator.core.crdgen import FRAMEWORK_STATUS_FIELD
 from rocketmq_operator.core.resource import (
     ANNOTATION_PREFIX,
@@ -33,6 +33,7 @@ from rocketmq_operator.core.resource import (
 )
 from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.status import StepResult
+from rocketmq_operator.core.vocabulary import DeletionResult
 from rocketmq_operator.ports.protocol import OperatorClient
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
 from rocketmq_operator.wiring import (
@@ -100,6 +101,21 @@ def _routed(
     if cr.status.account != found.key.recorded():
         patch.status["account"] = found.key.recorded()
     return found.runtime
+
+
+async def _proof_first(body: kopf.Body, memo: kopf.Memo, namespace: str, kwargs: Mapping[str, Any]) -> bool:
+    """For a CR whose acceptance is on record: wait for the proof before the CR is parsed
+    (``DeletionFlow.await_proof`` says why), read from the raw body. Whether it waited."""
+    status = body.get("status") or {}
+    deletion = status.get("deletion") or {}
+    instance_id = deletion.get("instanceId")
+    if deletion.get("result") != DeletionResult.ACCEPTED.value or not isinstance(instance_id, str):
+        return False
+    key = instance_key(namespace, body.get("spec") or {}, status)
+    found = account_handlers.route_key(memo, kwargs, key, namespace) if key is not None else None
+    if found is None or isinstance(found, Refusal) or found.runtime.deletions.released(body.metadata.uid):
+        return False
+    return await found.runtime.deletions.await_proof(instance_id)
 
 
 def cluster_id_of(options: RunOptions, namespaces: kopf.Index[str, tuple[str, str | None]]) -> str | None:
@@ -402,6 +418,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     async def finalize(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, namespace: str | None, **kwargs: Any
     ) -> None:
+        waited = await _proof_first(body, memo, namespace or "", kwargs)
         cr = _parse(body)
         runtime = _routed(memo, cr, patch, body, kwargs)
         if runtime is None:
@@ -413,7 +430,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
         result = await runtime.deletions.finalize(
-            cr, namespace_policy=policy, default_policy=opts.default_deletion_policy
+            cr, namespace_policy=policy, default_policy=opts.default_deletion_policy, waited=waited
         )
         _apply(result, patch, body)
         if result.released:
