@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from instance_spec import SPEC
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.mapping import OWNER_CLUSTER_TAG, OWNER_UID_TAG, owner_tags
@@ -438,14 +440,22 @@ class TestDeleting:
             assert [e.reason for e in second.events] == ["Deleted"]
             assert len(fake.calls_of("delete_many")) == 1
 
+    @pytest.mark.parametrize(
+        "before_parsing", [False, True], ids=["waited in finalize", "waited before the CR is parsed"]
+    )
     @virtual_time
-    async def test_a_proof_wait_that_runs_out_ends_the_pass_and_the_next_one_waits_again(self) -> None:
+    async def test_a_proof_wait_that_runs_out_ends_the_pass_and_the_next_one_waits_again(
+        self, before_parsing: bool
+    ) -> None:
+        """The wiring waits from the raw body (``await_proof``), then parses the CR and finalizes it:
+        that pass must not wait a second proof wait when the first ran out."""
         settings = SETTINGS.model_copy(update={"delete_proof_wait_seconds": 30.0})
         fake = FakeCloud()
         fake.delete_seconds = 100.0
         fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
         async with world(fake, settings) as w:
             await w.observer.snapshot_after(0, timeout=5)
+            assert not await w.deletions.await_proof("i-1"), "nothing is being confirmed yet: no wait"
             resource = cr(status={"instanceId": "i-1"}, deleting=True)
             resource = applied(
                 resource,
@@ -454,12 +464,17 @@ class TestDeleting:
             passes = []
             while True:
                 started = loop_clock()
-                step = await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE)
+                waited = await w.deletions.await_proof("i-1") if before_parsing else False
+                step = await w.deletions.finalize(
+                    resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE, waited=waited
+                )
                 passes.append(loop_clock() - started)
                 if step.released:
                     break
                 assert step.events == [], "a pass that learned nothing says nothing"
                 resource = applied(resource, step)
+            assert loop_clock() >= fake.ended["i-1"]
+            assert not await w.deletions.await_proof("i-1"), "proven: no wait"
         assert all(p <= 30.0 + 0.5 for p in passes), passes
         assert len(passes) >= 3
 
@@ -479,38 +494,6 @@ class TestDeleting:
             ]
             assert shows_before_the_call == []
             assert len(fake.calls_of("delete_many")) == 1
-
-    @virtual_time
-    async def test_a_pass_that_waited_before_parsing_its_cr_decides_without_waiting_again(self) -> None:
-        """The wiring waits for the proof from the raw body (``await_proof``), then parses the CR and
-        finalizes it: that pass must not wait a second proof wait when the first ran out."""
-        settings = SETTINGS.model_copy(update={"delete_proof_wait_seconds": 30.0})
-        fake = FakeCloud()
-        fake.delete_seconds = 100.0
-        fake.add(cloud.InstanceView(instance_id="i-1", name="x", status=cloud.RUNNING))
-        async with world(fake, settings) as w:
-            await w.observer.snapshot_after(0, timeout=5)
-            assert not await w.deletions.await_proof("i-1"), "nothing is being confirmed yet: no wait"
-            resource = cr(status={"instanceId": "i-1"}, deleting=True)
-            resource = applied(
-                resource,
-                await w.deletions.finalize(resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE),
-            )
-            passes = []
-            while True:
-                started = loop_clock()
-                waited = await w.deletions.await_proof("i-1")
-                step = await w.deletions.finalize(
-                    resource, namespace_policy=None, default_policy=DeletionPolicy.DELETE, waited=waited
-                )
-                passes.append(loop_clock() - started)
-                if step.released:
-                    break
-                resource = applied(resource, step)
-            assert loop_clock() >= fake.ended["i-1"]
-            assert not await w.deletions.await_proof("i-1"), "proven: no wait"
-        assert all(p <= 30.0 + 0.5 for p in passes), passes
-        assert len(passes) >= 3
 
     @virtual_time
     async def test_a_stale_body_after_an_accepted_delete_does_not_send_it_again(self) -> None:

@@ -184,9 +184,30 @@ class TestACrGoneFromTheApiServer:
         assert remembered == (0 if forgotten else 1)
 
 
-def finalize_handler(registry: kopf.OperatorRegistry) -> Any:
-    (handler,) = [h for h in registry._changing.get_all_handlers() if h.id == "finalize"]
-    return handler.fn
+@asynccontextmanager
+async def deletion_handler(
+    fake: FakeCloud, handler_id: str = "finalize", **env: str
+) -> AsyncIterator[tuple[Any, kopf.Memo, asyncio.Queue[Any]]]:
+    """The kopf deletion handler ``handler_id`` over a runtime on ``fake`` whose loops run (settings:
+    ``env`` on short waits), the memo kopf passes it, and the queue where kopf takes the Events it posts."""
+    settings = make_settings(**{"DMS_VERIFY_INTERVAL_SECONDS": "0.05", "DMS_BATCH_WINDOW_SECONDS": "0.05", **env})
+    runtime = Runtime.assemble(
+        settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
+    )
+    await runtime.start_loops()
+    registry = handlers.build_registry(handlers.RunOptions(settings=settings))
+    (handler,) = [h for h in registry._changing.get_all_handlers() if h.id == handler_id]
+    events: asyncio.Queue[Any] = asyncio.Queue()
+    posting.settings_var.set(kopf.OperatorSettings())
+    posting.event_queue_var.set(events)
+    posting.event_queue_loop_var.set(asyncio.get_running_loop())
+    try:
+        yield handler.fn, kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts)), events
+    finally:
+        await runtime.aclose()
+
+
+INSTANCE_INDEXES: dict[str, Any] = {"ns_info": {}, "ns_account": {}}
 
 
 class TestAPassWaitingForTheProof:
@@ -194,22 +215,9 @@ class TestAPassWaitingForTheProof:
         """Thousands of passes wait together in a mass deletion; a parsed CR (about 10 KiB) has no use there."""
         fake = FakeCloud(delete_seconds=1.0)
         fake.add(view("i-1"))
-        settings = make_settings(
-            DMS_DELETE_CONFIRM_WAIT_SECONDS="0.1", DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05"
-        )
-        runtime = Runtime.assemble(
-            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
-        )
-        await runtime.start_loops()
-        finalize = finalize_handler(handlers.build_registry(handlers.RunOptions(settings=settings)))
-        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
         body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
             by_alias=True, exclude_none=True
         )
-        indexes = {"ns_info": {}, "ns_account": {}}
-        posting.settings_var.set(kopf.OperatorSettings())
-        posting.event_queue_var.set(asyncio.Queue())
-        posting.event_queue_loop_var.set(asyncio.get_running_loop())
         parsed_with_proof: list[bool] = []
         parse = handlers._parse
 
@@ -218,16 +226,14 @@ class TestAPassWaitingForTheProof:
             return parse(raw)
 
         monkeypatch.setattr(handlers, "_parse", recording_parse)
-        try:
+        async with deletion_handler(fake, DMS_DELETE_CONFIRM_WAIT_SECONDS="0.1") as (finalize, memo, _):
             accepted = kopf.Patch()
             with pytest.raises(kopf.TemporaryError):
-                await finalize(body=kopf.Body(body), patch=accepted, memo=memo, namespace="team-a", **indexes)
+                await finalize(body=kopf.Body(body), patch=accepted, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
             assert accepted["status"]["deletion"]["result"] == "Accepted"
             assert parsed_with_proof == [False]
             body["status"] = {**body["status"], **accepted["status"]}
-            await finalize(body=kopf.Body(body), patch=kopf.Patch(), memo=memo, namespace="team-a", **indexes)
-        finally:
-            await runtime.aclose()
+            await finalize(body=kopf.Body(body), patch=kopf.Patch(), memo=memo, namespace="team-a", **INSTANCE_INDEXES)
         assert parsed_with_proof == [False, True], "the second pass parsed its CR after the proof"
 
 
@@ -243,35 +249,18 @@ class TestABodyFromBeforeTheRelease:
     async def test_releases_again_without_a_cloud_call_a_status_write_or_an_event(self) -> None:
         fake = FakeCloud(delete_seconds=0.0)
         fake.add(view("i-1"))
-        settings = make_settings(
-            DMS_DELETE_CONFIRM_WAIT_SECONDS="30", DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05"
-        )
-        runtime = Runtime.assemble(
-            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
-        )
-        await runtime.start_loops()
-        finalize = finalize_handler(handlers.build_registry(handlers.RunOptions(settings=settings)))
-        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
         stale = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
             by_alias=True, exclude_none=True
         )
-        indexes = {"ns_info": {}, "ns_account": {}}
-        # Where kopf's own machinery takes the Events a handler posts.
-        events: asyncio.Queue[Any] = asyncio.Queue()
-        posting.settings_var.set(kopf.OperatorSettings())
-        posting.event_queue_var.set(events)
-        posting.event_queue_loop_var.set(asyncio.get_running_loop())
-        try:
+        async with deletion_handler(fake, DMS_DELETE_CONFIRM_WAIT_SECONDS="30") as (finalize, memo, events):
             first = kopf.Patch()
-            await finalize(body=kopf.Body(stale), patch=first, memo=memo, namespace="team-a", **indexes)
+            await finalize(body=kopf.Body(stale), patch=first, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
             assert first["status"]["deletion"]["result"] == "Accepted", "released with its batch result"
             assert [events.get_nowait().reason for _ in range(events.qsize())] == ["Deleted"]
             calls = len(fake.calls)
 
             again = kopf.Patch()
-            await finalize(body=kopf.Body(stale), patch=again, memo=memo, namespace="team-a", **indexes)
-        finally:
-            await runtime.aclose()
+            await finalize(body=kopf.Body(stale), patch=again, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
         assert len(fake.calls) == calls, "no show to prove again what was proven"
         assert dict(again) == {}, "nothing written but the finalizer's removal, which kopf does"
         assert events.empty(), "no second Event"
@@ -292,24 +281,8 @@ class TestABodyFromBeforeTheRelease:
         fake.add_topics("i-1", "orders")
         fake.add_groups("i-1", "orders")
         fake.users["i-1"] = {"orders-app": cloud.UserView(access_key="orders-app")}
-        settings = make_settings(DMS_VERIFY_INTERVAL_SECONDS="0.05", DMS_BATCH_WINDOW_SECONDS="0.05")
-        runtime = Runtime.assemble(
-            settings, client=fake, metrics=Metrics(), cluster_id=lambda: "cluster-1", known_ids=lambda: ()
-        )
-        await runtime.start_loops()
-        (handler,) = [
-            h
-            for h in handlers.build_registry(handlers.RunOptions(settings=settings))._changing.get_all_handlers()
-            if h.id == f"{prefix}-finalize"
-        ]
-        memo = kopf.Memo(accounts=Accounts(settings, default=runtime, start=_no_accounts))
         parent = child_handlers.instance_facts("team-a", "mq", {}, {"instanceId": "i-1", "cloudStatus": "RUNNING"}, {})
-        indexes = {
-            "ns_info": {},
-            "ns_account": {},
-            "ns_terminating": {},
-            "instance_facts": {("team-a", "mq"): [parent]},
-        }
+        indexes = {**INSTANCE_INDEXES, "ns_terminating": {}, "instance_facts": {("team-a", "mq"): [parent]}}
         body: dict[str, Any] = {
             "metadata": {
                 "name": "orders",
@@ -321,15 +294,11 @@ class TestABodyFromBeforeTheRelease:
             "spec": {"instanceRef": {"name": "mq"}, **spec},
             "status": {"instanceId": "i-1", "owned": True},
         }
-        events: asyncio.Queue[Any] = asyncio.Queue()
-        posting.settings_var.set(kopf.OperatorSettings())
-        posting.event_queue_var.set(events)
-        posting.event_queue_loop_var.set(asyncio.get_running_loop())
-        try:
+        async with deletion_handler(fake, f"{prefix}-finalize") as (finalize, memo, events):
             while True:  # kopf runs the deletion handler until it returns, each time on the body written last
                 patch = kopf.Patch()
                 try:
-                    await handler.fn(body=kopf.Body(body), patch=patch, memo=memo, namespace="team-a", **indexes)
+                    await finalize(body=kopf.Body(body), patch=patch, memo=memo, namespace="team-a", **indexes)
                     break
                 except kopf.TemporaryError:
                     body = {**body, "status": {**body["status"], **patch.get("status", {})}}
@@ -340,9 +309,7 @@ class TestABodyFromBeforeTheRelease:
             calls = len(child_calls(fake))
 
             again = kopf.Patch()
-            await handler.fn(body=kopf.Body(body), patch=again, memo=memo, namespace="team-a", **indexes)
-        finally:
-            await runtime.aclose()
+            await finalize(body=kopf.Body(body), patch=again, memo=memo, namespace="team-a", **indexes)
         assert len(child_calls(fake)) == calls, "no call to delete or to prove again what is gone"
         assert dict(again) == {}, "nothing written but the finalizer's removal, which kopf does"
         assert events.empty(), "no second Event"
