@@ -165,10 +165,8 @@ class DeletionConfirmer(SupervisedService):
             )
             self._entries[instance_id] = entry
             self._wake.set()
-        if entry.settled_at is None and timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await entry.news.wait()
+        if entry.settled_at is None:
+            await _news_of(entry, timeout)
         return entry.latest
 
     async def wait(self, instance_id: str, *, timeout: float) -> bool:  # noqa: ASYNC109
@@ -177,9 +175,7 @@ class DeletionConfirmer(SupervisedService):
         entry = self._entries.get(instance_id)
         if entry is None or entry.settled_at is not None:
             return False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await entry.news.wait()
+        await _news_of(entry, timeout)
         return True
 
     def following_since(self, instance_id: str) -> float | None:
@@ -380,6 +376,15 @@ class DeletionConfirmer(SupervisedService):
         if self._metrics is not None:
             self._metrics.confirmations.labels(evidence=outcome).inc()
             self._metrics.confirmation_looks.observe(entry.looks)
+
+
+async def _news_of(entry: _Pending, timeout: float) -> None:  # noqa: ASYNC109
+    """The one bounded wait of ``confirm`` and ``wait``: for ``entry.news``, at most ``timeout`` seconds."""
+    if timeout <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await entry.news.wait()
 
 
 def _cohorts(entries: Iterable[_Pending]) -> list[list[_Pending]]:
