@@ -248,10 +248,17 @@ def instance_key(namespace: str, spec: Mapping[str, Any], status: Mapping[str, A
     recorded = status.get("account")
     if isinstance(recorded, str) and recorded:
         return from_recorded(namespace, recorded)
+    ref = raw_ref(spec)
+    return from_ref(namespace, ref) if ref is not None else None
+
+
+def raw_ref(spec: Mapping[str, Any]) -> AccountRef | None:
+    """``spec.accountRef`` read from a raw body; None when absent or not valid (the API server's
+    schema refuses an invalid one, so only a body from an older CRD can have it)."""
     ref = spec.get("accountRef")
-    if isinstance(ref, Mapping):
-        try:
-            return from_ref(namespace, AccountRef.model_validate(ref))
-        except ValueError:
-            return None
-    return None
+    if not isinstance(ref, Mapping):
+        return None
+    try:
+        return AccountRef.model_validate(ref)
+    except ValueError:
+        return None

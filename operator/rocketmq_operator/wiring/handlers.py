@@ -21,7 +21,7 @@ import aiohttp
 import kopf
 
 from rocketmq_operator.core import decisions
-from rocketmq_operator.core.accounts import AccountKey, Refusal, instance_key
+from rocketmq_operator.core.accounts import AccountKey, Refusal, raw_ref
 from rocketmq_operator.core.crdgen import FRAMEWORK_STATUS_FIELD
 from rocketmq_operator.core.resource import (
     ANNOTATION_PREFIX,
@@ -111,9 +111,16 @@ async def _proof_first(body: kopf.Body, memo: kopf.Memo, namespace: str, kwargs:
     instance_id = deletion.get("instanceId")
     if deletion.get("result") != DeletionResult.ACCEPTED.value or not isinstance(instance_id, str):
         return False
-    key = instance_key(namespace, body.get("spec") or {}, status)
-    found = account_handlers.route_key(memo, kwargs, key, namespace) if key is not None else None
-    if found is None or isinstance(found, Refusal) or found.runtime.deletions.released(body.metadata.uid):
+    recorded = status.get("account")
+    found = account_handlers.route(  # the same choice as ``_routed`` makes, from the raw body
+        memo,
+        kwargs,
+        namespace=namespace,
+        recorded=recorded if isinstance(recorded, str) else None,
+        ref=raw_ref(body.get("spec") or {}),
+        footprint=True,  # an accepted deletion: the cloud holds its instance
+    )
+    if isinstance(found, Refusal) or found.runtime.deletions.released(body.metadata.uid):
         return False
     return await found.runtime.deletions.await_proof(instance_id)
 
