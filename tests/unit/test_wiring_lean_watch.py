@@ -88,15 +88,18 @@ class TestTheWrappedStream:
 class TestListeners:
     """Told of each event as the stream delivers it, before kopf queues it for the object's worker."""
 
-    async def test_each_event_is_told_with_its_resources_plural_before_it_is_handed_on(self) -> None:
-        told: list[tuple[str, str]] = []
-        stop = lean_watch.listen(lambda plural, item: told.append((plural, item["object"]["metadata"]["name"])))
+    async def test_each_event_of_its_resource_is_told_before_it_is_handed_on(self) -> None:
+        told: list[str] = []
+        stop = lean_watch.listen("rocketmqinstances", lambda item: told.append(item["object"]["metadata"]["name"]))
         try:
             stream = Recorded([event("a", "ADDED"), event("a", "DELETED")])
             async for item in lean_watch.lean(stream)(resource=SimpleNamespace(plural="rocketmqinstances")):
-                assert told[-1] == ("rocketmqinstances", item["object"]["metadata"]["name"])
+                assert told[-1] == item["object"]["metadata"]["name"]
                 assert "managedFields" not in item["object"]["metadata"]
             assert len(told) == 2
+            async for _ in lean_watch.lean(Recorded([event("t")]))(resource=SimpleNamespace(plural="rocketmqtopics")):
+                pass
+            assert len(told) == 2, "not told of another resource's events"
         finally:
             stop()
         async for _ in lean_watch.lean(Recorded([event("b")]))(resource=SimpleNamespace(plural="rocketmqinstances")):
@@ -104,14 +107,15 @@ class TestListeners:
         assert len(told) == 2, "not told once stopped"
 
     async def test_a_failing_listener_does_not_end_the_stream(self, caplog: pytest.LogCaptureFixture) -> None:
-        def broken(plural: str, item: Any) -> None:
+        def broken(item: Any) -> None:
             raise KeyError("a listener's bug")
 
-        stop = lean_watch.listen(broken)
+        stop = lean_watch.listen("rocketmqinstances", broken)
+        resource = SimpleNamespace(plural="rocketmqinstances")
         try:
             names = [
                 item["object"]["metadata"]["name"]
-                async for item in lean_watch.lean(Recorded([event("a"), event("b")]))(resource=None)
+                async for item in lean_watch.lean(Recorded([event("a"), event("b")]))(resource=resource)
             ]
         finally:
             stop()

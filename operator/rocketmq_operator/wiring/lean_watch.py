@@ -44,28 +44,31 @@ _ORIGINAL: Watch = watching.infinite_watch
 
 logger = logging.getLogger(__name__)
 
-Listener = Callable[[str, Any], None]
-"""Told of each watch event: the plural of the watched resource, and the event (kopf's raw event)."""
+Listener = Callable[[Any], None]
+"""Told of each watch event of its resource (kopf's raw event)."""
 
-_listeners: list[Listener] = []
+_listeners: dict[str, list[Listener]] = {}  # by the watched resource's plural
 
 
-def listen(listener: Listener) -> Callable[[], None]:
-    """Tell ``listener`` of every watch event from now on; returns what stops that. A listener runs in
-    the watch's own task: it must be quick and must not block."""
-    _listeners.append(listener)
+def listen(plural: str, listener: Listener) -> Callable[[], None]:
+    """Tell ``listener`` of every watch event of the resource ``plural`` from now on; returns what
+    stops that. A listener runs in the watch's own task: it must be quick and must not block."""
+    _listeners.setdefault(plural, []).append(listener)
 
     def stop() -> None:
-        if listener in _listeners:
-            _listeners.remove(listener)
+        told = _listeners.get(plural, [])
+        if listener in told:
+            told.remove(listener)
+        if not told:
+            _listeners.pop(plural, None)
 
     return stop
 
 
-def _tell(plural: str, event: Any) -> None:
-    for listener in list(_listeners):
+def _tell(listeners: list[Listener], event: Any) -> None:
+    for listener in list(listeners):
         try:
-            listener(plural, event)
+            listener(event)
         except Exception:  # a listener's bug must not end the watch stream of every object
             logger.exception("a watch-event listener failed")
 
@@ -90,8 +93,9 @@ def lean(watch: Watch) -> Watch:
         try:
             async for event in stream:
                 event = strip(event)
-                if _listeners:
-                    _tell(plural, event)
+                listeners = _listeners.get(plural)
+                if listeners:
+                    _tell(listeners, event)
                 yield event
         finally:
             aclose = getattr(stream, "aclose", None)  # kopf's is an async generator

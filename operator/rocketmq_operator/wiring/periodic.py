@@ -105,14 +105,14 @@ class Periodic:
         self._passes = PeriodicPasses(
             self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
         )
-        self._unlisten = lean_watch.listen(lambda plural, event: self.watched(plural, event, memo))
+        self._unlisten = lean_watch.listen(self.plural, lambda event: self.watched(event, memo))
 
-    def watched(self, plural: str, event: Any, memo: kopf.Memo) -> None:
+    def watched(self, event: Any, memo: kopf.Memo) -> None:
         """A watch event as it arrives, ahead of kopf's worker for its CR: a CR gone from the API server
         is forgotten now. That worker may be busy for minutes with a deletion pass that waits for the
         cloud's proof; forgetting ends that wait (``services.confirming``). ``follow`` sees the same
         event later and forgets again, which is harmless."""
-        if plural != self.plural or not isinstance(event, Mapping) or event.get("type") != "DELETED":
+        if not isinstance(event, Mapping) or event.get("type") != "DELETED":
             return
         raw = event.get("object")
         uid = raw.get("metadata", {}).get("uid") if isinstance(raw, Mapping) else None
