@@ -105,6 +105,7 @@ def _teardowns(results: dict[str, Any]) -> list[str]:
     lines += _proof_targets(results)
     lines += _release_breakdown(results)
     lines += _shows(results)
+    lines += _partial_batches(results)
     lines += _targets(results)
     lines += _targets_16(results)
     lines += _steady(results)
@@ -169,6 +170,29 @@ def _shows(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {t['n']} | {t['label']} | " + " | ".join(_fmt(counts.get(key, 0) / t["n"], 2) for key in keys) + " |"
         )
+    return lines
+
+
+def _partial_batches(results: dict[str, Any]) -> list[str]:
+    """The batched runs' calls that left before they were full, and what the deletion stood at then."""
+    runs = [t for t in results["teardowns"] if t.get("partial_batches") and t["batch_size"] > 1]
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## Batch calls smaller than the batch size",
+        "",
+        "When each left (seconds after `kubectl delete` began), its size, and how many CRs had been deleted "
+        "(deletionTimestamp seen) and released by then. The batcher sends a group 1 s after its latest id, "
+        "or 5 s after its first.",
+        "",
+        "| N | run | last deletion requested (s) | calls: time (s) / size / deleted / released |",
+        "|---|---|---|---|",
+    ]
+    for t in runs:
+        calls = "; ".join(f"{at:g} / {size} / {asked} / {done}" for at, size, asked, done in t["partial_batches"])
+        last = _fmt(t.get("last_deletion_requested_seconds", float("nan")))
+        lines.append(f"| {t['n']} | {t['label']} | {last} | {calls} |")
     return lines
 
 

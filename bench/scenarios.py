@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import bisect
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -108,6 +109,11 @@ class Teardown:
     deletion_patch_latency_ms: dict[str, float] = field(default_factory=dict)
     """The API server's mean latency of the CRs' PATCHes (object, status) in the same window."""
     remaining: list[tuple[float, int]] = field(default_factory=list)
+    partial_batches: list[tuple[float, int, int, int]] = field(default_factory=list)
+    """Each accepted batch call smaller than the batch size: seconds after ``kubectl delete`` began,
+    its size, and how many CRs had been deleted (deletionTimestamp seen) and released by then: whether
+    the operator was still being handed deletions, or sent a tail."""
+    last_deletion_requested_seconds: float = float("nan")
     steady_state: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -236,6 +242,18 @@ def teardown(
     result.throttled_calls = sum(1 for c in calls if c.get("status") == 429)
     gone = list(watcher.deleted_at.values())
     result.wall_seconds = (max(gone) - t0) if gone else float("nan")
+    requested_times = sorted(watcher.requested_at.values())
+    result.last_deletion_requested_seconds = (requested_times[-1] - t0) if requested_times else float("nan")
+    result.partial_batches = [
+        (
+            round(float(c["time"]) - t0, 1),
+            len(c["instance_ids"]),
+            bisect.bisect_right(requested_times, float(c["time"])),
+            sum(1 for t in gone if t <= float(c["time"])),
+        )
+        for c in batch
+        if c.get("status") == 200 and len(c["instance_ids"]) < batch_size
+    ]
 
     result.confirmation_calls = result.calls.get("show", 0) + result.calls.get("recycle", 0)
     # When the cloud really finished each deletion (the list stopped showing it long before).
