@@ -75,6 +75,38 @@ def process_usage(pid: int) -> ProcessUsage:
     return ProcessUsage(peak_rss_mib=hwm_kib / 1024, cpu_seconds=cpu)
 
 
+class RssSampler:
+    """The resident memory (VmRSS) of a process, sampled every ``interval`` seconds in a thread:
+    when a peak happened, which ``process_usage``'s high-water mark cannot say."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []  # (epoch seconds, MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.samples
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return  # the process ended
+            found = re.search(r"VmRSS:\s+(\d+) kB", status)
+            if found:
+                self.samples.append((time.time(), int(found.group(1)) / 1024))
+            self._stop.wait(self.interval)
+
+
 def apiserver_writes(control_plane: ControlPlane) -> Counter[tuple[str, str, str]]:
     """apiserver_request_total for write verbs, by (resource, subresource, verb)."""
     text = control_plane.kubectl("get", "--raw", "/metrics", timeout=60).stdout

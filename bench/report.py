@@ -106,6 +106,7 @@ def _teardowns(results: dict[str, Any]) -> list[str]:
     lines += _release_breakdown(results)
     lines += _shows(results)
     lines += _partial_batches(results)
+    lines += _teardown_memory(results)
     lines += _targets(results)
     lines += _targets_16(results)
     lines += _steady(results)
@@ -193,6 +194,33 @@ def _partial_batches(results: dict[str, Any]) -> list[str]:
         calls = "; ".join(f"{at:g} / {size} / {asked} / {done}" for at, size, asked, done in t["partial_batches"])
         last = _fmt(t.get("last_deletion_requested_seconds", float("nan")))
         lines.append(f"| {t['n']} | {t['label']} | {last} | {calls} |")
+    return lines
+
+
+def _teardown_memory(results: dict[str, Any]) -> list[str]:
+    """When the teardown operator's resident memory peaked: while it resumed its CRs, or while it deleted them."""
+    runs = [t for t in results["teardowns"] if t.get("teardown_rss") and t["n"] >= 1000]
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## The teardown operator's resident memory over time",
+        "",
+        "Sampled every second from the operator's start (as after a restart: it resumes every CR) to the last "
+        "CR gone; times are seconds after `kubectl delete` began, which the bench starts 2 s after the "
+        "operator's liveness probe answers (negative: before it). The timeline is in the JSON "
+        "(`teardown_rss`, every 5 s).",
+        "",
+        "| N | run | peak RSS (MiB) | peak at (s) | RSS when the deletion began (MiB) | RSS at the end (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in runs:
+        rss = t["teardown_rss"]
+        at_delete = next((mib for at, mib in rss if at >= 0), float("nan"))
+        lines.append(
+            f"| {t['n']} | {t['label']} | {_fmt(t['operator_peak_rss_mib'], 0)} | "
+            f"{_fmt(t.get('teardown_rss_peak_at', float('nan')))} | {_fmt(at_delete, 0)} | {_fmt(rss[-1][1], 0)} |"
+        )
     return lines
 
 

@@ -14,6 +14,7 @@ from .harness import (
     PLURAL,
     TOPICS,
     ChildDeletionPoller,
+    RssSampler,
     Stack,
     Watcher,
     apiserver_patch_latency,
@@ -114,6 +115,11 @@ class Teardown:
     its size, and how many CRs had been deleted (deletionTimestamp seen) and released by then: whether
     the operator was still being handed deletions, or sent a tail."""
     last_deletion_requested_seconds: float = float("nan")
+    teardown_rss: list[tuple[float, float]] = field(default_factory=list)
+    """The teardown operator's resident memory (MiB) from its start, every 5 s, in seconds after
+    ``kubectl delete`` began (negative: while it resumed its CRs, before the deletion)."""
+    teardown_rss_peak_at: float = float("nan")
+    """When that operator's highest sample came, on the same clock."""
     steady_state: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -207,6 +213,7 @@ def teardown(
     # The teardown itself: the cloud answers with latency, takes time to delete, maybe throttles.
     client_rps = 10.0 if cloud_rate_limit_rps else 1000.0
     operator = stack.operator(f"{label}-{n}-teardown", _settings(batch_size, client_rps=client_rps))
+    sampler = RssSampler(operator.process.pid or 0).start()
     stack.sim.admin.faults(latency_ms=latency_ms)
     stack.sim.admin.config(delete_seconds=delete_seconds, rate_limit_rps=cloud_rate_limit_rps)
     time.sleep(2.0)
@@ -226,9 +233,13 @@ def teardown(
     time.sleep(1.0)
     watcher.stop()
     usage = process_usage(operator.process.pid or 0)
+    rss = sampler.stop()
     operator.stop()
     stack.operators.remove(operator)
     writes_after = apiserver_writes(stack.control_plane)
+    if rss:
+        result.teardown_rss = [(round(t - t0, 1), round(mib, 1)) for t, mib in rss[::5]]
+        result.teardown_rss_peak_at = round(max(rss, key=lambda sample: sample[1])[0] - t0, 1)
     stack.sim.admin.config(rate_limit_rps=None)
     stack.sim.admin.clear_faults()
 
