@@ -211,8 +211,15 @@ INSTANCE_INDEXES: dict[str, Any] = {"ns_info": {}, "ns_account": {}}
 
 
 class TestAPassWaitingForTheProof:
-    async def test_parses_its_cr_only_once_the_wait_ends(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Thousands of passes wait together in a mass deletion; a parsed CR (about 10 KiB) has no use there."""
+    @pytest.mark.parametrize(
+        "account_recorded", [True, False], ids=["account recorded", "no account recorded (an older operator's body)"]
+    )
+    async def test_parses_its_cr_only_once_the_wait_ends(
+        self, monkeypatch: pytest.MonkeyPatch, account_recorded: bool
+    ) -> None:
+        """Thousands of passes wait together in a mass deletion; a parsed CR (about 10 KiB) has no use there.
+        The wait finds the CR's account as every pass does, the record first, else the ref, the namespace's
+        annotation or the default."""
         fake = FakeCloud(delete_seconds=1.0)
         fake.add(view("i-1"))
         body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
@@ -233,6 +240,8 @@ class TestAPassWaitingForTheProof:
             assert accepted["status"]["deletion"]["result"] == "Accepted"
             assert parsed_with_proof == [False]
             body["status"] = {**body["status"], **accepted["status"]}
+            if not account_recorded:
+                del body["status"]["account"]
             await finalize(body=kopf.Body(body), patch=kopf.Patch(), memo=memo, namespace="team-a", **INSTANCE_INDEXES)
         assert parsed_with_proof == [False, True], "the second pass parsed its CR after the proof"
 
