@@ -273,6 +273,7 @@ async def test_a_restored_instance_shows_running_and_one_left_in_the_bin_expires
     clock.advance(0.01)
     assert error_of(await manual_api.show(expiring)) == NOT_FOUND
     assert await binned_ids(manual_api) == []
+    assert await manual_api.status(kept) == "RUNNING", "restored: the bin's expiry no longer applies to it"
 
 
 async def test_seeding_status_recycle_puts_the_instance_in_the_bin(manual_api: Api) -> None:
