@@ -94,9 +94,14 @@ class Store:
         self._transitions: list[tuple[float, str, int, Transition]] = []
         self._expiries: list[tuple[float, str, int, RecycleEntry]] = []
         self._order = itertools.count()
+        # Every instance in the list's order (newest first), kept between calls: a list walk of 10,000
+        # instances asks for 200 pages, and sorting them all for each page made each page cost 80 ms.
+        # Dropped whenever an instance comes or goes, or its creation time changes.
+        self._listing: list[Instance] | None = None
 
     def reset(self) -> None:
         self._instances.clear()
+        self._listing = None
         self._policies.clear()
         self._deletions.clear()
         self._transitions.clear()
@@ -124,6 +129,7 @@ class Store:
             instance = self._instances.get(instance_id)
             if instance is not None and instance.recycle is entry:
                 del self._instances[instance_id]
+                self._listing = None
 
     def _schedule(self, instance: Instance, transition: Transition) -> None:
         instance.pending = transition
@@ -135,6 +141,7 @@ class Store:
                 self._bin(instance, transition.due, transition.previous_status or RUNNING)
             else:
                 del self._instances[instance.instance_id]
+                self._listing = None
         else:
             resize = transition.resize
             if resize is not None:
@@ -286,6 +293,7 @@ class Store:
             order_id=f"CS{instances.new_task_id()[:20].upper()}" if request.prepaid else None,
         )
         self._instances[instance.instance_id] = instance
+        self._listing = None
         seconds = self._config.create_seconds
         self._begin(instance, CREATING, seconds, CREATEFAILED if fails else RUNNING)
         self._task(instance, "createInstance", seconds, {"name": request.name}, failed=fails)
@@ -294,31 +302,26 @@ class Store:
     def search(self, project_id: str, query: payloads.ListQuery) -> tuple[list[Instance], int]:
         """One page of matching instances (newest first) and the total number that match."""
         self.settle()
+        # The real list drops an instance the moment its deletion starts (docs/simulator.md).
+        hidden = {
+            status
+            for status, shown in ((DELETING, self._config.list_shows_deleting), (CREATEFAILED, query.include_failure))
+            if not shown
+        }
+        narrowed = (query.instance_id, query.status, query.name, query.enterprise_project_id) != (None,) * 4
         matches = []
-        for instance in self._visible(project_id):
-            # The real list drops an instance the moment its deletion starts (docs/simulator.md).
-            if instance.status == DELETING and not self._config.list_shows_deleting:
+        for instance in self._in_list_order():  # kept lean: it runs for every instance, on every page
+            if instance.project_id != project_id or instance.recycle is not None or instance.status in hidden:
                 continue
-            if instance.status == CREATEFAILED and not query.include_failure:
-                continue
-            if query.instance_id is not None and instance.instance_id != query.instance_id:
-                continue
-            if query.status is not None and instance.status != query.status:
-                continue
-            if query.name is not None:
-                if query.exact_match_name:
-                    if instance.name != query.name:
-                        continue
-                elif query.name.lower() not in instance.name.lower():
-                    continue
-            if (
-                query.enterprise_project_id is not None
-                and instance.enterprise_project_id != query.enterprise_project_id
-            ):
+            if narrowed and not _narrowed_to(instance, query):
                 continue
             matches.append(instance)
-        matches.sort(key=lambda i: (-i.created, i.instance_id))
         return matches[query.offset : query.offset + query.limit], len(matches)
+
+    def _in_list_order(self) -> list[Instance]:
+        if self._listing is None or len(self._listing) != len(self._instances):
+            self._listing = sorted(self._instances.values(), key=lambda i: (-i.created, i.instance_id))
+        return self._listing
 
     def update(self, project_id: str, instance_id: str, request: payloads.UpdateRequest) -> None:
         instance = self.get(project_id, instance_id)
@@ -563,6 +566,7 @@ class Store:
         return self._instances.get(instance_id)
 
     def remove(self, instance_id: str) -> bool:
+        self._listing = None
         return self._instances.pop(instance_id, None) is not None
 
     def deletions(self) -> list[Deletion]:
@@ -602,6 +606,7 @@ class Store:
         )
         self.apply_admin_fields(instance, spec)
         self._instances[instance_id] = instance
+        self._listing = None
         return instance
 
     def apply_admin_fields(self, instance: Instance, spec: Mapping[str, Any]) -> None:
@@ -646,6 +651,7 @@ class Store:
             raw = spec["created_at"]
             try:
                 instance.created = int(raw) / 1000.0
+                self._listing = None
             except (TypeError, ValueError):
                 raise invalid_parameter("created_at", "must be epoch milliseconds (number or string)") from None
         if "tags" in spec:
@@ -694,6 +700,21 @@ class Store:
             due=self._clock.now() + seconds, target=target, previous_status=previous_status, **extra
         )
         self._schedule(instance, transition)
+
+
+def _narrowed_to(instance: Instance, query: payloads.ListQuery) -> bool:
+    """Whether ``instance`` passes the list query's optional filters (id, status, name, enterprise project)."""
+    if query.instance_id is not None and instance.instance_id != query.instance_id:
+        return False
+    if query.status is not None and instance.status != query.status:
+        return False
+    if query.name is not None:
+        if query.exact_match_name:
+            if instance.name != query.name:
+                return False
+        elif query.name.lower() not in instance.name.lower():
+            return False
+    return query.enterprise_project_id is None or instance.enterprise_project_id == query.enterprise_project_id
 
 
 def _check_product(instance: Instance, product: str) -> None:

@@ -36,6 +36,21 @@ async def test_pages_are_newest_first_and_instance_num_counts_all_matches(manual
     assert (await manual_api.list_instances(offset="50")).json() == {"instances": [], "instance_num": 12}
 
 
+async def test_a_listing_follows_the_instances_that_come_and_go_between_two_calls(
+    manual_api: Api, clock: ManualClock
+) -> None:
+    """The list keeps its order between calls (a walk asks for many pages); what changes in between shows."""
+    _, second = await make(manual_api, clock, "rmq-first", "rmq-second")
+    assert await names(manual_api) == ["rmq-second", "rmq-first"]
+    await make(manual_api, clock, "rmq-third")
+    assert await names(manual_api) == ["rmq-third", "rmq-second", "rmq-first"]
+    await manual_api.batch({"action": "delete", "instances": [second], "force_delete": True})
+    clock.advance(60)
+    assert await names(manual_api) == ["rmq-third", "rmq-first"]
+    await manual_api.seed({"name": "rmq-seeded", "created_at": str(int((clock.now() - 3600) * 1000))})
+    assert await names(manual_api) == ["rmq-third", "rmq-first", "rmq-seeded"], "in order of creation, not arrival"
+
+
 async def test_name_is_fuzzy_unless_exact_match_is_asked(manual_api: Api, clock: ManualClock) -> None:
     await make(manual_api, clock, "orders-prod", "orders-prod-2", "billing-prod")
     assert sorted(await names(manual_api, name="orders-prod")) == ["orders-prod", "orders-prod-2"]
