@@ -156,6 +156,26 @@ class TestForcedDeletions:
         assert answers[instance_id][1] - fake.ended[instance_id] <= MAX_GAP
 
 
+class TestPassesLooksAndProofs:
+    @virtual_time
+    async def test_a_proof_does_not_wait_behind_the_looks_of_passes_about_to_submit(self) -> None:
+        """In a mass deletion, passes look at instances before submitting them while earlier deletions
+        are being proven; a proof lets its CR go, and must not queue behind new work."""
+        fake = FakeCloud(delete_seconds=10.0, latency=1.0)
+        deleting, *others = fake.add_running(81)
+        async with confirming(fake) as confirmer:
+            await fake.delete_many([deleting], force_delete=True)
+            proof = asyncio.create_task(confirmer.confirm(deleting, accepted_at=loop_clock(), force=True, timeout=600))
+            await asyncio.sleep(9.0)
+            looks = asyncio.gather(*(confirmer.look(i) for i in others))  # 80 looks: 10 s of them, 8 at a time
+            look = await proof
+            proven_at = asyncio.get_running_loop().time()
+            assert not looks.done(), "the looks were still queued when the proof came"
+            await looks
+        assert look.sighting == Sighting.GONE
+        assert proven_at - fake.ended[deleting] <= VERIFY + 2 * fake.latency + 0.5
+
+
 class TestTheRecycleBin:
     @virtual_time
     async def test_one_bin_list_confirms_many_non_forced_deletions(self) -> None:
