@@ -96,7 +96,7 @@ class Store:
         self._order = itertools.count()
         # Every instance in the list's order (newest first), kept between calls: a list walk of 10,000
         # instances asks for 200 pages, and sorting them all for each page made each page cost 80 ms.
-        # Dropped whenever an instance comes or goes, or its creation time changes.
+        # Dropped whenever an instance comes or goes (``_add``, ``_drop``) or its creation time changes.
         self._listing: list[Instance] | None = None
 
     def reset(self) -> None:
@@ -128,8 +128,15 @@ class Store:
             _due, instance_id, _order, entry = heapq.heappop(self._expiries)
             instance = self._instances.get(instance_id)
             if instance is not None and instance.recycle is entry:
-                del self._instances[instance_id]
-                self._listing = None
+                self._drop(instance_id)
+
+    def _add(self, instance: Instance) -> None:
+        self._instances[instance.instance_id] = instance
+        self._listing = None
+
+    def _drop(self, instance_id: str) -> bool:
+        self._listing = None
+        return self._instances.pop(instance_id, None) is not None
 
     def _schedule(self, instance: Instance, transition: Transition) -> None:
         instance.pending = transition
@@ -140,8 +147,7 @@ class Store:
             if transition.to_recycle_bin:
                 self._bin(instance, transition.due, transition.previous_status or RUNNING)
             else:
-                del self._instances[instance.instance_id]
-                self._listing = None
+                self._drop(instance.instance_id)
         else:
             resize = transition.resize
             if resize is not None:
@@ -292,8 +298,7 @@ class Store:
             charging_mode=0 if request.prepaid else 1,
             order_id=f"CS{instances.new_task_id()[:20].upper()}" if request.prepaid else None,
         )
-        self._instances[instance.instance_id] = instance
-        self._listing = None
+        self._add(instance)
         seconds = self._config.create_seconds
         self._begin(instance, CREATING, seconds, CREATEFAILED if fails else RUNNING)
         self._task(instance, "createInstance", seconds, {"name": request.name}, failed=fails)
@@ -319,7 +324,7 @@ class Store:
         return matches[query.offset : query.offset + query.limit], len(matches)
 
     def _in_list_order(self) -> list[Instance]:
-        if self._listing is None or len(self._listing) != len(self._instances):
+        if self._listing is None:
             self._listing = sorted(self._instances.values(), key=lambda i: (-i.created, i.instance_id))
         return self._listing
 
@@ -566,8 +571,7 @@ class Store:
         return self._instances.get(instance_id)
 
     def remove(self, instance_id: str) -> bool:
-        self._listing = None
-        return self._instances.pop(instance_id, None) is not None
+        return self._drop(instance_id)
 
     def deletions(self) -> list[Deletion]:
         """Every accepted deletion, oldest first, with those whose time is up closed."""
@@ -605,8 +609,7 @@ class Store:
             status=RUNNING,
         )
         self.apply_admin_fields(instance, spec)
-        self._instances[instance_id] = instance
-        self._listing = None
+        self._add(instance)
         return instance
 
     def apply_admin_fields(self, instance: Instance, spec: Mapping[str, Any]) -> None:
