@@ -254,13 +254,14 @@ def teardown(
     gone = list(watcher.deleted_at.values())
     result.wall_seconds = (max(gone) - t0) if gone else float("nan")
     requested_times = sorted(watcher.requested_at.values())
+    gone_times = sorted(gone)
     result.last_deletion_requested_seconds = (requested_times[-1] - t0) if requested_times else float("nan")
     result.partial_batches = [
         (
             round(float(c["time"]) - t0, 1),
             len(c["instance_ids"]),
             bisect.bisect_right(requested_times, float(c["time"])),
-            sum(1 for t in gone if t <= float(c["time"])),
+            bisect.bisect_right(gone_times, float(c["time"])),
         )
         for c in batch
         if c.get("status") == 200 and len(c["instance_ids"]) < batch_size
@@ -324,8 +325,7 @@ def teardown(
     result.deletion_event_writes_per_cr = sum(v for k, v in late.items() if k[0] == "events") / n
     result.operator_peak_rss_mib = usage.peak_rss_mib
     result.operator_cpu_seconds = usage.cpu_seconds
-    ordered = sorted(gone)
-    result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(ordered)]
+    result.remaining = [(0.0, n)] + [(t - t0, n - i - 1) for i, t in enumerate(gone_times)]
     return result
 
 
