@@ -151,3 +151,156 @@ class TestTheLoop:
             PeriodicPasses(HeldBodies(), run_one, interval=0, activity=Activity())
         with pytest.raises(ValueError, match="concurrency"):
             PeriodicPasses(HeldBodies(), run_one, interval=1, activity=Activity(), concurrency=0)
+        with pytest.raises(ValueError, match="concurrency"):
+            PeriodicPasses(HeldBodies(), run_one, interval=1, activity=Activity(), soon_concurrency=0)
+
+
+class TestSoonPasses:
+    """A CR asked for soon is passed ahead of the next round, by a bounded number of workers of its own:
+    how a new CR's create waits as a uid instead of as a handler with a kopf worker."""
+
+    @staticmethod
+    async def running(passes: PeriodicPasses) -> PeriodicPasses:
+        await passes.start()
+        return passes
+
+    async def test_is_passed_long_before_the_next_round(self) -> None:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+            done.set()
+
+        passes = await self.running(PeriodicPasses(_held("a", "b"), run_one, interval=60, activity=Activity()))
+        try:
+            passes.soon("uid-a")
+            await asyncio.wait_for(done.wait(), timeout=5)
+        finally:
+            await passes.aclose()
+        assert seen == ["a"]
+
+    async def test_no_more_than_the_soon_concurrency_run_at_once_and_each_once(self) -> None:
+        names = [f"cr{i}" for i in range(20)]
+        seen: list[str] = []
+        running = peak = 0
+        all_done = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.001)
+            running -= 1
+            seen.append(body["metadata"]["name"])
+            if len(seen) == len(names):
+                all_done.set()
+
+        passes = PeriodicPasses(_held(*names), run_one, interval=60, activity=Activity(), soon_concurrency=4)
+        for name in names:
+            passes.soon(f"uid-{name}")
+            passes.soon(f"uid-{name}")  # asked twice while waiting: passed once
+        assert passes.waiting() == 20
+        await passes.start()
+        try:
+            await asyncio.wait_for(all_done.wait(), timeout=5)
+            await asyncio.sleep(0.05)
+        finally:
+            await passes.aclose()
+        assert sorted(seen) == sorted(names)
+        assert peak == 4 and passes.waiting() == 0
+
+    async def test_one_that_asks_to_run_again_sooner_than_the_round_runs_again_after_that_delay(self) -> None:
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+        twice = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> float | None:
+            times.append(loop.time())
+            if len(times) == 2:
+                twice.set()
+                return 90.0  # longer than the interval: the rounds are soon enough
+            return 0.05
+
+        passes = await self.running(PeriodicPasses(_held("a"), run_one, interval=60, activity=Activity()))
+        try:
+            passes.soon("uid-a")
+            await asyncio.wait_for(twice.wait(), timeout=5)
+            await asyncio.sleep(0.1)
+            assert passes.waiting() == 0
+        finally:
+            await passes.aclose()
+        assert len(times) == 2 and times[1] - times[0] >= 0.05
+
+    async def test_a_cr_gone_before_its_turn_is_skipped(self) -> None:
+        held = _held("a", "b")
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+            done.set()
+
+        passes = PeriodicPasses(held, run_one, interval=60, activity=Activity())
+        passes.soon("uid-a")
+        passes.soon("uid-b")
+        held.drop("uid-a")
+        await passes.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=5)
+        finally:
+            await passes.aclose()
+        assert seen == ["b"]
+
+    async def test_a_failing_one_is_logged_and_the_next_still_runs(self, caplog: pytest.LogCaptureFixture) -> None:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            if body["metadata"]["name"] == "a":
+                raise RuntimeError("boom")
+            seen.append(body["metadata"]["name"])
+            done.set()
+
+        passes = PeriodicPasses(_held("a", "b"), run_one, interval=60, activity=Activity(), soon_concurrency=1)
+        passes.soon("uid-a")
+        passes.soon("uid-b")
+        with caplog.at_level(logging.ERROR):
+            await passes.start()
+            try:
+                await asyncio.wait_for(done.wait(), timeout=5)
+            finally:
+                await passes.aclose()
+        assert seen == ["b"]
+        assert "the pass of ns/a failed" in caplog.text
+        assert passes.failure() is None
+
+    async def test_none_runs_while_this_replica_is_paused(self) -> None:
+        ran = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            ran.set()
+
+        activity = Activity(active=False)
+        passes = await self.running(PeriodicPasses(_held("a"), run_one, interval=60, activity=activity))
+        try:
+            passes.soon("uid-a")
+            await asyncio.sleep(0.1)
+            assert not ran.is_set()
+            activity.set(True, why="elected")
+            await asyncio.wait_for(ran.wait(), timeout=5)
+        finally:
+            await passes.aclose()
+
+    async def test_a_round_leaves_a_cr_waiting_for_its_soon_pass_to_it(self) -> None:
+        seen: list[str] = []
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+
+        passes = PeriodicPasses(_held("a", "b", "c"), run_one, interval=60, activity=Activity())
+        passes.soon("uid-a")
+        passes.soon("uid-b", delay=30)
+        assert await passes.round() == 1
+        assert seen == ["c"]
+        await passes.aclose()

@@ -19,6 +19,7 @@ from kopf._core.engines import posting, probing
 
 from rocketmq_operator.core import cloud
 from rocketmq_operator.core.resource import DeletionPolicy
+from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.services.activity import Activity
 from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.wiring import child_handlers, handlers, lean_watch, peering, periodic
@@ -437,12 +438,13 @@ class TestAPeriodicPass:
     class Writer:
         def __init__(self) -> None:
             self.written: list[dict[str, Any]] = []
+            self.answer = "written"
 
         async def patch(
             self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None
         ) -> str:
             self.written.append(status)
-            return "written"
+            return self.answer
 
     @staticmethod
     def body(*, handled: bool) -> dict[str, Any]:
@@ -465,6 +467,66 @@ class TestAPeriodicPass:
         await periodic.pass_one(self.body(handled=handled), step, writer, handlers.StatusFirstDiffBase())  # type: ignore[arg-type]
         assert steps == (["a"] if handled else [])
         assert writer.written == ([{"cloudStatus": "RUNNING"}] if handled else [])
+
+    @pytest.mark.parametrize(
+        ("answer", "again"),
+        [("written", 0.0), ("changed", periodic.OVERTAKEN_RETRY_SECONDS), ("gone", None)],
+        ids=["written: when its step asks", "overtaken by a newer body: shortly", "gone: never"],
+    )
+    async def test_says_how_soon_the_cr_wants_its_next_pass(self, answer: str, again: float | None) -> None:
+        async def step(body: kopf.Body, patch: kopf.Patch) -> StepResult:
+            patch.status["cloudStatus"] = "CREATING"
+            return StepResult(requeue_after=0.0)
+
+        writer = self.Writer()
+        writer.answer = answer
+        assert await periodic.pass_one(self.body(handled=True), step, writer, handlers.StatusFirstDiffBase()) == again  # type: ignore[arg-type]
+
+
+class TestANewInstanceCrsCreate:
+    """The create handler only writes the marker; the create is the CR's soon pass, once the handler's
+    write (with kopf's record that the create handlers ended) is back in the held body. A CR queued
+    for the cloud then holds no kopf worker (``services.passes`` says why)."""
+
+    def test_has_no_kopf_create_handler_beside_the_one_that_writes_the_marker(self) -> None:
+        registry = handlers.build_registry(handlers.RunOptions(settings=make_settings()))
+        creates = [
+            h.id
+            for h in registry._changing.get_all_handlers()
+            if h.reason == kopf.Reason.CREATE and h.selector is not None and h.selector.plural == "rocketmqinstances"
+        ]
+        assert creates == ["prepare"]
+
+    async def test_is_passed_soon_once_the_held_body_shows_the_create_handlers_ended(self) -> None:
+        versions: list[str | None] = []
+        passed = asyncio.Event()
+
+        async def step(body: kopf.Body, patch: kopf.Patch) -> None:
+            versions.append(body.metadata.get("resourceVersion"))
+            passed.set()
+
+        kind = periodic.Periodic(
+            plural="rocketmqinstances",
+            prefix="instance",
+            interval=60,
+            make_step=lambda memo, kwargs: step,
+            on_gone=lambda memo, uid: None,
+        )
+        kind.start(kopf.Memo(), {}, Activity(), handlers.StatusFirstDiffBase())
+        try:
+            kind.soon("a")
+            added = TestAPeriodicPass.body(handled=False)
+            await kind.follow({"type": "ADDED", "object": added}, "a", kopf.Memo())
+            await asyncio.sleep(0.05)
+            assert versions == [], "its create handlers are under way: they have not written the marker yet"
+            handled = TestAPeriodicPass.body(handled=True) | {"metadata": {**added["metadata"], "resourceVersion": "8"}}
+            await kind.follow({"type": "MODIFIED", "object": handled}, "a", kopf.Memo())
+            await asyncio.wait_for(passed.wait(), timeout=5)
+            await kind.follow({"type": "MODIFIED", "object": handled}, "a", kopf.Memo())
+            await asyncio.sleep(0.05)
+        finally:
+            await kind.aclose()
+        assert versions == ["8"], "passed once, not again for each later event"
 
 
 class TestTheMetricsEndpoint:

@@ -393,12 +393,17 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.create(**crs, id="prepare")
     async def prepare(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        """The create marker, written before anything is sent; the create itself is the CR's soon pass
+        (``Periodic.soon``), which runs once this handler's write is back. In a handler of its own
+        (it was, as "provision"), every CR of a mass create held a kopf worker while it queued for
+        the cloud: 490 to 520 MiB at 10,000 CRs. The pass writes what the handler wrote."""
         cr = _parse(body)
         runtime = _routed(memo, cr, patch, body, kwargs)
-        if runtime is not None:
-            _apply(await runtime.reconciler.prepare(cr), patch, body)
+        if runtime is None:
+            return  # refused, and the patch says why; the rounds look again each poll interval
+        _apply(await runtime.reconciler.prepare(cr), patch, body)
+        instances.soon(cr.metadata.uid)
 
-    @kopf.on.create(**crs, id="provision")
     @kopf.on.update(**crs, id="apply")
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         await _reconcile(_parse(body), body, patch, memo, kwargs)

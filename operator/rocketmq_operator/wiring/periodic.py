@@ -11,6 +11,10 @@ Each kind (instances, topics, consumer groups, users, both account kinds) gets t
   (``wiring.status_patches``), then the Events, only once the status is written. A pass that the
   CR overtook (409) or that found it gone writes and posts nothing; the next round decides again
   on the newer body.
+- ``soon``: a CR's pass ahead of the next round, once its create handlers' end has reached its
+  held body (what ``pass_one`` waits for): a new instance CR's create is handed over this way, so
+  that it queues as a uid rather than as a handler in a kopf worker (``services.passes`` says why).
+  A soon pass that a newer body overtook runs again shortly, on the newer body.
 
 The loop starts with the kind's first watch event, not at startup, so that it runs in kopf's context
 of object processing: ``kopf.event`` needs the queue that kopf sets there, and the passes' Events go
@@ -69,6 +73,8 @@ class Periodic:
         self._on_gone = on_gone
         self._passes: PeriodicPasses | None = None
         self._unlisten: Callable[[], None] | None = None
+        self._diffbase: kopf.DiffBaseStorage | None = None
+        self._due: set[str] = set()  # asked for soon; passed once the held body has a last handled spec
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         @kopf.on.event(GROUP, VERSION, self.plural, id=f"{self.prefix}-follow", registry=registry)
@@ -82,6 +88,7 @@ class Periodic:
         gone = event.get("type") == "DELETED"
         if gone or raw.get("metadata", {}).get("deletionTimestamp"):
             self.held.drop(uid)  # a CR being deleted is its deletion handler's
+            self._due.discard(uid)
         else:
             self.held.hold(uid, raw)
         if gone:
@@ -90,6 +97,22 @@ class Periodic:
             self._on_gone(memo, uid)
         if self._passes is not None:
             await self._passes.start()  # once; see the module's docstring for why from here
+            if uid in self._due and self._handled(raw):
+                self._due.discard(uid)
+                self._passes.soon(uid)
+
+    def soon(self, uid: str) -> None:
+        """Pass the CR ``uid`` ahead of the next round, as soon as its held body shows that its create
+        handlers have ended: now if it does, else once the event of their last write reaches ``follow``."""
+        raw = self.held.get(uid)
+        if raw is not None and self._handled(raw) and self._passes is not None:
+            self._passes.soon(uid)
+        else:
+            self._due.add(uid)
+
+    def _handled(self, raw: Mapping[str, Any]) -> bool:
+        """Whether the body records the end of the CR's create handlers (``pass_one`` waits for it)."""
+        return self._diffbase is not None and self._diffbase.fetch(body=kopf.Body(cast(kopf.RawBody, raw))) is not None
 
     def start(
         self, memo: kopf.Memo, kwargs: Mapping[str, Any], activity: Activity, diffbase: kopf.DiffBaseStorage
@@ -98,9 +121,10 @@ class Periodic:
         ``diffbase``: where kopf keeps the last handled spec (``settings.persistence``)."""
         writer = StatusPatches(lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=self.plural)
         step = self._make_step(memo, kwargs)
+        self._diffbase = diffbase
 
-        async def run_one(raw: dict[str, Any]) -> None:
-            await pass_one(raw, step, writer, diffbase)
+        async def run_one(raw: dict[str, Any]) -> float | None:
+            return await pass_one(raw, step, writer, diffbase)
 
         self._passes = PeriodicPasses(
             self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
@@ -118,6 +142,7 @@ class Periodic:
         uid = raw.get("metadata", {}).get("uid") if isinstance(raw, Mapping) else None
         if uid:
             self.held.drop(uid)
+            self._due.discard(uid)
             self._on_gone(memo, uid)
 
     async def aclose(self) -> None:
@@ -132,26 +157,35 @@ class Periodic:
         return self._passes.failure() if self._passes is not None else None
 
 
-async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches, diffbase: kopf.DiffBaseStorage) -> None:
-    """One CR's periodic pass: its step, the status written if it changed, then its Events.
+OVERTAKEN_RETRY_SECONDS = 1.0
+"""How soon a pass that a newer body overtook asks to run again: time for that body's event to arrive."""
 
-    None for a CR whose body has no last handled spec yet: its create handlers are under way (or
-    their end has not reached the held body), and they take the same step. Such a pass only
-    repeated theirs: at 1,000 CRs created at once (``bench/audit.py``), 463 status PATCHes 8 to 17 s
-    after the CRs' creation, 210 of them the same status written twice, 253 refused as overtaken.
+
+async def pass_one(
+    raw: dict[str, Any], step_of: StepOf, writer: StatusPatches, diffbase: kopf.DiffBaseStorage
+) -> float | None:
+    """One CR's periodic pass: its step, the status written if it changed, then its Events. Returns
+    how soon the CR wants its next pass (its step's ``requeue_after``; ``OVERTAKEN_RETRY_SECONDS``
+    when the CR changed under it), which a soon pass honours and a round does not.
+
+    None for a CR whose body has no last handled spec yet: its create handler is under way (or its
+    end has not reached the held body), and the create marker it writes must be on record before a
+    pass sends the create. When the create was a handler's too, such a pass only repeated it: at
+    1,000 CRs created at once (``bench/audit.py``), 463 status PATCHes 8 to 17 s after the CRs'
+    creation, 210 of them the same status written twice, 253 refused as overtaken.
     """
     body = kopf.Body(cast(kopf.RawBody, raw))
     if diffbase.fetch(body=body) is None:
-        return
+        return None
     patch = kopf.Patch()
     try:
         step = await step_of(body, patch)
     except kopf.PermanentError as exc:
         # The create and update handlers report it on the CR; once per interval here is noise.
         logger.debug("no periodic pass of %s/%s: %s", body.metadata.namespace, body.metadata.name, exc)
-        return
+        return None
     except kopf.TemporaryError:
-        return  # e.g. waiting for its account (account_handlers.refuse): the next round looks again
+        return None  # e.g. waiting for its account (account_handlers.refuse): the next round looks again
     if step is not None:
         bodies.merge(step, patch)
     status = patch.get("status")
@@ -163,7 +197,11 @@ async def pass_one(raw: dict[str, Any], step_of: StepOf, writer: StatusPatches, 
             status,
             resource_version=metadata.get("resourceVersion"),
         )
+        if written == "changed":
+            return OVERTAKEN_RETRY_SECONDS
         if written != "written":
-            return
-    if step is not None:
-        bodies.post(step, body)
+            return None
+    if step is None:
+        return None
+    bodies.post(step, body)
+    return step.requeue_after
