@@ -156,6 +156,12 @@ def _forget(memo: kopf.Memo, uid: str) -> None:
         registry_.forget(uid)
 
 
+CREATES_AT_ONCE = 128
+"""Soon passes of instance CRs at once: a new CR's create (``prepare``). Each holds its parsed CR and
+a pass's coroutines (some 50 KiB) but a cloud connection (32 per account) only during its calls, not
+while its status PATCH waits for the API server: at 32 at once, 10,000 CRs took 362 s to be Ready,
+against 194 to 214 s when every create was in flight."""
+
 LIST_PAGE_SIZE = 500
 """Objects per page of kopf's initial lists (client-go's informers page at 500 too)."""
 
@@ -387,6 +393,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         interval=opts.poll_interval_seconds,
         make_step=_instance_step,
         on_gone=_forget,
+        soon_concurrency=CREATES_AT_ONCE,
     )
     instances.register(registry)
     kinds = [instances, *child_handlers.register(registry, opts), *account_handlers.register(registry, opts)]

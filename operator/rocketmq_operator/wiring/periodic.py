@@ -54,6 +54,7 @@ class Periodic:
         interval: seconds between rounds (the poll interval).
         make_step: the kind's step, built at startup.
         on_gone: what the services forget of a CR gone from the API server.
+        soon_concurrency: soon passes at once (``soon``); a kind that asks for none needs one worker.
     """
 
     def __init__(
@@ -64,11 +65,13 @@ class Periodic:
         interval: float,
         make_step: MakeStep,
         on_gone: Callable[[kopf.Memo, str], None],
+        soon_concurrency: int = 1,
     ) -> None:
         self.plural = plural
         self.prefix = prefix
         self.held = HeldBodies()
         self._interval = interval
+        self._soon_concurrency = soon_concurrency
         self._make_step = make_step
         self._on_gone = on_gone
         self._passes: PeriodicPasses | None = None
@@ -127,7 +130,12 @@ class Periodic:
             return await pass_one(raw, step, writer, diffbase)
 
         self._passes = PeriodicPasses(
-            self.held, run_one, interval=self._interval, activity=activity, name=f"{self.prefix}-passes"
+            self.held,
+            run_one,
+            interval=self._interval,
+            activity=activity,
+            soon_concurrency=self._soon_concurrency,
+            name=f"{self.prefix}-passes",
         )
         self._unlisten = lean_watch.listen(self.plural, lambda event: self.watched(event, memo))
 
