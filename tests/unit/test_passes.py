@@ -304,3 +304,24 @@ class TestSoonPasses:
         assert await passes.round() == 1
         assert seen == ["c"]
         await passes.aclose()
+
+    async def test_a_round_leaves_a_cr_whose_soon_pass_runs_now_to_it(self) -> None:
+        seen: list[str] = []
+        inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def run_one(body: dict[str, Any]) -> None:
+            seen.append(body["metadata"]["name"])
+            if len(seen) == 1:
+                inside.set()
+                await release.wait()
+
+        passes = await self.running(PeriodicPasses(_held("a", "b"), run_one, interval=60, activity=Activity()))
+        try:
+            passes.soon("uid-a")
+            await asyncio.wait_for(inside.wait(), timeout=5)
+            assert await passes.round() == 1
+            release.set()
+        finally:
+            await passes.aclose()
+        assert seen == ["a", "b"]

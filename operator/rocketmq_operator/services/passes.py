@@ -107,6 +107,7 @@ class PeriodicPasses(SupervisedService):
         self._soon: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()  # in ``_soon``: a CR asked for twice waits once
         self._timers: dict[str, asyncio.TimerHandle] = {}  # soon passes asked for later
+        self._running: set[str] = set()  # soon passes under way
 
     def soon(self, uid: str, *, delay: float = 0.0) -> None:
         """Pass the CR ``uid`` as soon as a soon worker is free (after ``delay`` seconds), not at the
@@ -158,11 +159,14 @@ class PeriodicPasses(SupervisedService):
             body = self._bodies.get(uid)
             if body is None:
                 continue  # gone, or being deleted, since it was asked for
+            self._running.add(uid)
             try:
                 again = await self._run_one(body)
             except Exception:
                 logger.exception("the pass of %s failed; it runs again next round", _named(body))
                 continue
+            finally:
+                self._running.discard(uid)
             if again is not None and again < self._interval:
                 self.soon(uid, delay=again)
 
@@ -177,8 +181,11 @@ class PeriodicPasses(SupervisedService):
             nonlocal ran
             # The workers share one iterator: each takes the next CR when its last pass ends.
             for uid in uids:
-                if uid in self._queued or uid in self._timers:
-                    continue  # its soon pass comes first; two would only repeat each other
+                if uid in self._queued or uid in self._timers or uid in self._running:
+                    # Its soon pass comes first, or runs now. Two would repeat each other, and the
+                    # second one's write, decided on the same body, would be refused (409): when the
+                    # round's came first, the soon pass's Events (a create's "Created") were lost.
+                    continue
                 body = self._bodies.get(uid)
                 if body is None:
                     continue  # gone since the round began
