@@ -24,6 +24,25 @@ def _held(*names: str) -> HeldBodies:
     return held
 
 
+class Gauge:
+    """A pass that takes a little while and counts how many ran at once; ``done`` once ``until`` ran."""
+
+    def __init__(self, until: int = 0) -> None:
+        self.seen: list[str] = []
+        self.running = self.peak = 0
+        self.until = until
+        self.done = asyncio.Event()
+
+    async def run_one(self, body: dict[str, Any]) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(0.001)
+        self.running -= 1
+        self.seen.append(body["metadata"]["name"])
+        if len(self.seen) == self.until:
+            self.done.set()
+
+
 class TestHeldBodies:
     def test_the_latest_body_of_a_cr_is_what_a_pass_gets(self) -> None:
         held = HeldBodies()
@@ -63,18 +82,10 @@ class TestRounds:
 
     async def test_no_more_than_the_concurrency_run_at_once(self) -> None:
         names = [f"cr{i}" for i in range(20)]
-        running = peak = 0
-
-        async def run_one(body: dict[str, Any]) -> None:
-            nonlocal running, peak
-            running += 1
-            peak = max(peak, running)
-            await asyncio.sleep(0.001)
-            running -= 1
-
-        passes = PeriodicPasses(_held(*names), run_one, interval=10, activity=Activity(), concurrency=4)
+        gauge = Gauge()
+        passes = PeriodicPasses(_held(*names), gauge.run_one, interval=10, activity=Activity(), concurrency=4)
         assert await passes.round() == 20
-        assert peak == 4
+        assert gauge.peak == 4
 
     async def test_a_cr_dropped_while_the_round_runs_is_skipped(self) -> None:
         held = _held("a", "b")
@@ -125,14 +136,17 @@ class TestTheLoop:
         assert rounds[0] - started >= 0.05
         assert all(later - earlier >= 0.05 for earlier, later in itertools.pairwise(rounds))
 
-    async def test_no_round_starts_while_this_replica_is_paused(self) -> None:
+    @pytest.mark.parametrize("soon", [False, True], ids=["a round", "a soon pass"])
+    async def test_no_pass_starts_while_this_replica_is_paused(self, soon: bool) -> None:
         ran = asyncio.Event()
 
         async def run_one(body: dict[str, Any]) -> None:
             ran.set()
 
         activity = Activity(active=False)
-        passes = PeriodicPasses(_held("a"), run_one, interval=0.01, activity=activity)
+        passes = PeriodicPasses(_held("a"), run_one, interval=60 if soon else 0.01, activity=activity)
+        if soon:
+            passes.soon("uid-a")
         await passes.start()
         try:
             await asyncio.sleep(0.1)
@@ -164,6 +178,17 @@ class TestSoonPasses:
         await passes.start()
         return passes
 
+    @staticmethod
+    async def soon_until(passes: PeriodicPasses, done: asyncio.Event, *uids: str) -> None:
+        """Ask for the soon passes of ``uids``, then run the loop until ``done``."""
+        for uid in uids:
+            passes.soon(uid)
+        await passes.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=5)
+        finally:
+            await passes.aclose()
+
     async def test_is_passed_long_before_the_next_round(self) -> None:
         seen: list[str] = []
         done = asyncio.Event()
@@ -182,33 +207,20 @@ class TestSoonPasses:
 
     async def test_no_more_than_the_soon_concurrency_run_at_once_and_each_once(self) -> None:
         names = [f"cr{i}" for i in range(20)]
-        seen: list[str] = []
-        running = peak = 0
-        all_done = asyncio.Event()
-
-        async def run_one(body: dict[str, Any]) -> None:
-            nonlocal running, peak
-            running += 1
-            peak = max(peak, running)
-            await asyncio.sleep(0.001)
-            running -= 1
-            seen.append(body["metadata"]["name"])
-            if len(seen) == len(names):
-                all_done.set()
-
-        passes = PeriodicPasses(_held(*names), run_one, interval=60, activity=Activity(), soon_concurrency=4)
+        gauge = Gauge(until=len(names))
+        passes = PeriodicPasses(_held(*names), gauge.run_one, interval=60, activity=Activity(), soon_concurrency=4)
         for name in names:
             passes.soon(f"uid-{name}")
             passes.soon(f"uid-{name}")  # asked twice while waiting: passed once
         assert passes.waiting() == 20
         await passes.start()
         try:
-            await asyncio.wait_for(all_done.wait(), timeout=5)
+            await asyncio.wait_for(gauge.done.wait(), timeout=5)
             await asyncio.sleep(0.05)
         finally:
             await passes.aclose()
-        assert sorted(seen) == sorted(names)
-        assert peak == 4 and passes.waiting() == 0
+        assert sorted(gauge.seen) == sorted(names)
+        assert gauge.peak == 4 and passes.waiting() == 0
 
     async def test_one_that_asks_to_run_again_sooner_than_the_round_runs_again_after_that_delay(self) -> None:
         loop = asyncio.get_running_loop()
@@ -243,13 +255,8 @@ class TestSoonPasses:
 
         passes = PeriodicPasses(held, run_one, interval=60, activity=Activity())
         passes.soon("uid-a")
-        passes.soon("uid-b")
         held.drop("uid-a")
-        await passes.start()
-        try:
-            await asyncio.wait_for(done.wait(), timeout=5)
-        finally:
-            await passes.aclose()
+        await self.soon_until(passes, done, "uid-b")
         assert seen == ["b"]
 
     async def test_a_failing_one_is_logged_and_the_next_still_runs(self, caplog: pytest.LogCaptureFixture) -> None:
@@ -263,34 +270,11 @@ class TestSoonPasses:
             done.set()
 
         passes = PeriodicPasses(_held("a", "b"), run_one, interval=60, activity=Activity(), soon_concurrency=1)
-        passes.soon("uid-a")
-        passes.soon("uid-b")
         with caplog.at_level(logging.ERROR):
-            await passes.start()
-            try:
-                await asyncio.wait_for(done.wait(), timeout=5)
-            finally:
-                await passes.aclose()
+            await self.soon_until(passes, done, "uid-a", "uid-b")
         assert seen == ["b"]
         assert "the pass of ns/a failed" in caplog.text
         assert passes.failure() is None
-
-    async def test_none_runs_while_this_replica_is_paused(self) -> None:
-        ran = asyncio.Event()
-
-        async def run_one(body: dict[str, Any]) -> None:
-            ran.set()
-
-        activity = Activity(active=False)
-        passes = await self.running(PeriodicPasses(_held("a"), run_one, interval=60, activity=activity))
-        try:
-            passes.soon("uid-a")
-            await asyncio.sleep(0.1)
-            assert not ran.is_set()
-            activity.set(True, why="elected")
-            await asyncio.wait_for(ran.wait(), timeout=5)
-        finally:
-            await passes.aclose()
 
     async def test_a_round_leaves_a_cr_waiting_for_its_soon_pass_to_it(self) -> None:
         seen: list[str] = []
