@@ -155,6 +155,23 @@ class TestForcedDeletions:
         assert shows(fake) <= 35, shows(fake)
         assert answers[instance_id][1] - fake.ended[instance_id] <= MAX_GAP
 
+    @virtual_time
+    async def test_looks_that_go_out_late_do_not_teach_the_estimate_their_lateness(self) -> None:
+        # Slow shows and a batch every few seconds: a cohort's first look waits while the looks of
+        # the cohorts before it are still out, and goes out late. Learned from when the looks went
+        # out, the estimate grew with every cohort (18.7 s here for 10 s deletions).
+        fake = FakeCloud(delete_seconds=10.0, latency=1.5)
+        async with confirming(fake) as confirmer:
+            batches = []
+            for n in range(24):
+                ids = fake.add_running(50, prefix=f"b{n}-")
+                batches.append(asyncio.create_task(delete_batch(fake, confirmer, ids, force=True)))
+                await asyncio.sleep(VERIFY * 1.5)
+            answers = [answer for batch in await asyncio.gather(*batches) for answer in batch.items()]
+            estimate = confirmer.estimate(force=True)
+        assert {look.sighting for _id, (look, _at) in answers} == {Sighting.GONE}
+        assert estimate <= 12.0, estimate
+
 
 class TestPassesLooksAndProofs:
     @virtual_time

@@ -93,6 +93,12 @@ class TestLearningHowLongDeletionsTake:
             estimate.record(elapsed=estimate.seconds if estimate.samples else 20.0, last_still_deleting=None)
         assert estimate.seconds < 20.0 * 0.9**2
 
+    def test_gone_at_a_late_first_look_counts_from_when_the_look_was_due(self) -> None:
+        estimate = evidence.DurationEstimate(initial=10.0)
+        for _ in range(5):  # each look due when the estimate said, and out 5 s late
+            estimate.record(elapsed=estimate.seconds + 5.0, last_still_deleting=None, due=estimate.seconds)
+        assert estimate.seconds < 10.0
+
     def test_the_median_ignores_an_outlier_and_old_samples_age_out(self) -> None:
         estimate = evidence.DurationEstimate(initial=2.0, size=5)
         for elapsed in (10.0, 10.0, 300.0, 10.0):

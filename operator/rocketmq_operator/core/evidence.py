@@ -127,6 +127,11 @@ class DurationEstimate:
     one that saw it gone, the middle of the two; gone at the first look, a little less than the
     time elapsed (the deletion ended some time before it), so that an estimate that has grown too
     long shrinks again instead of never learning that deletions got faster.
+
+    Gone at the first look, the time counted is at most when that look was due (``due``), not when
+    it went out: a look that left late (a busy event loop, a queue of looks before it) would teach
+    the estimate its own lateness. Each sample would then be 0.9 times (the estimate plus the
+    lateness), which settles at nine times the lateness, not at the deletions' length.
     """
 
     SHRINK = 0.9
@@ -135,13 +140,16 @@ class DurationEstimate:
         self._initial = initial
         self._samples: deque[float] = deque(maxlen=size)
 
-    def record(self, *, elapsed: float, last_still_deleting: float | None) -> None:
+    def record(self, *, elapsed: float, last_still_deleting: float | None, due: float | None = None) -> None:
+        """``elapsed``: from the acceptance to the look that proved it gone; ``due``: from the
+        acceptance to when that look was due, if it was scheduled."""
         if elapsed < 0:
             return
         if last_still_deleting is not None and 0 <= last_still_deleting <= elapsed:
             self._samples.append((last_still_deleting + elapsed) / 2.0)
         else:
-            self._samples.append(elapsed * self.SHRINK)
+            first_look = min(elapsed, due) if due is not None and due > 0 else elapsed
+            self._samples.append(first_look * self.SHRINK)
 
     @property
     def seconds(self) -> float:

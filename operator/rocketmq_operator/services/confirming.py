@@ -364,6 +364,7 @@ class DeletionConfirmer(SupervisedService):
                 self._estimates[entry.force].record(
                     elapsed=look.observed_at - entry.accepted_at,
                     last_still_deleting=None if last is None else last - entry.accepted_at,
+                    due=entry.due - entry.accepted_at,  # (not rescheduled yet: the due of this look)
                 )
             self._settle(entry, "undone" if undone else look.sighting.value.lower())
             return
