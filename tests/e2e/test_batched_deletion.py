@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .support import Recorder, Stack, condition, create_ready, wait_for
@@ -13,6 +14,10 @@ def _saw_batch_result(history: list[tuple[float, str, dict[str, Any]]]) -> dict[
         if kind != "DELETED" and deletion.get("result") == "Accepted" and deletion.get("batchId"):
             return deletion
     return None
+
+
+def _accepted(obj: dict[str, Any]) -> bool:
+    return bool(((obj.get("status") or {}).get("deletion") or {}).get("result") == "Accepted")
 
 
 def test_sixty_deletions_take_at_most_two_batch_calls_and_no_single_deletes(stack: Stack) -> None:
@@ -41,6 +46,28 @@ def test_sixty_deletions_take_at_most_two_batch_calls_and_no_single_deletes(stac
             assert deleted["outcome"] == "gone" and gone_at >= deleted["ended_at"], name
             assert stack.sim_instance(instance_id) is None
     assert not [i for i in stack.sim.instances() if i["instance_id"] in ids.values()], "leaked instances"
+
+
+def test_each_cr_shows_its_batch_result_while_the_cloud_still_deletes(stack_factory: Callable[..., Stack]) -> None:
+    """The batch's answer goes on the CR when the batch answers, not with the finalizer's removal: while
+    the cloud deletes, ``kubectl get`` shows it, and the release has only the finalizer to write. The
+    confirm wait (30 s) outlasts the deletion (8 s): a pass that waited in it would write the result
+    only after the cloud finished."""
+    slow = stack_factory(
+        settings={"DMS_DELETE_CONFIRM_WAIT_SECONDS": "30"},
+        simulator_args=["--create-seconds", "1", "--delete-seconds", "8", "--quota", "100000"],
+    )
+    ns = slow.namespace()
+    ids = create_ready(slow, ns, 10, prefix="slow", timeout=120)
+    with Recorder(slow.cluster, ns) as recorder:
+        slow.cluster.kubectl("delete", "rmqi", "--all", "-n", ns, "--wait=false")
+        slow.cluster.wait_gone(ns, ids, timeout=120)
+        deletions = slow.deletions(ids.values())
+        for name, instance_id in ids.items():
+            seen = next((at for at, kind, obj in recorder.history(name) if kind != "DELETED" and _accepted(obj)), None)
+            (deleted,) = deletions[instance_id]
+            assert seen is not None, f"{name} never showed its batch result"
+            assert seen < deleted["ended_at"], f"{name} showed its batch result only after the cloud finished"
 
 
 def test_partial_failure_keeps_the_finalizer_with_the_reason_until_cleared(stack: Stack) -> None:

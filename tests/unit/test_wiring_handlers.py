@@ -25,6 +25,7 @@ from rocketmq_operator.services.metrics import Metrics
 from rocketmq_operator.wiring import child_handlers, handlers, lean_watch, peering, periodic
 from rocketmq_operator.wiring.accounts import Accounts
 from rocketmq_operator.wiring.runtime import Runtime
+from rocketmq_operator.wiring.status_patches import StatusPatchError
 
 from .builders import cr, make_settings, view
 from .fake_cloud import FakeCloud
@@ -239,12 +240,71 @@ class TestAPassWaitingForTheProof:
             with pytest.raises(kopf.TemporaryError):
                 await finalize(body=kopf.Body(body), patch=accepted, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
             assert accepted["status"]["deletion"]["result"] == "Accepted"
-            assert parsed_with_proof == [False]
+            assert parsed_with_proof == [False, False], "to submit, and after its (short) wait for the proof"
             body["status"] = {**body["status"], **accepted["status"]}
             if not account_recorded:
                 del body["status"]["account"]
             await finalize(body=kopf.Body(body), patch=kopf.Patch(), memo=memo, namespace="team-a", **INSTANCE_INDEXES)
-        assert parsed_with_proof == [False, True], "the second pass parsed its CR after the proof"
+        assert parsed_with_proof == [False, False, True], "the second pass parsed its CR after the proof"
+
+
+class RecordingWriter:
+    """Stands in for the status subresource (``StatusPatches``): what was written, and whether the
+    cloud had finished the deletion by then; it answers with the CR at resourceVersion "2"."""
+
+    def __init__(self, fake: FakeCloud, body: dict[str, Any], *, fail: bool = False) -> None:
+        self.fake = fake
+        self.body = body
+        self.fail = fail
+        self.writes: list[tuple[dict[str, Any], bool]] = []
+
+    async def merged(self, namespace: str, name: str, status: Any) -> dict[str, Any] | None:
+        self.writes.append((dict(status), "i-1" in self.fake.ended))
+        if self.fail:
+            raise StatusPatchError("PATCH rocketmqinstances team-a/x status: 500 etcdserver: request timed out")
+        metadata = {**self.body["metadata"], "resourceVersion": "2", "managedFields": [{"manager": "x"}]}
+        return {**self.body, "metadata": metadata, "status": {**self.body.get("status", {}), **status}}
+
+
+class TestTheAcceptanceGoesOnRecordAtOnce:
+    """kopf writes a handler's patch when the handler returns: an acceptance that waited in it for the
+    proof reached the CR with the finalizer's removal, when the API server is busiest."""
+
+    async def test_the_acceptance_is_written_before_the_proof_and_the_release_writes_only_the_finalizer(
+        self,
+    ) -> None:
+        fake = FakeCloud(delete_seconds=1.0)
+        fake.add(view("i-1"))
+        body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
+            by_alias=True, exclude_none=True
+        )
+        async with deletion_handler(fake) as (finalize, memo, events):
+            memo["instance_status_writer"] = writer = RecordingWriter(fake, body)
+            handled, patch = kopf.Body(body), kopf.Patch()
+            await finalize(body=handled, patch=patch, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
+        [(written, cloud_done)] = writer.writes
+        assert written["deletion"]["result"] == "Accepted" and written["deletion"]["batchId"]
+        assert not cloud_done, "on record while the cloud was still deleting"
+        assert dict(patch) == {}, "the release leaves kopf only the finalizer's removal to write"
+        # kopf's removal of the finalizer tests the resourceVersion of the body it handles: ours, now.
+        assert handled.metadata["resourceVersion"] == "2"
+        assert "managedFields" not in handled.metadata
+        [event] = [events.get_nowait() for _ in range(events.qsize())]
+        assert event.reason == "Deleted", "one Event for the whole deletion"
+        assert written["deletion"]["batchId"] in event.message and "404" in event.message
+
+    async def test_an_acceptance_the_api_server_failed_goes_with_the_release(self) -> None:
+        fake = FakeCloud(delete_seconds=1.0)
+        fake.add(view("i-1"))
+        body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
+            by_alias=True, exclude_none=True
+        )
+        async with deletion_handler(fake, DMS_DELETE_CONFIRM_WAIT_SECONDS="30") as (finalize, memo, events):
+            memo["instance_status_writer"] = RecordingWriter(fake, body, fail=True)
+            patch = kopf.Patch()
+            await finalize(body=kopf.Body(body), patch=patch, memo=memo, namespace="team-a", **INSTANCE_INDEXES)
+        assert patch["status"]["deletion"]["result"] == "Accepted", "written with the finalizer's removal"
+        assert [events.get_nowait().reason for _ in range(events.qsize())] == ["Deleted"]
 
 
 def child_calls(fake: FakeCloud) -> list[Any]:

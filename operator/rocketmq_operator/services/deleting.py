@@ -17,7 +17,7 @@ from rocketmq_operator.core import cloud, decisions, evidence, status
 from rocketmq_operator.core.conditions import Verdict
 from rocketmq_operator.core.resource import DeletionPolicy, DeletionStatus, RocketMQInstance
 from rocketmq_operator.core.settings import OperatorSettings
-from rocketmq_operator.core.status import StepResult
+from rocketmq_operator.core.status import Event, StepResult
 from rocketmq_operator.core.vocabulary import DeletionResult, DeletionTrigger, EventType, Reason
 from rocketmq_operator.ports import errors
 from rocketmq_operator.ports.protocol import ExternalClient
@@ -71,9 +71,9 @@ class DeletionFlow:
         """
         return self._memory.forgotten(uid)
 
-    async def await_proof(self, instance_id: str) -> bool:
+    async def await_proof(self, instance_id: str, *, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Before its CR is parsed, a pass of a CR whose acceptance is on record waits here, up to
-        ``delete_proof_wait_seconds``, for news of the deletion this process confirms; then
+        ``timeout`` (``delete_proof_wait_seconds``), for news of the deletion this process confirms; then
         ``finalize`` (told ``waited``) decides at once. ``False`` at once when no deletion of the
         instance is being confirmed: ``finalize`` then waits itself.
 
@@ -81,7 +81,8 @@ class DeletionFlow:
         takes; at 10,000 CRs deleted at once they all wait together, and a parsed CR is about 10 KiB
         that the wait has no use for.
         """
-        return await self._confirmer.wait(instance_id, timeout=self._settings.delete_proof_wait_seconds)
+        wait = self._settings.delete_proof_wait_seconds if timeout is None else timeout
+        return await self._confirmer.wait(instance_id, timeout=wait)
 
     async def finalize(
         self,
@@ -90,8 +91,11 @@ class DeletionFlow:
         namespace_policy: str | None,
         default_policy: DeletionPolicy,
         waited: bool = False,
+        settle: bool = True,
     ) -> StepResult:
-        """``waited``: this pass waited for the proof already (``await_proof``)."""
+        """``waited``: this pass waited for the proof already (``await_proof``). ``settle``: after an
+        accepted submission, wait here (``delete_confirm_wait_seconds``) for the proof; a caller that
+        puts the acceptance on record itself at once passes False and waits apart (``awaiting_proof``)."""
         async with self._memory.step(cr):
             cr = self._with_remembered_deletion(cr)
             choice = decisions.resolve_policy(cr, namespace_policy, default_policy)
@@ -109,7 +113,8 @@ class DeletionFlow:
             try:
                 await self._deletion_step(cr, step, result)
                 if isinstance(step, decisions.Submit):
-                    await self._settle_at_once(cr, choice, result)
+                    wait = self._settings.delete_confirm_wait_seconds if settle else 0.0
+                    await self._settle_at_once(cr, choice, result, wait=wait)
             except errors.CloudError as exc:
                 result.requeue_after = backoff(cr.status.deletion.attempts if cr.status.deletion else 0, exc)
                 self._conditions(cr, result, Reason.DELETE_FAILED, f"{type(step).__name__}: {exc}", ok=False)
@@ -117,8 +122,11 @@ class DeletionFlow:
                 self._deletions[cr.metadata.uid] = result.status.deletion
             return result
 
-    async def _settle_at_once(self, cr: RocketMQInstance, choice: decisions.PolicyChoice, result: StepResult) -> None:
-        """After an accepted submission, wait here (as long as a pass waits anyway) for the proof.
+    async def _settle_at_once(
+        self, cr: RocketMQInstance, choice: decisions.PolicyChoice, result: StepResult, *, wait: float
+    ) -> None:
+        """After an accepted submission, wait here (up to ``wait``) for the proof; with no wait, the
+        confirmation of the deletion starts and the caller waits for it (``await_proof``).
 
         Proven within the wait, the CR is released in this same pass: its result and the finalizer's
         removal go to the API server together (one status write, one finalizer patch) with one Event
@@ -129,18 +137,13 @@ class DeletionFlow:
         if deletion is None or deletion.result != DeletionResult.ACCEPTED or not self._memory.tracks(cr.metadata.uid):
             return  # (a CR gone meanwhile: nothing more is learned for it)
         accepted = cr.model_copy(update={"status": cr.status.model_copy(update={"deletion": deletion})})
-        look = await self._deletion_look(
-            accepted, deletion.instance_id, wait=self._settings.delete_confirm_wait_seconds
-        )
+        look = await self._deletion_look(accepted, deletion.instance_id, wait=wait)
         step = decisions.decide_deletion(accepted, choice, look)
         if not isinstance(step, decisions.Release):
             return
-        # The acceptance's Event folds into the release's: one Event for the whole deletion.
-        said = "; ".join(e.message for e in result.events if e.reason == Reason.DELETE_ACCEPTED)
-        result.events = [e for e in result.events if e.reason != Reason.DELETE_ACCEPTED]
         result.released = True
         result.requeue_after = None
-        result.event(EventType.NORMAL, step.reason, f"{step.message} ({said})" if said else step.message)
+        result.events = _folded(result.events, Event(EventType.NORMAL, step.reason, step.message))
 
     def _with_remembered_deletion(self, cr: RocketMQInstance) -> RocketMQInstance:
         """The CR with the deletion status this process wrote last, if its body predates that write.
@@ -277,6 +280,38 @@ class DeletionFlow:
         verdict = Verdict(ready=False, reason=reason, message=message, reconciling=ok, stalled=False)
         now = decisions.isoformat(self._clock())
         status.set_conditions(cr, status.throttled(verdict, self._client.throttling()), result, now=now)
+
+
+def awaiting_proof(result: StepResult) -> str | None:
+    """The instance whose deletion this pass had the cloud accept, when the CR is not released yet:
+    what a caller that puts the acceptance on record itself (``finalize(settle=False)``) then waits for."""
+    deletion = result.status.deletion
+    if result.released or deletion is None or deletion.result != DeletionResult.ACCEPTED:
+        return None
+    return deletion.instance_id
+
+
+def settled(accepted: StepResult, then: StepResult, *, recorded: bool) -> StepResult:
+    """One pass's result when its acceptance (``accepted``) was followed by a look after the wait
+    (``then``): ``then``'s status, on top of the acceptance's unless that is on record already
+    (``recorded``); and when ``then`` releases the CR, one Event for the whole deletion, as
+    ``finalize`` gives when the proof comes within its own wait."""
+    if not recorded:
+        for name in then.status.model_fields_set:
+            setattr(accepted.status, name, getattr(then.status, name))
+        then.status = accepted.status
+    if then.released and then.events:
+        then.events = _folded([*accepted.events, *then.events[:-1]], then.events[-1])
+    else:
+        then.events = [*accepted.events, *then.events]
+    return then
+
+
+def _folded(events: list[Event], release: Event) -> list[Event]:
+    """The acceptance's Event folded into the release's: one Event for the whole deletion."""
+    said = "; ".join(e.message for e in events if e.reason == Reason.DELETE_ACCEPTED)
+    kept = [e for e in events if e.reason != Reason.DELETE_ACCEPTED]
+    return [*kept, Event(release.type, release.reason, f"{release.message} ({said})" if said else release.message)]
 
 
 def record_of(

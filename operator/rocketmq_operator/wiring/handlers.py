@@ -35,6 +35,7 @@ from rocketmq_operator.core.settings import OperatorSettings
 from rocketmq_operator.core.status import StepResult
 from rocketmq_operator.core.vocabulary import DeletionResult
 from rocketmq_operator.ports.protocol import OperatorClient
+from rocketmq_operator.services import deleting
 from rocketmq_operator.services.metrics import Metrics, registry_by_account
 from rocketmq_operator.wiring import (
     account_handlers,
@@ -49,6 +50,7 @@ from rocketmq_operator.wiring import (
 from rocketmq_operator.wiring.accounts import Accounts, AccountSource
 from rocketmq_operator.wiring.runtime import Runtime
 from rocketmq_operator.wiring.secrets import KubeSecrets
+from rocketmq_operator.wiring.status_patches import StatusPatchError, StatusPatches
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +297,9 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         parents = child_handlers.parents_from(kwargs, opts)
 
         kube_secrets = KubeSecrets(lambda: memo.get("api_endpoint"))
+        memo["instance_status_writer"] = StatusPatches(
+            lambda: memo.get("api_endpoint"), group=GROUP, version=VERSION, plural=PLURAL
+        )
         secrets = kube_secrets if opts.connection_secrets else None
         default: Runtime = await Runtime.start(
             opts,
@@ -449,8 +454,25 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         ns_index: kopf.Index[str, tuple[str, str | None]] = kwargs["ns_info"]
         policy = next((p for _uid, p in ns_index.get(namespace or "", ())), None)
         result = await runtime.deletions.finalize(
-            cr, namespace_policy=policy, default_policy=opts.default_deletion_policy, waited=waited
+            cr, namespace_policy=policy, default_policy=opts.default_deletion_policy, waited=waited, settle=False
         )
+        instance_id = deleting.awaiting_proof(result)
+        if instance_id is not None:
+            # The acceptance on record now, so kubectl shows it while the cloud deletes and the release
+            # writes only the finalizer's removal; then the wait for the proof, holding no parsed CR
+            # (``await_proof``). Not on record: it goes with the pass's result, after a shorter wait.
+            recorded = await _record_acceptance(memo, body, result)
+            del cr
+            await runtime.deletions.await_proof(
+                instance_id, timeout=None if recorded else opts.delete_confirm_wait_seconds
+            )
+            if runtime.deletions.released(body.metadata.uid or ""):
+                return  # gone from the API server meanwhile (its finalizer removed by hand): nothing to write
+            cr = _parse(body)
+            then = await runtime.deletions.finalize(
+                cr, namespace_policy=policy, default_policy=opts.default_deletion_policy, waited=True
+            )
+            result = deleting.settled(result, then, recorded=recorded)
         _apply(result, patch, body)
         if result.released:
             started = cr.metadata.deletion_timestamp
@@ -465,6 +487,41 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
         raise kopf.TemporaryError(message, delay=delay)
 
     return registry
+
+
+async def _record_acceptance(memo: kopf.Memo, body: kopf.Body, result: StepResult) -> bool:
+    """The status of an accepted deletion written at once, apart from kopf's patch: whether it was.
+
+    kopf writes a handler's patch only when the handler returns, so an acceptance whose handler
+    waited for the proof reached the CR together with the finalizer's removal, two writes when the
+    API server is busiest, and nobody saw it while the cloud deleted. Not written (the API server
+    failed it, or the CR is gone): kopf writes the result when the pass ends, as it did.
+    """
+    writer: StatusPatches | None = memo.get("instance_status_writer")
+    if writer is None:
+        return False
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+    try:
+        written = await writer.merged(namespace, name, result.patch)
+    except StatusPatchError as exc:
+        logger.warning("%s/%s: the deletion's acceptance was not written at once: %s", namespace, name, exc)
+        return False
+    if written is None:
+        return False
+    _hold(body, written)
+    return True
+
+
+def _hold(body: kopf.Body, written: dict[str, Any]) -> None:
+    """The CR as our write left it, as the body kopf handles: kopf removes the finalizer by a JSON
+    patch that tests the resourceVersion of that body, which our write made stale (a 422 for every
+    CR, then a second PATCH once the write's watch event came round). kopf's bodies are views whose
+    source can be replaced (its daemons' live bodies are kept so); without that, the cost is the
+    second PATCH, not a fault."""
+    replace = getattr(body, "_replace_with", None)
+    if callable(replace) and isinstance(written.get("metadata"), dict):
+        written["metadata"].pop("managedFields", None)  # as every body kopf keeps (wiring.lean_watch)
+        replace(written)
 
 
 def _now() -> float:

@@ -54,27 +54,44 @@ class StatusPatches:
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
     ) -> Literal["written", "gone", "changed"]:
         """Merge ``status`` into the CR's, if it is still at ``resource_version``."""
-        endpoint = self._endpoint()
-        if endpoint is None:
-            raise StatusPatchError("not logged in to the API server yet")
-        what = f"PATCH {self._plural} {namespace}/{name} status" if namespace else f"PATCH {self._plural} {name} status"
-        answer = await kube_api.send(
-            endpoint,
-            "PATCH",
-            self.path(namespace, name),
-            what=what,
-            error=StatusPatchError,
-            client_timeout=self._timeout,
-            body=_body(status, resource_version),
-            content_type="application/merge-patch+json",
-        )
+        answer = await self._send(namespace, name, status, resource_version)
         if answer.status < 300:
             return "written"
         if answer.status == 404:
             return "gone"
         if answer.status == 409:
             return "changed"
-        raise StatusPatchError(f"{what}: {answer.refusal()}")
+        raise StatusPatchError(f"{self._what(namespace, name)}: {answer.refusal()}")
+
+    async def merged(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge ``status`` into the CR's whatever its version, as kopf writes a handler's status: the
+        CR as the API server holds it then, ``None`` when it is gone."""
+        answer = await self._send(namespace, name, status, None)
+        if answer.status < 300:
+            return answer.body
+        if answer.status == 404:
+            return None
+        raise StatusPatchError(f"{self._what(namespace, name)}: {answer.refusal()}")
+
+    def _what(self, namespace: str, name: str) -> str:
+        return f"PATCH {self._plural} {namespace}/{name} status" if namespace else f"PATCH {self._plural} {name} status"
+
+    async def _send(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None
+    ) -> kube_api.Answer:
+        endpoint = self._endpoint()
+        if endpoint is None:
+            raise StatusPatchError("not logged in to the API server yet")
+        return await kube_api.send(
+            endpoint,
+            "PATCH",
+            self.path(namespace, name),
+            what=self._what(namespace, name),
+            error=StatusPatchError,
+            client_timeout=self._timeout,
+            body=_body(status, resource_version),
+            content_type="application/merge-patch+json",
+        )
 
 
 def _body(status: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
