@@ -108,12 +108,55 @@ class TestWhatLeavesAsOneCall:
     async def test_reaching_the_size_limit_sends_at_once(self) -> None:
         fake = FakeCloud()
         ids = fake.add_running(4)
-        batcher = make_batcher(fake, window=10.0, max_size=3)
+        batcher = batching.DeletionBatcher(fake, window=10.0, max_wait=20.0, max_size=3, clock=loop_clock)
 
         outcomes = await submit_all(batcher, ids)
 
-        assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 3), (10.0, 1)]
+        # The rest of a burst that filled a call waits for more up to max_wait (below).
+        assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 3), (20.0, 1)]
         assert [o.batch_size for o in outcomes] == [3, 3, 3, 1]
+
+    @virtual_time
+    async def test_a_pause_in_a_burst_that_filled_a_call_does_not_send_the_next_one_part_filled(self) -> None:
+        """kubectl's deletions, or the watch that brings them, stall for a second or two under load: a
+        group opened right after a full call waits out such a pause (up to max_wait), not one window."""
+        fake = FakeCloud()
+        ids = fake.add_running(100)
+        batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=3.0, max_size=50, clock=loop_clock)
+
+        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
+            await asyncio.sleep(delay)
+            return await batcher.submit(instance_id, force_delete=False)
+
+        # 60 ids at once, a pause of 2 s (4 windows), then the other 40.
+        await asyncio.gather(*(submit_at(0.0 if n < 60 else 2.0, i) for n, i in enumerate(ids)))
+
+        assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 50), (2.0, 50)]
+
+    @virtual_time
+    async def test_the_rest_of_a_burst_leaves_max_wait_after_its_first_id(self) -> None:
+        fake = FakeCloud()
+        ids = fake.add_running(53)
+        batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=3.0, max_size=50, clock=loop_clock)
+
+        await submit_all(batcher, ids)
+
+        assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 50), (3.0, 3)]
+
+    @virtual_time
+    async def test_a_group_after_a_call_sent_part_filled_waits_one_window_again(self) -> None:
+        fake = FakeCloud()
+        ids = fake.add_running(53)
+        batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=3.0, max_size=50, clock=loop_clock)
+
+        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
+            await asyncio.sleep(delay)
+            return await batcher.submit(instance_id, force_delete=False)
+
+        # The burst's rest (2 ids) leaves at max_wait; an id 1 s later is no burst: one window.
+        await asyncio.gather(*(submit_at(0.0 if n < 52 else 4.0, i) for n, i in enumerate(ids)))
+
+        assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 50), (3.0, 2), (4.5, 1)]
 
     @virtual_time
     async def test_each_force_flag_is_its_own_call(self) -> None:

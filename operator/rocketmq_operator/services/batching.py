@@ -113,6 +113,8 @@ class _Group(Generic[K]):
     opened_at: float = 0.0
     waiters: dict[str, _Waiter] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
+    in_burst: bool = False
+    """Opened within a window of a call of its key sent full: sent when full, or ``max_wait`` after its first id."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ class Coalescer(Generic[K]):
             id arrived (a burst that the API server delivers over several seconds still leaves
             as one call), but never later than ``max_wait`` after its first id.
         max_wait: the cap, so a steady trickle cannot delay a call forever; default 5 x window.
+            A group opened right after a call of its key that left full is in a burst: a pause
+            longer than ``window`` in it (kubectl or the watch stalling under load) does not send
+            it part-filled; it is sent full, or ``max_wait`` after its first id.
         max_size: ids per call; a group reaching it is sent at once.
         metrics: where to record batch sizes and per-id results.
         trigger_label: the ``trigger`` label of this batcher's batch size observations.
@@ -166,6 +171,7 @@ class Coalescer(Generic[K]):
         self._trigger_label = trigger_label
         self._clock = clock
         self._groups: dict[K, _Group[K]] = {}
+        self._sent_full_at: dict[K, float] = {}  # loop time of each key's last call that left full
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closed = False
         self._limit_warned = False
@@ -237,12 +243,14 @@ class Coalescer(Generic[K]):
         group = self._groups.get(key)
         now = loop.time()
         if group is None:
-            group = _Group(key=key, opened_at=now)
+            full_at = self._sent_full_at.pop(key, None)
+            group = _Group(key=key, opened_at=now, in_burst=full_at is not None and now - full_at <= self._window)
             self._groups[key] = group
         # Slide the window with each arrival, capped at max_wait from the group's first id.
         if group.timer is not None:
             group.timer.cancel()
-        due = min(now + self._window, group.opened_at + self._max_wait)
+        capped = group.opened_at + self._max_wait
+        due = capped if group.in_burst else min(now + self._window, capped)
         group.timer = loop.call_at(due, self._flush, key)
         waiter = group.waiters.get(instance_id)
         if waiter is None:
@@ -250,6 +258,7 @@ class Coalescer(Generic[K]):
             group.waiters[instance_id] = waiter
             self._report_depth()
         if len(group.waiters) >= self._effective_max_size:
+            self._sent_full_at[key] = now
             self._flush(key)
         return waiter.future
 
