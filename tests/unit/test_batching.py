@@ -33,6 +33,11 @@ async def submit_all(
     return list(await asyncio.gather(*(batcher.submit(i, force_delete=force_delete) for i in ids)))
 
 
+async def submit_at(batcher: batching.DeletionBatcher, delay: float, instance_id: str) -> batching.DeleteOutcome:
+    await asyncio.sleep(delay)
+    return await batcher.submit(instance_id, force_delete=False)
+
+
 def sizes(fake: FakeCloud) -> list[int]:
     return [len(call.ids) for call in fake.calls_of("delete_many")]
 
@@ -124,12 +129,8 @@ class TestWhatLeavesAsOneCall:
         ids = fake.add_running(100)
         batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=3.0, max_size=50, clock=loop_clock)
 
-        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
-            await asyncio.sleep(delay)
-            return await batcher.submit(instance_id, force_delete=False)
-
         # 60 ids at once, a pause of 2 s (4 windows), then the other 40.
-        await asyncio.gather(*(submit_at(0.0 if n < 60 else 2.0, i) for n, i in enumerate(ids)))
+        await asyncio.gather(*(submit_at(batcher, 0.0 if n < 60 else 2.0, i) for n, i in enumerate(ids)))
 
         assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 50), (2.0, 50)]
 
@@ -149,12 +150,8 @@ class TestWhatLeavesAsOneCall:
         ids = fake.add_running(53)
         batcher = batching.DeletionBatcher(fake, window=0.5, max_wait=3.0, max_size=50, clock=loop_clock)
 
-        async def submit_at(delay: float, instance_id: str) -> batching.DeleteOutcome:
-            await asyncio.sleep(delay)
-            return await batcher.submit(instance_id, force_delete=False)
-
         # The burst's rest (2 ids) leaves at max_wait; an id 1 s later is no burst: one window.
-        await asyncio.gather(*(submit_at(0.0 if n < 52 else 4.0, i) for n, i in enumerate(ids)))
+        await asyncio.gather(*(submit_at(batcher, 0.0 if n < 52 else 4.0, i) for n, i in enumerate(ids)))
 
         assert [(c.at, len(c.ids)) for c in fake.calls_of("delete_many")] == [(0.0, 50), (3.0, 2), (4.5, 1)]
 

@@ -266,6 +266,14 @@ class RecordingWriter:
         return {**self.body, "metadata": metadata, "status": {**self.body.get("status", {}), **status}}
 
 
+def one_instance_being_deleted() -> tuple[FakeCloud, dict[str, Any]]:
+    fake = FakeCloud(delete_seconds=1.0)
+    fake.add(view("i-1"))
+    return fake, cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
+        by_alias=True, exclude_none=True
+    )
+
+
 class TestTheAcceptanceGoesOnRecordAtOnce:
     """kopf writes a handler's patch when the handler returns: an acceptance that waited in it for the
     proof reached the CR with the finalizer's removal, when the API server is busiest."""
@@ -273,11 +281,7 @@ class TestTheAcceptanceGoesOnRecordAtOnce:
     async def test_the_acceptance_is_written_before_the_proof_and_the_release_writes_only_the_finalizer(
         self,
     ) -> None:
-        fake = FakeCloud(delete_seconds=1.0)
-        fake.add(view("i-1"))
-        body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
-            by_alias=True, exclude_none=True
-        )
+        fake, body = one_instance_being_deleted()
         async with deletion_handler(fake) as (finalize, memo, events):
             memo["instance_status_writer"] = writer = RecordingWriter(fake, body)
             handled, patch = kopf.Body(body), kopf.Patch()
@@ -294,11 +298,7 @@ class TestTheAcceptanceGoesOnRecordAtOnce:
         assert written["deletion"]["batchId"] in event.message and "404" in event.message
 
     async def test_an_acceptance_the_api_server_failed_goes_with_the_release(self) -> None:
-        fake = FakeCloud(delete_seconds=1.0)
-        fake.add(view("i-1"))
-        body = cr(status={"instanceId": "i-1", "account": "default"}, deleting=True).model_dump(
-            by_alias=True, exclude_none=True
-        )
+        fake, body = one_instance_being_deleted()
         async with deletion_handler(fake, DMS_DELETE_CONFIRM_WAIT_SECONDS="30") as (finalize, memo, events):
             memo["instance_status_writer"] = RecordingWriter(fake, body, fail=True)
             patch = kopf.Patch()
