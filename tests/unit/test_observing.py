@@ -107,6 +107,45 @@ def _churn(fake: FakeCloud, rng: random.Random) -> Callable[[cloud.ListQuery], N
     return churn
 
 
+def stamped(fake: FakeCloud, count: int, *, newest_first: bool) -> list[str]:
+    """``count`` instances listed by creation time, as the real list would order them; their ids in list order."""
+    ids = [f"i-{n:04d}" for n in range(count)]
+    # Epoch ms one second apart, the first id oldest; listed newest first or oldest first.
+    views = [instance(i).model_copy(update={"created_at": 1_700_000_000_000 + n * 1000}) for n, i in enumerate(ids)]
+    fake.add(*(reversed(views) if newest_first else views))
+    return list(reversed(ids)) if newest_first else ids
+
+
+def create_newest(fake: FakeCloud, instance_id: str, *, newest_first: bool) -> None:
+    """An instance created now: where a list ordered by creation time puts it."""
+    newest = max((view.created_at or 0) for view in fake.instances.values()) + 1000
+    view = instance(instance_id).model_copy(update={"created_at": newest})
+    fake.instances = {instance_id: view, **fake.instances} if newest_first else {**fake.instances, instance_id: view}
+
+
+def list_offsets(fake: FakeCloud) -> list[int | None]:
+    return [call.offset for call in fake.calls_of("list_instances")]
+
+
+def _ordered_churn(fake: FakeCloud, rng: random.Random, *, newest_first: bool) -> Callable[[cloud.ListQuery], None]:
+    """Deletions anywhere and creations where the order by creation time puts them, before one page
+    in twenty, often balanced so that the count does not move."""
+    created = 0
+
+    def churn(query: cloud.ListQuery) -> None:
+        nonlocal created
+        if rng.random() < 0.95:
+            return
+        live = list(fake.instances)
+        deleted = rng.choice([0, 1, 1, 2, 5, 60])
+        fake.remove(*rng.sample(live, min(len(live) - 1, deleted)))
+        for _ in range(rng.choice([0, deleted, deleted, 1])):
+            created += 1
+            create_newest(fake, f"i-new-{created}", newest_first=newest_first)
+
+    return churn
+
+
 class TestOneWalk:
     @virtual_time
     async def test_120_instances_with_pages_of_50_take_3_overlapping_calls(self) -> None:
@@ -433,6 +472,152 @@ class TestTheCloudChangingDuringAWalk:
         assert snapshot is not None and snapshot.consistent
         assert (seen.state, seen.observed_at) == (Presence.ABSENT, FIRST)
         assert fake.calls_of("show_instance") == []
+
+
+class TestAListThatStandsStill:
+    """A walk that saw nothing move lets the next one read pages side by side, without overlap,
+    where the list's order by creation time says at which end new instances appear."""
+
+    @pytest.mark.parametrize(
+        ("newest_first", "offsets"),
+        [(True, [*range(50, 1000, 50), 0]), (False, [*range(0, 950, 50), 950])],
+        ids=["newest first: the head last", "oldest first: the tail last"],
+    )
+    @virtual_time
+    async def test_the_walk_after_a_still_one_takes_one_call_per_50_with_the_growing_end_read_last(
+        self, newest_first: bool, offsets: list[int]
+    ) -> None:
+        fake = FakeCloud()
+        ids = stamped(fake, 1000, newest_first=newest_first)
+
+        async with running(fake) as observer:
+            first = await observer.snapshot_after(FIRST, timeout=5)
+            fake.calls.clear()
+            second = await observer.snapshot_after(FIRST + 1, timeout=5)
+            seen = observer.lookup("i-gone")
+
+        assert first is not None and first.calls == 21
+        assert second is not None
+        assert list_offsets(fake) == offsets
+        assert second.calls == 20 == math.ceil(1000 / 50)
+        assert list(second.instances) == ids
+        assert second.consistent
+        assert seen.state == Presence.ABSENT
+        assert fake.calls_of("show_instance") == []
+
+    @virtual_time
+    async def test_the_growing_end_is_asked_for_only_after_every_other_page_answered(self) -> None:
+        fake = FakeCloud(latency=1.0)
+        stamped(fake, 1000, newest_first=True)
+
+        async with running(fake) as observer:
+            await observer.snapshot_after(FIRST, timeout=60)
+            fake.calls.clear()
+            second = await observer.snapshot_after(FIRST + 10, timeout=60)
+
+        assert second is not None and second.consistent
+        *tiles, head = fake.calls_of("list_instances")
+        assert head.offset == 0
+        assert head.at >= max(call.at for call in tiles) + 1.0
+        # 19 pages 8 at a time, then the head: 4 s, against 21 pages in 3 s overlapping.
+        assert second.finished_at - second.started_at == pytest.approx(4.0)
+
+    @pytest.mark.parametrize("newest_first", [True, False])
+    @virtual_time
+    async def test_a_creation_and_a_deletion_that_leave_the_count_alone_are_caught_at_the_growing_end(
+        self, newest_first: bool
+    ) -> None:
+        fake = FakeCloud()
+        ids = stamped(fake, 1000, newest_first=newest_first)
+
+        def churn() -> None:
+            # Before the second walk's page at 500: one created, one deleted ahead of that page,
+            # so everything after the deletion shifts down by one and the count is unchanged.
+            fake.remove(ids[100])
+            create_newest(fake, "i-new", newest_first=newest_first)
+
+        async with running(fake) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            fake.before_list = once(churn, at_offset=500)
+            second = await observer.snapshot_after(FIRST + 1, timeout=5)
+            fake.before_list = None
+            fake.calls.clear()
+            third = await observer.snapshot_after(FIRST + 2, timeout=5)
+
+        assert second is not None and not second.consistent
+        assert third is not None and third.consistent
+        # After a walk in doubt, the next one overlaps its pages again.
+        assert list_offsets(fake)[:3] == [0, 49, 98]
+        assert "i-new" in third.instances and ids[100] not in third.instances
+
+    @virtual_time
+    async def test_a_count_that_moves_during_a_tiled_walk_makes_it_inconsistent(self) -> None:
+        fake = FakeCloud()
+        ids = stamped(fake, 1000, newest_first=True)
+
+        async with running(fake) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            fake.before_list = once(lambda: fake.remove(ids[10]), at_offset=300)
+            second = await observer.snapshot_after(FIRST + 1, timeout=5)
+            unlisted = observer.lookup("i-gone")
+
+        assert second is not None and not second.consistent
+        assert unlisted.state == Presence.UNKNOWN
+
+    @pytest.mark.parametrize(
+        "stamps",
+        [None, [1_700_000_000_000] * 1000, [1_700_000_000_000 + (n * 7919) % 1000 for n in range(1000)]],
+        ids=["no created_at", "one created_at for all", "an order created_at does not explain"],
+    )
+    @virtual_time
+    async def test_a_list_whose_order_created_at_does_not_explain_always_overlaps(
+        self, stamps: list[int] | None
+    ) -> None:
+        fake = FakeCloud()
+        ids = fake.add_running(1000)
+        if stamps is not None:
+            for instance_id, stamp in zip(ids, stamps, strict=True):
+                fake.instances[instance_id] = fake.instances[instance_id].model_copy(update={"created_at": stamp})
+
+        async with running(fake) as observer:
+            await observer.snapshot_after(FIRST, timeout=5)
+            fake.calls.clear()
+            second = await observer.snapshot_after(FIRST + 1, timeout=5)
+
+        assert second is not None and second.consistent
+        assert second.calls == 21
+        assert list_offsets(fake)[:3] == [0, 49, 98]
+
+    @pytest.mark.parametrize("pages_at_once", [1, observing.PAGES_AT_ONCE])
+    @pytest.mark.parametrize("newest_first", [True, False])
+    @virtual_time
+    async def test_a_consistent_snapshot_never_misses_an_instance_that_lived_through_the_walk(
+        self, newest_first: bool, pages_at_once: int
+    ) -> None:
+        tiled = tiled_consistent = 0
+        for seed in range(40):
+            rng = random.Random(seed)
+            fake = FakeCloud()
+            stamped(fake, rng.randint(120, 600), newest_first=newest_first)
+            async with running(fake, pages_at_once=pages_at_once) as observer:
+                first = await observer.snapshot_after(now(), timeout=5)
+                assert first is not None and first.anchor is not None
+                fake.before_list = _ordered_churn(fake, rng, newest_first=newest_first)
+                for walk in range(1, 6):
+                    start = set(fake.instances)
+                    calls_before = len(fake.calls_of("list_instances"))
+                    snapshot = await observer.snapshot_after(now() + 1, timeout=5)
+                    assert snapshot is not None
+                    offsets = list_offsets(fake)[calls_before:]
+                    was_tiled = len(offsets) > 1 and (offsets[0] != 0 or offsets[1] == 50)
+                    tiled += was_tiled
+                    if snapshot.consistent:
+                        tiled_consistent += was_tiled
+                        lived_through = start & set(fake.instances)
+                        assert lived_through <= set(snapshot.instances), f"seed {seed}, walk {walk}"
+        # The churn leaves many walks still: many are tiled, and most tiled walks hold.
+        assert tiled >= 60
+        assert tiled_consistent >= 30
 
 
 class TestSharingAndPacing:
