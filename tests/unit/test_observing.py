@@ -497,7 +497,8 @@ class TestAListThatStandsStill:
         fake = FakeCloud()
         ids = stamped(fake, 1000, newest_first=newest_first)
 
-        async with running(fake) as observer:
+        metrics = Metrics()
+        async with running(fake, metrics=metrics) as observer:
             second = await the_walk_after_the_first(observer, fake)
             seen = observer.lookup("i-gone")
 
@@ -508,6 +509,8 @@ class TestAListThatStandsStill:
         assert second.consistent
         assert seen.state == Presence.ABSENT
         assert fake.calls_of("show_instance") == []
+        tiled = "rocketmq_operator_observer_tiled_walks_total"
+        assert metrics.registry.get_sample_value(tiled, {"outcome": "whole"}) == 1
 
     @virtual_time
     async def test_the_growing_end_is_asked_for_only_after_every_other_page_answered(self) -> None:
@@ -559,7 +562,8 @@ class TestAListThatStandsStill:
         fake = FakeCloud()
         ids = stamped(fake, 1000, newest_first=True)
 
-        async with running(fake, pages_at_once=1) as observer:
+        metrics = Metrics()
+        async with running(fake, pages_at_once=1, metrics=metrics) as observer:
             await observer.snapshot_after(FIRST, timeout=5)
             fake.calls.clear()
             fake.before_list = once(lambda: fake.remove(ids[10]), at_offset=300)
@@ -571,6 +575,8 @@ class TestAListThatStandsStill:
         assert set(second.instances) == set(ids) - {ids[10]}
         assert unlisted.state == Presence.ABSENT
         assert fake.calls_of("show_instance") == []
+        tiled = "rocketmq_operator_observer_tiled_walks_total"
+        assert metrics.registry.get_sample_value(tiled, {"outcome": "moved"}) == 1
 
     @pytest.mark.parametrize(
         "stamps",

@@ -116,6 +116,13 @@ class Metrics:
             "List pages read again because deletions during a walk shifted the list under it.",
             registry=r,
         )
+        self.tiled_walks = Counter(
+            "rocketmq_operator_observer_tiled_walks",
+            "List walks that read pages without overlap, the list having stood still: whole, or "
+            "stopped because the list moved (the walk then starts again with overlapping pages).",
+            ["outcome"],
+            registry=r,
+        )
         self.remembered_crs = Gauge(
             "rocketmq_operator_remembered_crs",
             "CRs this process keeps memory for (locks, retry deadlines, deletion state); a CR is "

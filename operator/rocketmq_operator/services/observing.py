@@ -328,6 +328,8 @@ class Observer(SupervisedService):
         latest = self._latest
         if latest is not None and latest.anchor is not None and latest.anchor.count > self._page_size:
             tiled, spent = await self._walk_tiled(started_at, latest.anchor)
+            if self._metrics is not None:
+                self._metrics.tiled_walks.labels(outcome="moved" if tiled is None else "whole").inc()
             if tiled is not None:
                 return tiled
             # The list moved under the tiles, which may have missed what it shifted: walk again
